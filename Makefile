@@ -1,0 +1,37 @@
+# Everything runs inside .venv. `make test` / `make demo` set it up on a fresh machine;
+# a stamp file makes the install idempotent and fast once done.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.hf-sign-installed
+# CPU wheel of torch; a looser pin would pull several GB of CUDA packages.
+TORCH_PIN := torch==2.13.0
+DEMO_DIR ?= outputs/demo
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_PIN)
+	$(PIP) install --quiet -e ".[dev,fingerspelling]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/hf-sign demo --out $(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: install
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) outputs

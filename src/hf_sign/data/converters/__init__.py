@@ -1,0 +1,1 @@
+"""Converters from real sign-language corpora to the hf-sign dataset layout."""

@@ -1,0 +1,68 @@
+"""Writing corpora in the layout of a Hub dataset repo, so `datasets.load_dataset(DIR)` loads them offline.
+
+```
+DIR/README.md                                  dataset card (YAML metadata + Markdown)
+DIR/data/{split}-00000-of-00001.parquet       one Parquet file per split
+DIR/skipped.jsonl                              (converters only) one line per skipped input
+```
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from string import Template
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from datasets import Dataset, DatasetDict, Features
+
+SPLITS = ("train", "validation", "test")
+
+
+def hub_cards_dir() -> Path:
+    """The repository's `hub_cards/` folder (card templates ship beside the package source)."""
+    path = Path(__file__).resolve().parents[3] / "hub_cards"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"Card templates not found at {path}; hf-sign expects an editable install from its repository (`make install`)."
+        )
+    return path
+
+
+def render_card(template_name: str, **fields: Any) -> str:
+    """Fill `hub_cards/<template_name>` with `fields` (`$name` placeholders, `string.Template`)."""
+    text = (hub_cards_dir() / template_name).read_text(encoding="utf-8")
+    return Template(text).substitute({k: str(v) for k, v in fields.items()})
+
+
+def save_corpus(
+    splits: Mapping[str, List[Dict[str, Any]]],
+    features: Features,
+    out_dir: str | Path,
+    card: str,
+    skipped: Optional[Iterable[Dict[str, Any]]] = None,
+) -> DatasetDict:
+    """Write `splits` (split name -> list of rows) as Parquet + `README.md` under `out_dir`.
+
+    Every split is written even when empty, so downstream code can rely on the split names.
+    Returns the `DatasetDict` that was written.
+    """
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for old in (out / "data").glob("*.parquet"):
+        old.unlink()  # a re-run must not leave stale shards that load_dataset would merge
+    dd = DatasetDict()
+    for name, rows in splits.items():
+        ds = Dataset.from_list(list(rows), features=features)
+        ds.to_parquet(str(out / "data" / f"{name}-00000-of-00001.parquet"))
+        dd[name] = ds
+    (out / "README.md").write_text(card, encoding="utf-8")
+    skipped = list(skipped or [])
+    report = out / "skipped.jsonl"
+    if skipped:
+        with report.open("w", encoding="utf-8") as fh:
+            for item in skipped:
+                fh.write(json.dumps(item) + "\n")
+    elif report.exists():
+        report.unlink()
+    return dd
