@@ -21,8 +21,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install --quiet -e ".[dev,fingerspelling]"
 	touch $(STAMP)
 
-demo: install
-	$(VENV)/bin/hf-sign demo --out $(DEMO_DIR)
+# Until a generator model lands, the demo builds the embedded SynthSign corpus once (cached in
+# outputs/synthsign) and renders one test sentence to a GIF and a .pose file.
+DATA_DIR ?= outputs/synthsign
+
+$(DATA_DIR)/README.md: | $(STAMP)
+	$(VENV)/bin/hf-sign data synthsign --out $(DATA_DIR)
+
+demo: install $(DATA_DIR)/README.md
+	$(VENV)/bin/hf-sign render $(DATA_DIR) --split test --index 0 --out $(DEMO_DIR)/test-0.gif
+	$(VENV)/bin/hf-sign render $(DATA_DIR) --split test --index 0 --out $(DEMO_DIR)/test-0.pose
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
