@@ -44,15 +44,21 @@ def save_corpus(
 ) -> DatasetDict:
     """Write `splits` (split name -> list of rows) as Parquet + `README.md` under `out_dir`.
 
-    Every split is written even when empty, so downstream code can rely on the split names.
+    Splits without rows are not written: `datasets` cannot load an empty Parquet split, and its
+    file-name convention (`data/{split}-*.parquet`) lets `load_dataset` find the splits that exist
+    without a `configs` block in the card. The card reports every split's count, zeros included.
     Returns the `DatasetDict` that was written.
     """
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     for old in (out / "data").glob("*.parquet"):
         old.unlink()  # a re-run must not leave stale shards that load_dataset would merge
+    if not any(splits.values()):
+        raise ValueError(f"Nothing to write to {out}: every split is empty.")
     dd = DatasetDict()
     for name, rows in splits.items():
+        if not rows:
+            continue
         ds = Dataset.from_list(list(rows), features=features)
         ds.to_parquet(str(out / "data" / f"{name}-00000-of-00001.parquet"))
         dd[name] = ds

@@ -1,0 +1,25 @@
+"""Pose sequences to pictures and files: stick-figure frames, GIF/MP4 and pose-format `.pose` export."""
+
+from .frames import PART_COLORS, check_positions, draw_frames, project, render_panels
+from .inputs import RenderInput, load_render_input, render_to_file, save_npz
+from .pose_export import component_layout, pose_to_positions, positions_to_pose, save_pose
+from .video import save_gif, save_mp4, save_video
+
+__all__ = [
+    "PART_COLORS",
+    "RenderInput",
+    "check_positions",
+    "component_layout",
+    "draw_frames",
+    "load_render_input",
+    "pose_to_positions",
+    "positions_to_pose",
+    "project",
+    "render_panels",
+    "render_to_file",
+    "save_gif",
+    "save_mp4",
+    "save_npz",
+    "save_pose",
+    "save_video",
+]

@@ -15,7 +15,8 @@ Projection is orthographic:
   away from the camera).
 
 One scale is used for the whole sequence (and for all panels of `render_panels`), never per frame, so
-global motion and size differences stay visible. Joints with NaN/inf coordinates are skipped: bones
+global motion and size differences stay visible. Bones take the colour of their part (`PART_COLORS`); a
+bone joining two parts (elbow -> wrist when the wrist is a hand joint) is drawn as a body segment. Joints with NaN/inf coordinates are skipped: bones
 touching them and their dots are simply not drawn (useful for undetected MediaPipe hands).
 """
 
@@ -99,8 +100,10 @@ class _Panel:
         hand_w = max(1, round(width / 300))
         self.bones = []
         for p, c in spec.position_bones:
-            is_body = part[c] == "body"
-            self.bones.append((p, c, PART_COLORS.get(part[c], PART_COLORS["body"]), body_w if is_body else hand_w))
+            # A bone joining two parts (elbow -> wrist, neck -> face) is a body segment: body style.
+            bone_part = part[c] if part[p] == part[c] else "body"
+            line_w = body_w if bone_part == "body" else hand_w
+            self.bones.append((p, c, PART_COLORS.get(bone_part, PART_COLORS["body"]), line_w))
         self.dots = []
         for j, name in enumerate(part):
             r = max(1.5, width / 110) if name == "body" else max(1.0, width / 260)
@@ -190,7 +193,7 @@ def render_panels(
     font_px = max(9, round(min(w, h) / 22))
     font = _font(font_px)
     top = font_px + 8 if any(t for t in titles) else 0
-    bottom = (font_px + 6) if (frame_counter or caption) else 0
+    bottom = (font_px + 6) * (int(frame_counter) + int(bool(caption)))
     margin = max(4, round(min(w, h) / 25))
     pixels = _layout([project(a, sp, view) for a, sp in zip(arrays, specs)], (w, h), top, bottom, margin)
     panels = [_Panel(uv, sp, w) for uv, sp in zip(pixels, specs)]
@@ -263,6 +266,7 @@ def draw_frames(
         `np.ndarray` of shape `(T, height, width, 3)`, dtype uint8. Joints with NaN/inf coordinates are
         not drawn (nor bones touching them).
     """
+    positions = check_positions(positions, spec, "positions")  # error names this argument, not sequences[0]
     return render_panels(
         [positions], spec, titles=[title], size=size, view=view, caption=caption,
         frame_counter=frame_counter, show_progress=show_progress,
