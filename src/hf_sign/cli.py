@@ -5,7 +5,7 @@ Implemented verbs:
 ```
 hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --num-test N]
 hf-sign data fingerspelling --out DIR [--seed N] [--languages ase,gsg,...]
-hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR [--skip-invalid]
+hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
 hf-sign skeletons [NAME]
 ```
@@ -57,7 +57,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         else:
             from .data.converters.pose_dir import convert_pose_dir
 
-            dd, skipped = convert_pose_dir(args.src, args.out, csv=args.csv, skip_invalid=args.skip_invalid)
+            dd, skipped = convert_pose_dir(
+                args.src, args.out, csv=args.csv, skip_invalid=args.skip_invalid, allow_missing=args.allow_missing
+            )
         _print_splits(dd, args.out, skipped)
     return 0
 
@@ -120,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out", required=True)
     conv.add_argument("--skip-invalid", action="store_true", help="skip bad items and list them in skipped.jsonl")
     conv.add_argument("--fps", type=float, default=24.0, help="target fps for SMPL-X corpora (SOKE uses 24)")
-    conv.add_argument("--csv", default=None, help="pose-dir: CSV file (default: SRC/index.csv)")
+    conv.add_argument("--csv", default=None, help="pose-dir: CSV file (default: SRC/metadata.csv, else SRC/index.csv)")
+    conv.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pose-dir: place joints never detected in a clip (e.g. an absent hand) on their nearest detected ancestor instead of failing",
+    )
     data.set_defaults(func=cmd_data)
 
     render = sub.add_parser("render", help="render a dataset row or a saved .npz to GIF/MP4/.pose")

@@ -24,7 +24,7 @@ import hashlib
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..io import SPLITS
+from ...skeletons.spec import get_skeleton
 from ..pose_io import pose_to_holistic, read_pose_file
 from ..schema import make_sample
 from .base import ConversionError, run_conversion
@@ -54,7 +54,9 @@ def read_metadata(csv_path: Path) -> List[Dict[str, str]]:
             if not row["path"]:
                 raise ConversionError(f"{csv_path}, line {line}: empty 'path'.")
             if row["path"] in seen:
-                raise ConversionError(f"{csv_path}, line {line}: path {row['path']!r} already listed on line {seen[row['path']]}.")
+                raise ConversionError(
+                    f"{csv_path}, line {line}: path {row['path']!r} already listed on line {seen[row['path']]}."
+                )
             seen[row["path"]] = line
             rows.append(row)
     if not rows:
@@ -137,8 +139,13 @@ def convert_pose_dir(
         + f" Splits: from the CSV's `split` column where given, else a hash of the path. Metadata: `{csv_path.name}`."
     )
     dd, skipped = run_conversion(
-        items, out_dir=out_dir, feature_dim=3 * len(_joint_names(face)), format_name="pose-dir (MediaPipe Holistic .pose)",
-        source=str(src), skip_invalid=skip_invalid, description=description,
+        items,
+        out_dir=out_dir,
+        feature_dim=get_skeleton(spec_name).feature_dim,
+        format_name="pose-dir (MediaPipe Holistic .pose)",
+        source=str(src),
+        skip_invalid=skip_invalid,
+        description=description,
     )
     total = max(counts["values"], 1)
     with (Path(out_dir) / "README.md").open("a", encoding="utf-8") as fh:
@@ -149,12 +156,3 @@ def convert_pose_dir(
             f"joint-frames ({counts['anchored'] / total:.2%}) in {counts['files_with_anchors']} file(s)\n"
         )
     return dd, skipped
-
-
-def _joint_names(face: bool):
-    from ...skeletons.holistic import holistic_joint_table
-
-    return [r[0] for r in holistic_joint_table(face)]
-
-
-__all__ = ["convert_pose_dir", "hash_split", "read_metadata", "SPLITS"]
