@@ -1,0 +1,401 @@
+"""Sign-SALD's skeleton-aware latent denoiser (Shen et al., Sec. 2.2), as a diffusers model.
+
+Input: a noisy latent `z_t` of shape (B, N', J', C) from `SkeletonVAE`, the timestep, and text hidden states
+(B, L, text_dim) from a frozen text encoder (CLIP in the paper). Every token (frame n, atomic joint j) is projected
+to D channels and gets a learned joint embedding plus a sinusoidal temporal position embedding (any N' works).
+
+Each of the `num_layers` layers applies, in order (eq. 5),
+
+    z = z + FiLM(TempAttn(LN(z)), t)     attention across the N' frames, separately for every atomic joint
+    z = z + FiLM(SkelAttn(LN(z)), t)     attention across the J' atomic joints, separately for every frame
+    z = z + FiLM(CrossAttn(LN(z), c), t) every token attends to the text tokens
+    z = z + FiLM(FFN(LN(z)), t)
+
+with FiLM(h, t) = gamma_t * h + beta_t (eq. 6), gamma_t and beta_t computed from the timestep embedding and
+broadcast over frames and joints. FiLM is initialised to the identity (gamma = 1, beta = 0: the projection
+producing `gamma - 1` and `beta` is zero-initialised), so at initialisation every block is a plain pre-LN residual
+block and the timestep modulation is learned from there.
+
+Long skip connections (paper: "l -> l + tau, tau > 1, via learnable linear projections", after U-Net/U-ViT): the
+input of layer `l` is also fed to layer `l + skip_tau` (the output head counts as layer `num_layers`), combined as
+`Linear([z, z_skip])` with the projection initialised to pass `z` through and ignore `z_skip`.
+
+Output: `proj_out(LN(z))` back to C channels, the noise prediction (`prediction_type="epsilon"`, recorded for the
+pipeline; the scheduler owns the parameterisation).
+
+Classifier-free guidance: the model owns a learned null text embedding. `drop_condition` (called by the trainer)
+replaces each sample's text by the null condition with probability `cond_drop_prob`; `null_condition` gives the
+unconditional input for guided sampling (one valid token holding the null embedding, the rest masked).
+
+Ablations (Table 3): `use_temporal_attention=False` / `use_skeletal_attention=False` drop that sub-layer;
+`use_cross_attention=False` ("w/o CrossAttn") replaces cross-attention with self-attention over the concatenation of
+one sentence-level text token (masked mean of the projected text states) and all N' * J' pose tokens.
+
+Length prediction: the number of frames to generate is predicted by a small MLP on the masked mean of the text
+states, regressing log(num_frames) (full-rate frames) with an MSE loss (`length_loss`); it lives in this model so
+it is saved, loaded and trained with the denoiser, but shares no weights with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps, get_timestep_embedding
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+
+__all__ = ["SkeletonLatentDenoiser", "SkeletonLatentDenoiserOutput"]
+
+
+@dataclass
+class SkeletonLatentDenoiserOutput(BaseOutput):
+    """Output of `SkeletonLatentDenoiser`.
+
+    Args:
+        sample (`torch.Tensor` of shape `(batch, num_latent_frames, num_joints, latent_channels)`): the prediction
+            (noise for `prediction_type="epsilon"`).
+    """
+
+    sample: torch.Tensor
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x (B, L, D) over the tokens where mask (B, L) is True."""
+    w = mask.to(x.dtype)[..., None]
+    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+class Attention(nn.Module):
+    """Multi-head attention over token sequences (B, L, D) with an optional key padding mask (True = attend)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"`hidden_dim` ({dim}) must be divisible by `num_heads` ({num_heads}).")
+        self.num_heads, self.dropout = num_heads, dropout
+        self.to_q, self.to_k, self.to_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, key_mask: Optional[torch.Tensor] = None):
+        context = x if context is None else context
+        heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731  (B, H, L, D/H)
+        q, k, v = heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.to_out(out.transpose(1, 2).flatten(2))
+
+
+class FiLM(nn.Module):
+    """FiLM(h, t) = gamma_t * h + beta_t (eq. 6), broadcast over frames and joints; identity at initialisation."""
+
+    def __init__(self, cond_dim: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * dim)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.proj(F.silu(cond))[:, None, None, :].chunk(2, dim=-1)  # cond (B, Dt) -> (B, 1, 1, D)
+        return (1.0 + scale) * h + shift
+
+
+class SequentialAttentionLayer(nn.Module):
+    """TempAttn -> SkelAttn -> CrossAttn -> FFN, each `z + FiLM(A(LN(z)), t)` (eq. 5), on z of shape (B, N, J, D)."""
+
+    def __init__(self, dim, num_heads, ff_dim, time_dim, dropout, use_temporal, use_skeletal, use_cross):
+        super().__init__()
+        # The text sub-layer is "cross" (cross-attention) or "joint" (self-attention over [sentence, pose tokens]).
+        self.text_key = "cross" if use_cross else "joint"
+        names = (["temporal"] if use_temporal else []) + (["skeletal"] if use_skeletal else []) + [self.text_key]
+        self.norms = nn.ModuleDict({n: nn.LayerNorm(dim) for n in names + ["ffn"]})
+        self.attns = nn.ModuleDict({n: Attention(dim, num_heads, dropout) for n in names})
+        self.films = nn.ModuleDict({n: FiLM(time_dim, dim) for n in names + ["ffn"]})
+        self.ffn = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
+
+    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None):
+        b, n, j, d = z.shape
+        if "temporal" in self.attns:  # every atomic joint's sequence of frames
+            h = self.norms["temporal"](z).transpose(1, 2).reshape(b * j, n, d)
+            mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=0)
+            h = self.attns["temporal"](h, key_mask=mask).reshape(b, j, n, d).transpose(1, 2)
+            z = z + self.films["temporal"](h, temb)
+        if "skeletal" in self.attns:  # the atomic joints of every frame
+            h = self.attns["skeletal"](self.norms["skeletal"](z).reshape(b * n, j, d)).reshape(b, n, j, d)
+            z = z + self.films["skeletal"](h, temb)
+        key = self.text_key
+        h = self.norms[key](z).reshape(b, n * j, d)
+        if key == "cross":  # every pose token attends to the text tokens
+            h = self.attns[key](h, context=text, key_mask=text_mask)
+        else:  # "w/o CrossAttn": self-attention over [sentence token, pose tokens]
+            tokens = torch.cat([self.norms[key](text_token)[:, None], h], dim=1)
+            pose_mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=1)
+            mask = None if pose_mask is None else torch.cat([pose_mask.new_ones(b, 1), pose_mask], dim=1)
+            h = self.attns[key](tokens, key_mask=mask)[:, 1:]
+        z = z + self.films[key](h.reshape(b, n, j, d), temb)
+        return z + self.films["ffn"](self.ffn(self.norms["ffn"](z)), temb)
+
+
+class LengthPredictor(nn.Module):
+    """MLP regressing log(num_frames) from the masked mean of the text hidden states."""
+
+    def __init__(self, text_dim: int, hidden: int, init_frames: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        nn.init.constant_(self.net[-1].bias, math.log(init_frames))  # start from a typical length
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(_masked_mean(text, mask))[:, 0]
+
+
+class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
+    r"""Sign-SALD noise predictor over skeletal-temporal latents (B, N', J', C), conditioned on text.
+
+    Args:
+        num_joints (`int`, *optional*, defaults to 7): J', atomic joints of the latent (1 for the "w/o ST-Latent" VAE).
+        latent_channels (`int`, *optional*, defaults to 16): C, channels per latent token (`SkeletonVAE.latent_channels`).
+        hidden_dim (`int`, *optional*, defaults to 256): D, transformer width.
+        num_layers (`int`, *optional*, defaults to 8): sequential-attention layers.
+        num_heads (`int`, *optional*, defaults to 4): attention heads (must divide `hidden_dim`).
+        ff_mult (`int`, *optional*, defaults to 4): FFN width = `ff_mult * hidden_dim`.
+        text_dim (`int`, *optional*, defaults to 512): width of the text hidden states (CLIP ViT-B/32: 512).
+        time_embed_dim (`int`, *optional*): width of the timestep embedding; defaults to `hidden_dim`.
+        dropout (`float`, *optional*, defaults to 0.0): dropout on attention weights and inside the FFN.
+        max_frames (`int`, *optional*, defaults to 400): upper bound of `predict_num_frames` (full-rate frames). The
+            sinusoidal position embedding itself has no length limit.
+        skip_tau (`int`, *optional*, defaults to 2): long skip distance tau (> 1); 0 disables the long skips.
+        use_temporal_attention (`bool`, *optional*, defaults to `True`): keep TempAttn ("w/o TempAttn" if False).
+        use_skeletal_attention (`bool`, *optional*, defaults to `True`): keep SkelAttn ("w/o SkelAttn" if False).
+        use_cross_attention (`bool`, *optional*, defaults to `True`): cross-attention to the text tokens; False is
+            "w/o CrossAttn" (self-attention over a pooled sentence token concatenated with the pose tokens).
+        cond_drop_prob (`float`, *optional*, defaults to 0.1): probability that `drop_condition` replaces a
+            sample's text by the learned null condition during training (classifier-free guidance).
+        prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the output means; the scheduler must use
+            the same (documentation for pipelines).
+        length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        num_joints: int = 7,
+        latent_channels: int = 16,
+        hidden_dim: int = 256,
+        num_layers: int = 8,
+        num_heads: int = 4,
+        ff_mult: int = 4,
+        text_dim: int = 512,
+        time_embed_dim: Optional[int] = None,
+        dropout: float = 0.0,
+        max_frames: int = 400,
+        skip_tau: int = 2,
+        use_temporal_attention: bool = True,
+        use_skeletal_attention: bool = True,
+        use_cross_attention: bool = True,
+        cond_drop_prob: float = 0.1,
+        prediction_type: str = "epsilon",
+        length_predictor_hidden: int = 128,
+    ):
+        super().__init__()
+        if skip_tau and skip_tau < 2:
+            raise ValueError(f"`skip_tau` must be 0 (no long skips) or > 1; got {skip_tau}.")
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise ValueError(f"`cond_drop_prob` must be in [0, 1); got {cond_drop_prob}.")
+        time_dim = time_embed_dim or hidden_dim
+        self.gradient_checkpointing = False
+
+        self.proj_in = nn.Linear(latent_channels, hidden_dim)
+        self.joint_embedding = nn.Parameter(torch.randn(num_joints, hidden_dim) * 0.02)
+        self.time_proj = Timesteps(hidden_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(hidden_dim, time_dim)
+        self.text_proj = nn.Linear(text_dim, hidden_dim)
+        self.null_text_embedding = nn.Parameter(torch.randn(text_dim) * 0.02)
+
+        self.layers = nn.ModuleList(
+            SequentialAttentionLayer(
+                hidden_dim, num_heads, ff_mult * hidden_dim, time_dim, dropout,
+                use_temporal_attention, use_skeletal_attention, use_cross_attention,
+            )
+            for _ in range(num_layers)
+        )
+        # Skip into position p (= layer p's input, p = num_layers: the output head) from position p - tau.
+        num_skips = num_layers - skip_tau + 1 if skip_tau and num_layers >= skip_tau else 0
+        self.skip_projs = nn.ModuleList(nn.Linear(2 * hidden_dim, hidden_dim) for _ in range(num_skips))
+        for proj in self.skip_projs:  # pass z through, ignore the skip at initialisation
+            nn.init.zeros_(proj.bias)
+            with torch.no_grad():
+                proj.weight.zero_()
+                proj.weight[:, :hidden_dim].copy_(torch.eye(hidden_dim))
+
+        self.norm_out = nn.LayerNorm(hidden_dim)
+        self.proj_out = nn.Linear(hidden_dim, latent_channels)
+        self.length_predictor = LengthPredictor(text_dim, length_predictor_hidden, max(max_frames / 4.0, 1.0))
+
+    # ------------------------------------------------------------------------------------------ checks
+    def _check_text(self, states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        if states.ndim != 3 or states.shape[-1] != self.config.text_dim:
+            raise ValueError(
+                f"`encoder_hidden_states` must have shape (batch, seq_len, {self.config.text_dim}) (text_dim); "
+                f"got {tuple(states.shape)}."
+            )
+        if mask is None:
+            return torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
+        if tuple(mask.shape) != tuple(states.shape[:2]):
+            raise ValueError(
+                f"`encoder_attention_mask` must have shape {tuple(states.shape[:2])} (batch, seq_len); got {tuple(mask.shape)}."
+            )
+        mask = mask.bool()
+        if not mask.any(1).all():
+            raise ValueError("`encoder_attention_mask` has a sample with no valid token; use `null_condition` instead.")
+        return mask
+
+    def _check_inputs(self, sample, timestep, attention_mask):
+        cfg = self.config
+        if sample.ndim != 4 or tuple(sample.shape[2:]) != (cfg.num_joints, cfg.latent_channels):
+            raise ValueError(
+                f"`sample` must have shape (batch, num_latent_frames, {cfg.num_joints}, {cfg.latent_channels}) "
+                f"(num_joints, latent_channels); got {tuple(sample.shape)}."
+            )
+        b, n = sample.shape[:2]
+        if not torch.is_tensor(timestep):
+            timestep = torch.tensor([timestep], device=sample.device)
+        timestep = timestep.to(sample.device).reshape(-1)
+        if timestep.shape[0] == 1:
+            timestep = timestep.expand(b)
+        if timestep.shape[0] != b:
+            raise ValueError(f"`timestep` must be a scalar or have shape ({b},); got {tuple(timestep.shape)}.")
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != (b, n):
+                raise ValueError(f"`attention_mask` must have shape ({b}, {n}) (batch, num_latent_frames); got {tuple(attention_mask.shape)}.")
+            attention_mask = attention_mask.bool()
+            if not attention_mask.any(1).all():
+                raise ValueError("`attention_mask` has a sample with no valid latent frame.")
+        return timestep, attention_mask
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: Union[torch.Tensor, float, int],
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        return_dict: bool = True,
+    ) -> Union[SkeletonLatentDenoiserOutput, Tuple[torch.Tensor]]:
+        """Predict the noise in `sample`.
+
+        Args:
+            sample (`torch.Tensor` of shape `(batch, num_latent_frames, num_joints, latent_channels)`): noisy latents.
+            timestep (`torch.Tensor` of shape `(batch,)`, or a scalar): diffusion timesteps.
+            encoder_hidden_states (`torch.Tensor` of shape `(batch, seq_len, text_dim)`): text encoder states.
+            encoder_attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): True on real tokens.
+            attention_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, *optional*): True on real latent
+                frames; padded frames are never attended to (their outputs are meaningless and must be masked).
+            return_dict (`bool`, *optional*, defaults to `True`): return a `SkeletonLatentDenoiserOutput`, else a tuple.
+        """
+        timestep, attention_mask = self._check_inputs(sample, timestep, attention_mask)
+        text_mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        if encoder_hidden_states.shape[0] != sample.shape[0]:
+            raise ValueError(
+                f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {sample.shape[0]}."
+            )
+        n, d = sample.shape[1], self.config.hidden_dim
+        temb = self.time_embedding(self.time_proj(timestep).to(sample.dtype))
+        positions = get_timestep_embedding(
+            torch.arange(n, device=sample.device), d, flip_sin_to_cos=True, downscale_freq_shift=0
+        ).to(sample.dtype)
+        z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
+        text = self.text_proj(encoder_hidden_states)
+        text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
+
+        inputs = []  # the input of every layer, for the long skips
+        for i, layer in enumerate(self.layers):
+            z = self._long_skip(i, z, inputs)
+            inputs.append(z)
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                z = self._gradient_checkpointing_func(layer, z, temb, text, text_mask, attention_mask, text_token)
+            else:
+                z = layer(z, temb, text, text_mask, attention_mask, text_token)
+        z = self._long_skip(len(self.layers), z, inputs)
+        out = self.proj_out(self.norm_out(z))
+        if not return_dict:
+            return (out,)
+        return SkeletonLatentDenoiserOutput(sample=out)
+
+    def _long_skip(self, position: int, z: torch.Tensor, inputs: list) -> torch.Tensor:
+        tau = self.config.skip_tau
+        if not tau or position < tau:
+            return z
+        return self.skip_projs[position - tau](torch.cat([z, inputs[position - tau]], dim=-1))
+
+    # ------------------------------------------------------------------------------------------ guidance
+    def null_condition(
+        self, batch_size: int, seq_len: int = 1, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Unconditional input: (states (batch, seq_len, text_dim), mask) with one valid token holding the learned null
+        embedding and `seq_len - 1` masked zero tokens (so it can be concatenated with conditional states)."""
+        null = self.null_text_embedding.to(device=device, dtype=dtype)
+        states = torch.cat([null.expand(batch_size, 1, -1), null.new_zeros(batch_size, seq_len - 1, null.shape[0])], 1)
+        mask = torch.zeros(batch_size, seq_len, dtype=torch.bool, device=null.device)
+        mask[:, 0] = True
+        return states, mask
+
+    def drop_condition(
+        self,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+        drop_prob: Optional[float] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Training-time condition dropout for classifier-free guidance (the trainer calls it before `forward`).
+
+        Each sample's text is replaced by `null_condition` with probability `drop_prob` (default
+        `config.cond_drop_prob`). Returns `(encoder_hidden_states, encoder_attention_mask)`; gradients reach the
+        learned null embedding through the dropped samples.
+        """
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        p = self.config.cond_drop_prob if drop_prob is None else drop_prob
+        if p <= 0:
+            return encoder_hidden_states, mask
+        b, seq_len, _ = encoder_hidden_states.shape
+        gen_device = generator.device if generator is not None else encoder_hidden_states.device
+        drop = (torch.rand(b, generator=generator, device=gen_device) < p).to(encoder_hidden_states.device)
+        null_states, null_mask = self.null_condition(b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype)
+        states = torch.where(drop[:, None, None], null_states, encoder_hidden_states)
+        return states, torch.where(drop[:, None], null_mask, mask)
+
+    # ------------------------------------------------------------------------------------------ length
+    def predict_log_num_frames(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """log(number of full-rate frames) predicted from the text, shape (batch,)."""
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        return self.length_predictor(encoder_hidden_states, mask)
+
+    @torch.no_grad()
+    def predict_num_frames(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> torch.LongTensor:
+        """Predicted number of full-rate frames per sample (batch,), rounded and clamped to [1, `max_frames`]."""
+        log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
+        return log_n.exp().round().clamp(1, self.config.max_frames).long()
+
+    def length_loss(
+        self,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: Optional[torch.Tensor],
+        num_frames: torch.Tensor,
+    ) -> torch.Tensor:
+        """MSE between predicted and true log(num_frames); `num_frames` (batch,) counts real full-rate frames."""
+        log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
+        if tuple(num_frames.shape) != tuple(log_n.shape):
+            raise ValueError(f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}.")
+        return F.mse_loss(log_n, num_frames.to(log_n).clamp_min(1.0).log())

@@ -1,0 +1,555 @@
+"""Sign-SALD's skeleton-aware VAE (Shen et al., Sec. 2.1, Fig. 2), as a diffusers model.
+
+Pipeline of the encoder, top to bottom (shapes for batch B, frames N, feature joints J, atomic joints J'):
+
+    x (B, N, F) --joint-specific MLPs--> h (B, N, J, D)
+      --[STConv x layers_per_stage -> STPool] per stage--> (B, N', J', D)   N' = N / prod(temporal_downsample)
+      --mean / logvar heads--> diagonal Gaussian over z (B, N', J', latent_dim)
+
+* STConv (eq. 1): `F_skel(h) + F_temp(h)`, a graph convolution over the `SkeletonSpec`'s normalised adjacency
+  (shared weights, ST-GCN edge-importance mask, per-joint bias) summed element-wise with a 1-D temporal convolution
+  run on every joint's sequence (weights shared across joints), then LayerNorm, activation and a residual.
+* STPool (eq. 2): `P_temp(P_skel(h))`. Skeletal pooling averages the joints of each atomic-joint group of the spec
+  (`pooling_groups[num_atomic_joints]`), as a learnable matrix that is initialised to that average and can only
+  weigh joints inside their own group. It happens in the first STPool; later stages work on the J' atomic joints
+  over the pooled (group-level) adjacency. Temporal pooling is a learnable strided convolution (kernel = stride =
+  factor), one factor per stage.
+
+The decoder mirrors it: a latent input projection, then per stage STUnpool (transposed strided convolution in time;
+skeletal unpooling with the transpose of the group assignment, learnable, initialised to copy each atomic joint to
+its members, plus a per-joint embedding so members can diverge) and STConv layers, and joint-specific MLPs back to
+every joint's slice of the feature vector.
+
+`skeleton_aware=False` is the paper's "w/o ST-Latent" ablation (Table 3): the same operators with the skeleton
+collapsed to a single node, i.e. a frame-vector MLP and temporal convolutions (the graph convolution on one node is a
+per-frame linear layer). Its latent has shape (B, N', 1, num_atomic_joints * latent_dim), the same number of latent
+numbers per frame as the skeleton-aware model, so the denoiser runs unchanged with `num_joints=1`.
+
+Padded frames: with `attention_mask` the hidden states of padded frames are zeroed before every temporal operation,
+which is exactly what zero padding does at the end of an unpadded sequence, so the encoding of a sequence whose
+length is a multiple of the downsampling factor does not depend on how much padding the batch adds.
+
+Feature normalisation and the position loss: datasets are usually standardised (`PoseNormalizer`), but the joint
+position loss needs features in the dataset's units for forward kinematics. `compute_loss` takes a `denormalize`
+callable (the trainer passes the pipeline's `PoseNormalizer.denormalize`); without it, the optional
+`feature_mean`/`feature_std` config fields are used (`set_normalization` fills them so a saved VAE reproduces its
+loss alone); without either, features are taken to be in dataset units already.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.activations import get_activation
+from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
+from diffusers.models.modeling_utils import ModelMixin
+
+from ...skeletons.spec import SkeletonSpec, get_skeleton
+
+__all__ = ["SkeletonVAE", "JointLinear"]
+
+
+class JointLinear(nn.Module):
+    """A separate linear layer per joint: joint `j` maps its `in_dims[j]` inputs to `out_dims[j]` outputs.
+
+    Input and output are flat per-frame vectors (`(..., sum(in_dims))` -> `(..., sum(out_dims))`), joints laid out
+    one after the other. Joints with the same (in, out) widths share one batched weight tensor (one einsum per
+    group), so the parameter count is exactly that of `len(in_dims)` separate `nn.Linear` layers.
+    """
+
+    def __init__(self, in_dims: Sequence[int], out_dims: Sequence[int]):
+        super().__init__()
+        if len(in_dims) != len(out_dims):
+            raise ValueError(f"`in_dims` ({len(in_dims)}) and `out_dims` ({len(out_dims)}) need one entry per joint.")
+        in_off = [0, *itertools.accumulate(in_dims)]
+        out_off = [0, *itertools.accumulate(out_dims)]
+        groups = {}
+        for j, key in enumerate(zip(in_dims, out_dims)):
+            groups.setdefault(key, []).append(j)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.group_shapes: List[Tuple[int, int, int]] = []
+        out_order = []
+        for g, ((i, o), joints) in enumerate(groups.items()):
+            bound = 1.0 / math.sqrt(i)  # nn.Linear's default initialisation
+            self.weights.append(nn.Parameter(torch.empty(len(joints), i, o).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(len(joints), o).uniform_(-bound, bound)))
+            cols = [c for j in joints for c in range(in_off[j], in_off[j] + i)]
+            self.register_buffer(f"in_index_{g}", torch.tensor(cols, dtype=torch.long), persistent=False)
+            self.group_shapes.append((len(joints), i, o))
+            out_order += [c for j in joints for c in range(out_off[j], out_off[j] + o)]
+        identity = out_order == list(range(len(out_order)))
+        self.register_buffer(
+            "out_inverse", None if identity else torch.argsort(torch.tensor(out_order)), persistent=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for g, (n, i, o) in enumerate(self.group_shapes):
+            xg = x.index_select(-1, getattr(self, f"in_index_{g}")).unflatten(-1, (n, i))
+            yg = torch.einsum("...ji,jio->...jo", xg, self.weights[g]) + self.biases[g]
+            outs.append(yg.flatten(-2))
+        y = outs[0] if len(outs) == 1 else torch.cat(outs, -1)
+        return y if self.out_inverse is None else y.index_select(-1, self.out_inverse)
+
+
+def _normalized_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
+    """D^-1/2 (A + I) D^-1/2 of a binary adjacency (self-loops added if missing)."""
+    a = ((adjacency + torch.eye(adjacency.shape[0])) > 0).float()
+    d_inv_sqrt = a.sum(1).rsqrt()
+    return d_inv_sqrt[:, None] * a * d_inv_sqrt[None, :]
+
+
+def _zero_padding(h: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    return h if mask is None else h * mask[:, :, None, None].to(h.dtype)
+
+
+class STConv(nn.Module):
+    """Skeletal-temporal convolution (eq. 1): `act(LN(F_skel(h) + F_temp(h))) + residual(h)` on (B, N, J, C).
+
+    `F_skel` is a graph convolution `(A * M) h W + b_j` (normalised adjacency `A`, learnable edge importance `M`
+    initialised to ones, shared weight `W`, per-joint bias `b_j`); `F_temp` is a 1-D convolution along time with
+    zero padding, applied to every joint's sequence with shared weights.
+    """
+
+    def __init__(self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str):
+        super().__init__()
+        num_joints = adjacency.shape[0]
+        self.register_buffer("adjacency", adjacency.clone(), persistent=False)
+        self.edge_importance = nn.Parameter(torch.ones(num_joints, num_joints))
+        self.graph = nn.Linear(in_dim, out_dim, bias=False)
+        self.joint_bias = nn.Parameter(torch.zeros(num_joints, out_dim))
+        self.temporal = nn.Conv1d(in_dim, out_dim, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(out_dim)
+        self.act = get_activation(act_fn)
+        self.dropout = nn.Dropout(dropout)
+        self.residual = nn.Identity() if in_dim == out_dim else nn.Linear(in_dim, out_dim)
+
+    def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, n, j, _ = h.shape
+        skel = self.graph(torch.einsum("ij,bnjc->bnic", self.adjacency * self.edge_importance, h)) + self.joint_bias
+        temp = self.temporal(h.permute(0, 2, 3, 1).reshape(b * j, -1, n))  # (B*J, C, N): time on the last axis
+        temp = temp.reshape(b, j, -1, n).permute(0, 3, 1, 2)
+        out = self.dropout(self.act(self.norm(skel + temp))) + self.residual(h)
+        return _zero_padding(out, mask)
+
+
+class STPool(nn.Module):
+    """Skeletal-temporal pooling (eq. 2): `P_temp(P_skel(h))`, (B, N, J, C) -> (B, N / factor, J', C).
+
+    `P_skel` is a learnable (J', J) matrix restricted to the group assignment and initialised to the group average
+    (`pooling`, None for no skeletal pooling); `P_temp` a strided convolution with kernel = stride = `factor`.
+    """
+
+    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None):
+        super().__init__()
+        self.skeletal = None
+        if pooling is not None:
+            self.register_buffer("membership", (pooling > 0).float(), persistent=False)
+            self.skeletal = nn.Parameter(pooling.clone())
+        self.temporal = nn.Conv1d(dim, dim, factor, stride=factor)
+
+    def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.skeletal is not None:
+            h = torch.einsum("gj,bnjc->bngc", self.skeletal * self.membership, h)
+        b, n, j, c = h.shape
+        h = self.temporal(h.permute(0, 2, 3, 1).reshape(b * j, c, n))
+        return h.reshape(b, j, c, -1).permute(0, 3, 1, 2)
+
+
+class STUnpool(nn.Module):
+    """Skeletal-temporal unpooling, the inverse of `STPool`: (B, N', J', C) -> (B, N' * factor, J, C).
+
+    Time is upsampled by a transposed convolution (kernel = stride = `factor`); joints are restored by the transpose
+    of the group assignment (learnable, initialised to copy each atomic joint to its member joints) plus a learnable
+    per-joint embedding.
+    """
+
+    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None):
+        super().__init__()
+        self.temporal = nn.ConvTranspose1d(dim, dim, factor, stride=factor)
+        self.skeletal = None
+        if pooling is not None:
+            membership = (pooling > 0).float().t()  # (J, J')
+            self.register_buffer("membership", membership, persistent=False)
+            self.skeletal = nn.Parameter(membership.clone())
+            self.joint_embedding = nn.Parameter(torch.zeros(membership.shape[0], dim))
+
+    def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, n, j, c = h.shape
+        h = self.temporal(h.permute(0, 2, 3, 1).reshape(b * j, c, n))
+        h = h.reshape(b, j, c, -1).permute(0, 3, 1, 2)
+        if self.skeletal is not None:
+            h = torch.einsum("jg,bngc->bnjc", self.skeletal * self.membership, h) + self.joint_embedding
+        return _zero_padding(h, mask)
+
+
+class SkeletonVAE(ModelMixin, ConfigMixin):
+    r"""Skeleton-aware VAE of Sign-SALD: pose sequences (B, N, feature_dim) <-> latents (B, N', J', latent_dim).
+
+    Used like diffusers' `AutoencoderKL`: `encode(x).latent_dist.sample(generator)` (or `.mode()`), multiply by
+    `config.scaling_factor` before diffusion, divide by it before `decode(z)`. The defaults are the paper-scale model:
+    2.80M parameters on `smplx133` (Table 2 reports 2.81M).
+
+    Args:
+        skeleton (`str`, *optional*, defaults to `"smplx133"`): `SkeletonSpec` name (joints, adjacency, pooling groups,
+            forward kinematics for the position loss).
+        num_atomic_joints (`int`, *optional*, defaults to 7): J', one of the spec's `pooling_groups` (5, 7, 9).
+        hidden_dims (`Tuple[int]`, *optional*, defaults to `(128, 128)`): channel width D of each stage (one stage per
+            temporal downsampling factor); the joint MLPs use `hidden_dims[0]`.
+        temporal_downsample (`Tuple[int]`, *optional*, defaults to `(2, 2)`): temporal pooling factor of each stage;
+            N' = N / prod(temporal_downsample), and the input length must be a multiple of that product.
+        layers_per_stage (`int`, *optional*, defaults to 3): STConv layers per stage, in the encoder and the decoder.
+        latent_dim (`int`, *optional*, defaults to 16): channels per atomic joint of the latent.
+        kernel_size (`int`, *optional*, defaults to 5): odd temporal kernel size of the STConv layers.
+        dropout (`float`, *optional*, defaults to 0.0): dropout after every STConv activation.
+        act_fn (`str`, *optional*, defaults to `"silu"`): activation (`"silu"`, `"gelu"`, `"relu"`, `"mish"`).
+        skeleton_aware (`bool`, *optional*, defaults to `True`): `False` builds the "w/o ST-Latent" ablation (a
+            frame-vector VAE; latent (B, N', 1, num_atomic_joints * latent_dim)).
+        flat_width_multiplier (`float`, *optional*, defaults to 1.5): with `skeleton_aware=False`, the frame-vector
+            widths are `round(hidden_dims * flat_width_multiplier)` (one node carries the whole frame); 1.5 keeps the
+            parameter count close to the skeleton-aware model's at the paper size (3.1M vs 2.8M).
+        scaling_factor (`float`, *optional*, defaults to 1.0): latents are multiplied by it before diffusion (see
+            `estimate_scaling_factor`).
+        lambda_pos (`float`, *optional*, defaults to 1.0): weight of the L1 joint-position loss (metres for smplx133).
+        lambda_vel (`float`, *optional*, defaults to 0.5): weight of the L1 velocity loss (frame differences of the
+            features, in the same normalised units as the feature loss).
+        lambda_kl (`float`, *optional*, defaults to 1e-4): weight of the KL term (mean over latent elements).
+        feature_mean (`List[float]`, *optional*): dataset feature mean, used to de-normalise for the position loss
+            when `compute_loss` gets no `denormalize` callable.
+        feature_std (`List[float]`, *optional*): dataset feature standard deviation (with `feature_mean`).
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        skeleton: str = "smplx133",
+        num_atomic_joints: int = 7,
+        hidden_dims: Tuple[int, ...] = (128, 128),
+        temporal_downsample: Tuple[int, ...] = (2, 2),
+        layers_per_stage: int = 3,
+        latent_dim: int = 16,
+        kernel_size: int = 5,
+        dropout: float = 0.0,
+        act_fn: str = "silu",
+        skeleton_aware: bool = True,
+        flat_width_multiplier: float = 1.5,
+        scaling_factor: float = 1.0,
+        lambda_pos: float = 1.0,
+        lambda_vel: float = 0.5,
+        lambda_kl: float = 1e-4,
+        feature_mean: Optional[List[float]] = None,
+        feature_std: Optional[List[float]] = None,
+    ):
+        super().__init__()
+        spec = get_skeleton(skeleton)
+        hidden_dims, temporal_downsample = list(hidden_dims), list(temporal_downsample)
+        if len(hidden_dims) == 0 or len(hidden_dims) != len(temporal_downsample):
+            raise ValueError(
+                f"`hidden_dims` ({hidden_dims}) and `temporal_downsample` ({temporal_downsample}) need one entry per stage."
+            )
+        if any(f < 1 for f in temporal_downsample):
+            raise ValueError(f"`temporal_downsample` factors must be >= 1; got {temporal_downsample}.")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"`kernel_size` must be odd (same-length temporal convolution); got {kernel_size}.")
+        if layers_per_stage < 1:
+            raise ValueError(f"`layers_per_stage` must be >= 1; got {layers_per_stage}.")
+        if num_atomic_joints not in spec.pooling_groups:
+            raise ValueError(
+                f"`num_atomic_joints`={num_atomic_joints} is not a pooling of skeleton {skeleton!r}; "
+                f"expected one of {sorted(spec.pooling_groups)}."
+            )
+        self.spec: SkeletonSpec = spec
+        self.gradient_checkpointing = False
+        self._set_normalization_buffers(feature_mean, feature_std)
+
+        if skeleton_aware:
+            widths = hidden_dims
+            joint_in, num_joints = list(spec.joint_dims), spec.num_joints
+            adjacency = torch.from_numpy(spec.adjacency(normalized=False, self_loops=False))
+            pooling = torch.from_numpy(spec.pooling_matrix(num_atomic_joints))
+            pooled_adjacency = ((pooling > 0).float() @ adjacency @ (pooling > 0).float().t() > 0).float()
+            adjacencies = [_normalized_adjacency(adjacency)] + [_normalized_adjacency(pooled_adjacency)] * len(widths)
+            latent_joints, latent_channels = num_atomic_joints, latent_dim
+        else:  # one node per frame: graph convolution = per-frame linear layer
+            widths = [max(1, round(w * flat_width_multiplier)) for w in hidden_dims]
+            joint_in, num_joints, pooling = [spec.feature_dim], 1, None
+            adjacencies = [torch.ones(1, 1)] * (len(widths) + 1)
+            latent_joints, latent_channels = 1, latent_dim * num_atomic_joints
+        self.latent_num_joints, self.latent_channels = latent_joints, latent_channels
+        self.num_nodes = num_joints  # J (1 for the frame-vector ablation)
+        w0 = widths[0]
+
+        def stconvs(adj, dims):
+            return nn.ModuleList(STConv(adj, i, o, kernel_size, dropout, act_fn) for i, o in zip(dims[:-1], dims[1:]))
+
+        # Encoder: joint MLPs -> [STConv x L -> STPool] per stage -> mean/logvar heads.
+        self.encoder_in = nn.Sequential(
+            JointLinear(joint_in, [w0] * num_joints), get_activation(act_fn), JointLinear([w0] * num_joints, [w0] * num_joints)
+        )
+        self.encoder_convs = nn.ModuleList()
+        self.encoder_pools = nn.ModuleList()
+        prev = w0
+        for s, (w, f) in enumerate(zip(widths, temporal_downsample)):
+            self.encoder_convs.append(stconvs(adjacencies[s], [prev] + [w] * layers_per_stage))
+            self.encoder_pools.append(STPool(w, f, pooling if s == 0 else None))
+            prev = w
+        self.encoder_out = nn.Linear(widths[-1], 2 * latent_channels)
+
+        # Decoder: latent projection -> [STUnpool -> STConv x L] per stage (reversed) -> joint MLPs.
+        self.decoder_in = nn.Linear(latent_channels, widths[-1])
+        self.decoder_unpools = nn.ModuleList()
+        self.decoder_convs = nn.ModuleList()
+        for s in reversed(range(len(widths))):
+            out = widths[s - 1] if s > 0 else w0
+            self.decoder_unpools.append(STUnpool(widths[s], temporal_downsample[s], pooling if s == 0 else None))
+            self.decoder_convs.append(stconvs(adjacencies[s], [widths[s]] * layers_per_stage + [out]))
+        self.decoder_out = nn.Sequential(
+            JointLinear([w0] * num_joints, [w0] * num_joints), get_activation(act_fn), JointLinear([w0] * num_joints, joint_in)
+        )
+
+    # ------------------------------------------------------------------------------------------ helpers
+    @property
+    def temporal_downsample_factor(self) -> int:
+        """Total temporal downsampling: input lengths must be a multiple of it (N' = N / factor)."""
+        return int(math.prod(self.config.temporal_downsample))
+
+    def latent_shape(self, num_frames: int) -> Tuple[int, int, int]:
+        """(N', J', C) of the latent of a `num_frames`-frame sequence (`num_frames` rounded up to the multiple)."""
+        return (-(-num_frames // self.temporal_downsample_factor), self.latent_num_joints, self.latent_channels)
+
+    def downsample_mask(self, attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Frame mask (B, N) -> latent-frame mask (B, N'): a latent frame is valid when its first frame is."""
+        return None if attention_mask is None else attention_mask[:, :: self.temporal_downsample_factor]
+
+    def _set_normalization_buffers(self, mean, std):
+        if (mean is None) != (std is None):
+            raise ValueError("`feature_mean` and `feature_std` must be given together.")
+        if mean is not None and (len(mean) != self.spec.feature_dim or len(std) != self.spec.feature_dim):
+            raise ValueError(f"`feature_mean`/`feature_std` must have {self.spec.feature_dim} entries each.")
+        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)  # noqa: E731
+        # Not named like the config fields: ModelMixin resolves config names before buffers.
+        self.register_buffer("norm_mean", to_t(mean), persistent=False)
+        self.register_buffer("norm_std", to_t(std), persistent=False)
+
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Store the dataset's feature statistics in the config (saved with the model) for the position loss."""
+        mean = [float(v) for v in (mean.tolist() if hasattr(mean, "tolist") else mean)]
+        std = [float(v) for v in (std.tolist() if hasattr(std, "tolist") else std)]
+        self._set_normalization_buffers(mean, std)
+        self.register_to_config(feature_mean=mean, feature_std=std)
+
+    def _check_mask(self, attention_mask, batch: int, frames: int, name: str = "attention_mask"):
+        if attention_mask is None:
+            return None
+        if tuple(attention_mask.shape) != (batch, frames):
+            raise ValueError(f"`{name}` must have shape ({batch}, {frames}); got {tuple(attention_mask.shape)}.")
+        return attention_mask.bool()
+
+    def _run(self, layer, h, mask):
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(layer, h, mask)
+        return layer(h, mask)
+
+    # ------------------------------------------------------------------------------------------ encode / decode
+    def encode(
+        self, x: torch.Tensor, attention_mask: Optional[torch.Tensor] = None, return_dict: bool = True
+    ) -> Union[AutoencoderKLOutput, Tuple[DiagonalGaussianDistribution]]:
+        """Encode poses into the latent distribution.
+
+        Args:
+            x (`torch.Tensor` of shape `(batch, num_frames, feature_dim)`): (normalised) pose features; `num_frames`
+                must be a multiple of `temporal_downsample_factor`.
+            attention_mask (`torch.Tensor` of shape `(batch, num_frames)`, *optional*): True on real frames.
+            return_dict (`bool`, *optional*, defaults to `True`): return an `AutoencoderKLOutput` instead of a tuple.
+
+        Returns:
+            `AutoencoderKLOutput` whose `latent_dist` is a diffusers `DiagonalGaussianDistribution` over latents of
+            shape `(batch, N', J', C)` (its `parameters` are mean and logvar concatenated on dim 1, the layout that
+            class splits). `latent_dist.kl()` sums over every latent element; `compute_loss` uses a masked mean.
+        """
+        if x.ndim != 3 or x.shape[-1] != self.spec.feature_dim:
+            raise ValueError(
+                f"`sample` must have shape (batch, num_frames, {self.spec.feature_dim}) for skeleton "
+                f"{self.spec.name!r}; got {tuple(x.shape)}."
+            )
+        factor = self.temporal_downsample_factor
+        if x.shape[1] == 0 or x.shape[1] % factor:
+            raise ValueError(
+                f"`sample` has {x.shape[1]} frames; the number of frames must be a positive multiple of {factor} "
+                f"(the VAE's temporal downsampling). Pad the batch, e.g. PoseCollator(pad_to_multiple_of={factor})."
+            )
+        mask = self._check_mask(attention_mask, x.shape[0], x.shape[1])
+        h = self.encoder_in(x).unflatten(-1, (self.num_nodes, -1))  # (B, N, J, D)
+        h = _zero_padding(h, mask)
+        for convs, pool, f in zip(self.encoder_convs, self.encoder_pools, self.config.temporal_downsample):
+            for conv in convs:
+                h = self._run(conv, h, mask)
+            h = pool(h)
+            mask = None if mask is None else mask[:, ::f]
+            h = _zero_padding(h, mask)
+        mean, logvar = self.encoder_out(h).chunk(2, dim=-1)
+        posterior = DiagonalGaussianDistribution(torch.cat([mean, logvar], dim=1))
+        if not return_dict:
+            return (posterior,)
+        return AutoencoderKLOutput(latent_dist=posterior)
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        num_frames: Optional[int] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        return_dict: bool = True,
+    ) -> Union[DecoderOutput, Tuple[torch.Tensor]]:
+        """Decode latents (already divided by `scaling_factor`) into pose features.
+
+        Args:
+            z (`torch.Tensor` of shape `(batch, N', J', C)`): latents, `(J', C)` = `(latent_num_joints, latent_channels)`.
+            num_frames (`int`, *optional*): keep the first `num_frames` of the `N' * temporal_downsample_factor`
+                decoded frames (a predicted length that is not a multiple of the factor).
+            attention_mask (`torch.Tensor` of shape `(batch, N')`, *optional*): True on real latent frames.
+            return_dict (`bool`, *optional*, defaults to `True`): return a `DecoderOutput` instead of a tuple.
+
+        Returns:
+            `DecoderOutput` with `sample` of shape `(batch, num_frames, feature_dim)`.
+        """
+        expected = (self.latent_num_joints, self.latent_channels)
+        if z.ndim != 4 or tuple(z.shape[2:]) != expected:
+            raise ValueError(f"`z` must have shape (batch, num_latent_frames, {expected[0]}, {expected[1]}); got {tuple(z.shape)}.")
+        mask = self._check_mask(attention_mask, z.shape[0], z.shape[1])
+        total = z.shape[1] * self.temporal_downsample_factor
+        if num_frames is not None and not 0 < num_frames <= total:
+            raise ValueError(f"`num_frames` must be in [1, {total}] for {z.shape[1]} latent frames; got {num_frames}.")
+        h = _zero_padding(self.decoder_in(z), mask)
+        factors = list(reversed(self.config.temporal_downsample))
+        for unpool, convs, f in zip(self.decoder_unpools, self.decoder_convs, factors):
+            mask = None if mask is None else mask.repeat_interleave(f, dim=1)
+            h = unpool(h, mask)
+            for conv in convs:
+                h = self._run(conv, h, mask)
+        x = self.decoder_out(h.flatten(-2))
+        if num_frames is not None:
+            x = x[:, :num_frames]
+        if not return_dict:
+            return (x,)
+        return DecoderOutput(sample=x)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sample_posterior: bool = False,
+        generator: Optional[torch.Generator] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        return_dict: bool = True,
+    ) -> Union[DecoderOutput, Tuple[torch.Tensor]]:
+        """Encode and decode `sample` (B, N, feature_dim); `sample_posterior` draws z instead of using the mean."""
+        posterior = self.encode(sample, attention_mask=attention_mask).latent_dist
+        z = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
+        return self.decode(z, attention_mask=self.downsample_mask(attention_mask), return_dict=return_dict)
+
+    # ------------------------------------------------------------------------------------------ training
+    def _denormalizer(self, denormalize: Optional[Callable]) -> Callable:
+        if denormalize is not None:
+            return denormalize
+        if self.norm_mean is not None:
+            return lambda x: x * self.norm_std.to(x) + self.norm_mean.to(x)
+        return lambda x: x
+
+    def compute_loss(
+        self,
+        sample: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+        denormalize: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    ) -> dict:
+        """Sign-SALD VAE objective (eq. 4): `L_m + lambda_pos L_pos + lambda_vel L_vel + lambda_kl L_KL`.
+
+        All reconstruction terms are L1 means over real frames: `L_m` on the (normalised) features, `L_pos` on joint
+        positions from the spec's differentiable `to_positions` (forward kinematics for smplx133) of de-normalised
+        features, `L_vel` on frame-to-frame feature differences (pairs of real frames). `L_KL` is the KL to N(0, I)
+        averaged over real latent elements. The latent is sampled from the posterior (reparameterised).
+
+        Args:
+            sample (`torch.Tensor` of shape `(batch, num_frames, feature_dim)`): (normalised) poses.
+            attention_mask (`torch.Tensor` of shape `(batch, num_frames)`, *optional*): True on real frames.
+            generator (`torch.Generator`, *optional*): for the posterior sample.
+            denormalize (`Callable`, *optional*): maps features to dataset units before forward kinematics
+                (e.g. `PoseNormalizer.denormalize`); defaults to the config's `feature_mean`/`feature_std`, else identity.
+
+        Returns:
+            `dict` with scalar tensors `loss`, `loss_m`, `loss_pos`, `loss_vel`, `loss_kl`.
+        """
+        posterior = self.encode(sample, attention_mask=attention_mask).latent_dist
+        z = posterior.sample(generator=generator)
+        latent_mask = self.downsample_mask(attention_mask)
+        recon = self.decode(z, attention_mask=latent_mask).sample
+
+        b, n, _ = sample.shape
+        frame_w = torch.ones(b, n, device=sample.device, dtype=sample.dtype) if attention_mask is None else attention_mask.to(sample.dtype)
+
+        def masked_l1(a, c, w):  # mean |a - c| over weighted frames and every trailing element
+            err = (a - c).abs().flatten(2).mean(-1)
+            return (err * w).sum() / w.sum().clamp_min(1.0)
+
+        loss_m = masked_l1(recon, sample, frame_w)
+        denorm = self._denormalizer(denormalize)
+        with torch.no_grad():  # the target needs no graph
+            target_pos = self.spec.to_positions(denorm(sample))
+        loss_pos = masked_l1(self.spec.to_positions(denorm(recon)), target_pos, frame_w)
+        pair_w = frame_w[:, 1:] * frame_w[:, :-1]
+        loss_vel = masked_l1(recon[:, 1:] - recon[:, :-1], sample[:, 1:] - sample[:, :-1], pair_w)
+        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar)
+        lat_w = torch.ones(kl.shape[:2], device=kl.device, dtype=kl.dtype) if latent_mask is None else latent_mask.to(kl.dtype)
+        loss_kl = (kl.flatten(2).mean(-1) * lat_w).sum() / lat_w.sum().clamp_min(1.0)
+        cfg = self.config
+        loss = loss_m + cfg.lambda_pos * loss_pos + cfg.lambda_vel * loss_vel + cfg.lambda_kl * loss_kl
+        return {"loss": loss, "loss_m": loss_m, "loss_pos": loss_pos, "loss_vel": loss_vel, "loss_kl": loss_kl}
+
+    @torch.no_grad()
+    def estimate_scaling_factor(
+        self,
+        batches: Iterable[Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]],
+        use_mode: bool = True,
+        generator: Optional[torch.Generator] = None,
+        update_config: bool = True,
+    ) -> float:
+        """`1 / std` of the latents over real latent frames, as the latent-diffusion recipe prescribes.
+
+        Args:
+            batches (iterable): pose tensors (B, N, feature_dim), or `(poses, attention_mask)` pairs.
+            use_mode (`bool`, *optional*, defaults to `True`): use the posterior mean (else a sample).
+            generator (`torch.Generator`, *optional*): for posterior samples when `use_mode=False`.
+            update_config (`bool`, *optional*, defaults to `True`): also write it to `config.scaling_factor`.
+
+        Returns:
+            The scaling factor (`float`).
+        """
+        total = total_sq = count = 0.0
+        for batch in batches:
+            x, mask = batch if isinstance(batch, (tuple, list)) else (batch, None)
+            dist = self.encode(x, attention_mask=mask).latent_dist
+            z = (dist.mode() if use_mode else dist.sample(generator=generator)).double()
+            w = torch.ones(z.shape[:2], dtype=z.dtype, device=z.device)
+            if mask is not None:
+                w = self.downsample_mask(mask).to(z.dtype)
+            w = w[:, :, None, None].expand_as(z)
+            total += float((z * w).sum())
+            total_sq += float((z * z * w).sum())
+            count += float(w.sum())
+        if count < 2:
+            raise ValueError("`batches` holds no real latent frames; cannot estimate the scaling factor.")
+        mean = total / count
+        std = math.sqrt(max(total_sq / count - mean * mean, 1e-12))
+        factor = 1.0 / std
+        if update_config:
+            self.register_to_config(scaling_factor=factor)
+        return factor
