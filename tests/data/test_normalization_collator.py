@@ -94,3 +94,23 @@ def test_collator_multiple_normalizer_and_limits():
         PoseCollator()([{"text": "x"}])
     with pytest.raises(ValueError, match="empty"):
         PoseCollator()([])
+
+
+def test_rebuilt_corpus_is_not_served_from_a_stale_cache(tmp_path):
+    """`load_dataset(DIR)` must see a corpus rebuilt in place (datasets caches by folder name + card)."""
+    import datasets
+
+    from hf_sign.data.io import save_corpus
+    from hf_sign.data.schema import make_sample, sign_features
+
+    def rows(n):
+        return [make_sample(id=str(i), text=f"s{i}", poses=np.full((3, 4), i, np.float32), fps=25, representation="toy") for i in range(n)]
+
+    out = tmp_path / "corpus"
+    card = "---\nlicense: other\n---\n\n# toy\n"
+    save_corpus({"train": rows(3), "test": rows(1)}, sign_features(4), out, card)
+    assert len(datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))["train"]) == 3
+    save_corpus({"train": rows(5), "test": rows(1)}, sign_features(4), out, card)
+    again = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert len(again["train"]) == 5 and again["train"][4]["text"] == "s4"
+    assert "num_examples: 5" in (out / "README.md").read_text()

@@ -35,6 +35,25 @@ def render_card(template_name: str, **fields: Any) -> str:
     return Template(text).substitute({k: str(v) for k, v in fields.items()})
 
 
+def _with_dataset_info(card: str, out: Path, dd: DatasetDict) -> str:
+    """Add a `dataset_info` block (split sizes in rows and bytes) to the card's YAML front matter.
+
+    Why: `datasets.load_dataset(DIR)` keys its cache on the folder name and the card metadata, not on
+    the Parquet contents, so a corpus rebuilt in place (or another corpus in a folder of the same name)
+    would silently load the old cached rows. The split sizes change with the contents, so they make
+    the cache key follow the data; they are also what the Hub shows for a dataset repo.
+    """
+    sizes = {name: (out / "data" / f"{name}-00000-of-00001.parquet").stat().st_size for name in dd}
+    lines = ["dataset_info:", "  splits:"]
+    for name, ds in dd.items():
+        lines += [f"  - name: {name}", f"    num_bytes: {sizes[name]}", f"    num_examples: {len(ds)}"]
+    lines += [f"  download_size: {sum(sizes.values())}", f"  dataset_size: {sum(sizes.values())}"]
+    block = "\n".join(lines) + "\n"
+    if card.startswith("---\n"):
+        return "---\n" + block + card[len("---\n") :]
+    return "---\n" + block + "---\n\n" + card
+
+
 def save_corpus(
     splits: Mapping[str, List[Dict[str, Any]]],
     features: Features,
@@ -62,7 +81,7 @@ def save_corpus(
         ds = Dataset.from_list(list(rows), features=features)
         ds.to_parquet(str(out / "data" / f"{name}-00000-of-00001.parquet"))
         dd[name] = ds
-    (out / "README.md").write_text(card, encoding="utf-8")
+    (out / "README.md").write_text(_with_dataset_info(card, out, dd), encoding="utf-8")
     skipped = list(skipped or [])
     report = out / "skipped.jsonl"
     if skipped:
