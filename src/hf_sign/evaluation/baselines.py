@@ -1,0 +1,683 @@
+"""Reference baselines of every benchmark table (DESIGN.md, "Evaluation contract").
+
+Three non-learned systems, fitted on a corpus' training split, with the generation interface of the
+pipelines (`__call__(prompt, num_frames=None, generator=None, output_type="np", return_dict=True,
+gloss=None)` -> an output whose `.poses` are `(num_frames, feature_dim)` arrays in the dataset's units):
+
+* [`MeanPoseBaseline`]: the mean training frame, held still for the mean training length. A system that
+  ignores its input entirely; back-translation and retrieval should score near chance.
+* [`NearestSentenceBaseline`]: retrieval. The training sentence whose text is most similar to the prompt
+  (TF-IDF cosine over lowercased word unigrams and bigrams, an exact text match first) and its
+  ground-truth poses, unchanged. Scores well on seen sentences and on overlapping wording, but cannot
+  compose new gloss orders.
+* [`GlossConcatenationBaseline`]: the spoken-to-signed approach (a gloss -> pose-clip lexicon, the clips
+  joined with smooth transitions), driven by *oracle* glosses: the harness passes the reference gloss
+  sequence as `gloss=`. Clips are cut from training sentences with their `gloss_spans`.
+
+All three are deterministic: `generator` is accepted for interface compatibility and ignored. They save
+to a folder as `baseline_config.json` (class name and every setting) plus `baseline.safetensors`
+(arrays), nothing pickled, and [`load_baseline`] (or the class's `from_pretrained`) restores them
+exactly, so a fitted baseline can be passed to `hf-sign benchmark --model NAME=DIR`.
+
+```python
+>>> from hf_sign.evaluation.baselines import GlossConcatenationBaseline
+>>> concat = GlossConcatenationBaseline.from_dataset("outputs/synthsign", split="train")
+>>> out = concat("you did not open your toy", gloss=["YOU", "YOUR", "TOY", "OPEN", "NOT"])
+>>> out.poses[0].shape, out.info[0]["unknown_glosses"]
+((118, 133), [])
+>>> concat.save_pretrained("outputs/baselines/concat")
+```
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from diffusers.utils import BaseOutput
+from safetensors.numpy import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..skeletons.spec import get_skeleton
+
+__all__ = [
+    "BaselineOutput",
+    "GlossConcatenationBaseline",
+    "MeanPoseBaseline",
+    "NearestSentenceBaseline",
+    "PoseBaseline",
+    "load_baseline",
+    "load_corpus",
+    "load_split",
+    "minimum_jerk",
+    "resample_sequence",
+    "split_rows",
+]
+
+CONFIG_NAME = "baseline_config.json"
+WEIGHTS_NAME = "baseline.safetensors"
+OUTPUT_TYPES = ("np", "pt", "joints")
+UNKNOWN_GLOSS_POLICIES = ("hold", "error")
+_WORD_RE = re.compile(r"[\w']+")
+
+DatasetLike = Union[str, os.PathLike, Any]  # a folder / Hub id, a `DatasetDict` or a `Dataset`
+
+
+# ------------------------------------------------------------------------------------------- data access
+_SHARD_RE = re.compile(r"^(?P<split>[\w.]+?)-\d{5}-of-\d{5}\.parquet$")
+
+
+def load_corpus(path: Union[str, os.PathLike]):
+    """An hf-sign corpus folder (`DIR/data/{split}-NNNNN-of-NNNNN.parquet`, as `save_corpus` writes it) as a
+    `DatasetDict` read straight from its Parquet shards, in memory; anything else through `load_dataset`.
+
+    Why not always `datasets.load_dataset(DIR)`: its cache entry for a local folder is keyed by the folder's
+    *name* (observed with datasets 5.2: two corpora in folders with the same name, or a corpus rebuilt in
+    place, load the rows cached for the first one). Reading the shards directly can never be stale.
+    """
+    from datasets import Dataset, DatasetDict, load_dataset
+    from datasets.table import InMemoryTable
+
+    root = Path(path)
+    shards: Dict[str, List[Path]] = {}
+    if (root / "data").is_dir():
+        for f in sorted((root / "data").glob("*.parquet")):
+            m = _SHARD_RE.match(f.name)
+            if m:
+                shards.setdefault(m.group("split"), []).append(f)
+    if not shards:
+        return load_dataset(str(path))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = DatasetDict()
+    for split, files in shards.items():
+        table = pa.concat_tables([pq.read_table(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
+        out[split] = Dataset(InMemoryTable(table))  # features come from the shards' `huggingface` schema metadata
+    return out
+
+
+def load_split(dataset: DatasetLike, split: str):
+    """One split of an hf-sign corpus as a `datasets.Dataset`.
+
+    Args:
+        dataset (`str`, `os.PathLike`, `datasets.DatasetDict` or `datasets.Dataset`): a dataset folder (or
+            Hub id) loadable with `datasets.load_dataset`, an already loaded `DatasetDict`, or a `Dataset`
+            (returned as is; `split` is then only used in messages).
+        split (`str`): split name, e.g. `"train"` or `"test"`.
+
+    Raises:
+        `ValueError` naming `dataset` when it cannot be loaded and `split` when it does not exist.
+    """
+    from datasets import Dataset, DatasetDict
+
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, (str, os.PathLike)):
+        path = str(dataset)
+        looks_local = os.path.isabs(path) or path.startswith(".") or os.path.exists(path) or path.count("/") != 1
+        if looks_local and not os.path.isdir(path):
+            raise ValueError(f"`dataset` {path!r} is not a dataset folder (it does not exist).")
+        try:
+            dataset = load_corpus(path)
+        except Exception as err:  # noqa: BLE001 - re-raised with the field named
+            raise ValueError(f"`dataset` {path!r} could not be loaded with datasets.load_dataset: {err}") from err
+    if not isinstance(dataset, (DatasetDict, dict)):
+        raise ValueError(f"`dataset` must be a folder, a DatasetDict or a Dataset; got {type(dataset).__name__}.")
+    if split not in dataset:
+        raise ValueError(f"`split`={split!r} is not in the dataset; available splits: {sorted(dataset)}.")
+    return dataset[split]
+
+
+def split_rows(ds, split: str = "") -> List[Dict[str, Any]]:
+    """Rows of a split as dicts with numpy `poses` (float32 `(T, D)`) and plain-Python other fields."""
+    where = f" of split {split!r}" if split else ""
+    if len(ds) == 0:
+        raise ValueError(f"The dataset split{where} is empty.")
+    missing = [c for c in ("id", "text", "poses") if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"The dataset split{where} lacks the column(s) {missing}; expected the hf-sign schema.")
+    cols = {c: ds[c] for c in ("id", "text", "gloss", "gloss_spans", "fps", "representation") if c in ds.column_names}
+    poses = _arrow_poses(ds)
+    if poses is None:
+        poses = []
+        for p in ds.with_format("numpy")["poses"]:
+            p = np.asarray(p)
+            if p.dtype == object:  # variable-length Array2D comes back as an object array of frames
+                p = np.stack(list(p))
+            poses.append(p)
+    rows = []
+    for i, p in enumerate(poses):
+        row = {c: cols[c][i] for c in cols}
+        row["poses"] = np.ascontiguousarray(p, dtype=np.float32)
+        if row["poses"].ndim != 2 or row["poses"].shape[0] == 0:
+            raise ValueError(f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got {row['poses'].shape}.")
+        row.setdefault("gloss", [])
+        row.setdefault("gloss_spans", [])
+        row["gloss"] = [str(g) for g in (row["gloss"] or [])]
+        row["gloss_spans"] = [(int(a), int(b)) for a, b in (row["gloss_spans"] or [])]
+        rows.append(row)
+    return rows
+
+
+def _arrow_poses(ds) -> Optional[List[np.ndarray]]:
+    """`poses` straight from the Arrow buffers (one copy, ~100x faster than row-wise numpy formatting); None
+    when the layout is not the plain `list<list<float>>` of an unfiltered Array2D column."""
+    try:
+        if getattr(ds, "_indices", None) is not None:
+            return None
+        col = ds.data.table.column("poses").combine_chunks()
+        col = getattr(col, "storage", col)
+        if col.null_count:
+            return None
+        inner = col.flatten()
+        if inner.null_count:
+            return None
+        values = np.array(inner.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)  # writable copy
+        outer = col.offsets.to_numpy()
+        inner_off = inner.offsets.to_numpy()
+        outer, inner_off = outer - outer[0], inner_off - inner_off[0]
+        widths = np.diff(inner_off)
+        if widths.size == 0 or (widths != widths[0]).any() or widths[0] == 0:
+            return None
+        frames = values.reshape(-1, int(widths[0]))
+        return [frames[a:b] for a, b in zip(outer[:-1], outer[1:])]
+    except Exception:  # noqa: BLE001 - any unexpected layout takes the generic path
+        return None
+
+
+def _corpus_meta(rows: List[Dict[str, Any]], split: str) -> Tuple[float, str, int]:
+    dims = {r["poses"].shape[1] for r in rows}
+    if len(dims) != 1:
+        raise ValueError(f"Split {split!r} mixes feature dims {sorted(dims)}; expected one representation.")
+    reps = {r.get("representation", "") for r in rows}
+    if len(reps) != 1:
+        raise ValueError(f"Split {split!r} mixes representations {sorted(reps)}.")
+    fps = float(np.median([float(r.get("fps", 25.0)) for r in rows]))
+    return fps, reps.pop(), dims.pop()
+
+
+# ------------------------------------------------------------------------------------------ small maths
+def resample_sequence(poses: np.ndarray, num_frames: int) -> np.ndarray:
+    """Linear resampling of `(T, D)` to `(num_frames, D)` in time, first and last frames kept."""
+    num_frames = int(num_frames)
+    if num_frames < 1:
+        raise ValueError(f"`num_frames` must be >= 1; got {num_frames}.")
+    if poses.shape[0] == num_frames:
+        return poses.copy()
+    pos = np.linspace(0.0, poses.shape[0] - 1, num_frames)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, poses.shape[0] - 1)
+    w = (pos - i0)[:, None].astype(poses.dtype)
+    return poses[i0] * (1 - w) + poses[i1] * w
+
+
+def minimum_jerk(tau: np.ndarray) -> np.ndarray:
+    """Minimum-jerk time profile `10 t^3 - 15 t^4 + 6 t^5` on [0, 1] (zero velocity and acceleration at both ends)."""
+    tau = np.clip(np.asarray(tau, dtype=np.float64), 0.0, 1.0)
+    return tau ** 3 * (10.0 - 15.0 * tau + 6.0 * tau ** 2)
+
+
+def _blend(start: np.ndarray, end: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    s = minimum_jerk(tau)[:, None].astype(np.float32)
+    return (start[None] * (1 - s) + end[None] * s).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------- interface
+@dataclass
+class BaselineOutput(BaseOutput):
+    """Output of a baseline, one entry per prompt (the fields of the pipelines' outputs).
+
+    Args:
+        poses (`List[np.ndarray]` or `List[torch.Tensor]`): `(num_frames_i, feature_dim)` in dataset units.
+        num_frames (`List[int]`): frames of every sequence.
+        fps (`float`): frame rate.
+        joints (`List[np.ndarray]`, *optional*): positions `(num_frames_i, J, 3)` for `output_type="joints"`.
+        info (`List[dict]`): per-prompt details (retrieved training id and similarity; unknown glosses).
+    """
+
+    poses: List[Any]
+    num_frames: List[int]
+    fps: float
+    joints: Optional[List[np.ndarray]] = None
+    info: Optional[List[Dict[str, Any]]] = None
+
+
+def _as_prompts(prompt) -> List[str]:
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else None
+    if not prompts:
+        raise ValueError(f"`prompt` must be a string or a non-empty list of strings; got {prompt!r}.")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ValueError(f"`prompt[{i}]` must be a string; got {type(p).__name__}.")
+    return prompts
+
+
+def _as_glosses(gloss, batch: int, single: bool) -> List[Optional[List[str]]]:
+    """`gloss` -> one gloss list (or None) per prompt. A string is split on whitespace."""
+    if gloss is None:
+        return [None] * batch
+
+    def one(g, field):
+        if isinstance(g, str):
+            return g.split()
+        if isinstance(g, (list, tuple)) and all(isinstance(x, str) for x in g):
+            return list(g)
+        raise ValueError(f"`{field}` must be a gloss string or a list of gloss strings; got {g!r}.")
+
+    if single and (isinstance(gloss, str) or all(isinstance(x, str) for x in gloss)):
+        return [one(gloss, "gloss")]
+    if isinstance(gloss, str) or len(gloss) != batch:
+        raise ValueError(f"`gloss` must hold one gloss sequence per prompt ({batch}); got {len(gloss) if not isinstance(gloss, str) else 1}.")
+    return [None if g is None else one(g, f"gloss[{i}]") for i, g in enumerate(gloss)]
+
+
+def _as_lengths(num_frames, batch: int) -> List[Optional[int]]:
+    if num_frames is None:
+        return [None] * batch
+    values = list(num_frames) if isinstance(num_frames, (list, tuple)) else [num_frames] * batch
+    if len(values) != batch:
+        raise ValueError(f"`num_frames` has {len(values)} entries for {batch} prompt(s); give one value or one per prompt.")
+    for i, n in enumerate(values):
+        if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+            raise ValueError(f"`num_frames[{i}]` must be a positive int or None; got {n!r}.")
+    return [None if n is None else int(n) for n in values]
+
+
+class PoseBaseline:
+    """Base class: the pipeline-style `__call__`, output types and safetensors + JSON (de)serialisation.
+
+    Subclasses implement `_fit(rows, **kwargs)` (classmethod returning `(config, arrays)`),
+    `_generate(text, gloss) -> (poses, info)`, and restore themselves from `(config, arrays)`.
+    """
+
+    uses_gloss = False  # whether `gloss=` changes the output (the harness marks such rows "oracle gloss")
+
+    def __init__(self, config: Dict[str, Any], arrays: Dict[str, np.ndarray]):
+        for key in ("fps", "representation", "feature_dim"):
+            if key not in config:
+                raise ValueError(f"{type(self).__name__} config lacks {key!r}.")
+        self.config = dict(config)
+        self.arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        self._setup()
+
+    def _setup(self) -> None:
+        """Derive lookup structures from `self.config` / `self.arrays` (after fitting or loading)."""
+
+    # -------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_dataset(cls, dataset: DatasetLike, split: str = "train", show_progress: bool = False, **kwargs) -> "PoseBaseline":
+        """Fit the baseline on `split` of `dataset` (a folder, Hub id, `DatasetDict` or `Dataset`).
+
+        Args:
+            dataset (`str`, `os.PathLike`, `DatasetDict` or `Dataset`): the corpus.
+            split (`str`, *optional*, defaults to `"train"`): the split to fit on (never the test split of a
+                benchmark).
+            show_progress (`bool`, *optional*, defaults to `False`): progress bar while fitting.
+            **kwargs: settings of the subclass (see its docstring).
+        """
+        return cls.from_rows(split_rows(load_split(dataset, split), split), split=split, show_progress=show_progress, **kwargs)
+
+    @classmethod
+    def from_rows(cls, rows: List[Dict[str, Any]], split: str = "train", show_progress: bool = False, **kwargs) -> "PoseBaseline":
+        """Fit on rows already read with [`split_rows`] (the harness reads a split once for all baselines)."""
+        if not rows:
+            raise ValueError(f"Split {split!r} has no rows to fit {cls.__name__} on.")
+        fps, representation, feature_dim = _corpus_meta(rows, split)
+        config, arrays = cls._fit(rows, split=split, show_progress=show_progress, **kwargs)
+        config.update(fps=fps, representation=representation, feature_dim=feature_dim, fitted_on_split=split)
+        return cls(config, arrays)
+
+    @classmethod
+    def _fit(cls, rows, split: str, show_progress: bool, **kwargs) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike]) -> Path:
+        """Write `baseline_config.json` and `baseline.safetensors` to `save_directory` (created)."""
+        out = Path(save_directory)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {"_class_name": type(self).__name__, **self.config}
+        (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_file(self.arrays, str(out / WEIGHTS_NAME))
+        return out
+
+    @classmethod
+    def from_pretrained(cls, pretrained_path: Union[str, os.PathLike]) -> "PoseBaseline":
+        """Load a baseline saved with `save_pretrained` (on the base class: whichever baseline it is)."""
+        path = Path(pretrained_path)
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise ValueError(f"`pretrained_path` {str(path)!r} holds no baseline ({CONFIG_NAME} + {WEIGHTS_NAME} expected).")
+        config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+        name = config.pop("_class_name", None)
+        target = BASELINES.get(name)
+        if target is None:
+            raise ValueError(f"{path / CONFIG_NAME}: unknown `_class_name` {name!r}; expected one of {sorted(BASELINES)}.")
+        if cls is not PoseBaseline and target is not cls:
+            raise ValueError(f"{path} holds a {name}, not a {cls.__name__}; load it with load_baseline().")
+        return target(config, load_file(str(path / WEIGHTS_NAME)))
+
+    # ------------------------------------------------------------------------------------ generation
+    @property
+    def fps(self) -> float:
+        return float(self.config["fps"])
+
+    def _generate(self, text: str, gloss: Optional[List[str]]) -> Tuple[np.ndarray, Dict[str, Any]]:
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        prompt: Union[str, List[str]],
+        num_frames: Optional[Union[int, List[int]]] = None,
+        generator=None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        gloss: Optional[Union[str, List[str], List[List[str]]]] = None,
+    ) -> Union[BaselineOutput, tuple]:
+        """Generate one pose sequence per prompt.
+
+        Args:
+            prompt (`str` or `List[str]`): sentence(s) to sign.
+            num_frames (`int` or `List[int]`, *optional*): output length(s); the baseline's own length is
+                linearly resampled in time to it. Default: the baseline's own length.
+            generator (*optional*): ignored (the baselines are deterministic); accepted like the pipelines'.
+            output_type (`str`, *optional*, defaults to `"np"`): `"np"`, `"pt"` or `"joints"` (also positions
+                from the skeleton's `to_positions`).
+            return_dict (`bool`, *optional*, defaults to `True`): return a [`BaselineOutput`], else `(poses,)`.
+            gloss (`str`, `List[str]` or one of those per prompt, *optional*): gloss sequence(s); used by
+                [`GlossConcatenationBaseline`] only.
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}; got {output_type!r}.")
+        prompts = _as_prompts(prompt)
+        glosses = _as_glosses(gloss, len(prompts), single=isinstance(prompt, str))
+        lengths = _as_lengths(num_frames, len(prompts))
+        poses, infos = [], []
+        for text, g, n in zip(prompts, glosses, lengths):
+            seq, info = self._generate(text, g)
+            if n is not None and n != seq.shape[0]:
+                seq = resample_sequence(seq, n)
+            poses.append(np.ascontiguousarray(seq, dtype=np.float32))
+            infos.append(info)
+        joints = None
+        if output_type == "joints":
+            spec = get_skeleton(self.config["representation"])
+            joints = [np.asarray(spec.to_positions(p), dtype=np.float32) for p in poses]
+        out_poses = [torch.from_numpy(p) for p in poses] if output_type == "pt" else poses
+        if not return_dict:
+            return (out_poses,)
+        return BaselineOutput(poses=out_poses, num_frames=[len(p) for p in poses], fps=self.fps, joints=joints, info=infos)
+
+    def __repr__(self) -> str:
+        keys = {k: v for k, v in self.config.items() if not isinstance(v, (list, dict))}
+        return f"{type(self).__name__}({keys})"
+
+
+# ------------------------------------------------------------------------------------------- mean pose
+class MeanPoseBaseline(PoseBaseline):
+    """The mean training frame (every frame of every training sample weighs the same), held for the mean
+    training length (rounded), or for `num_frames`.
+
+    No settings. Arrays: `mean_pose` `(feature_dim,)`. Config: `num_frames` (mean length).
+    """
+
+    @classmethod
+    def _fit(cls, rows, split, show_progress):
+        total = np.zeros(rows[0]["poses"].shape[1], dtype=np.float64)
+        count = 0
+        for r in tqdm(rows, desc="mean pose", disable=not show_progress):
+            total += r["poses"].sum(axis=0, dtype=np.float64)
+            count += r["poses"].shape[0]
+        length = max(1, int(round(np.mean([r["poses"].shape[0] for r in rows]))))
+        return {"num_frames": length}, {"mean_pose": (total / count).astype(np.float32)}
+
+    def _generate(self, text, gloss):
+        return np.repeat(self.arrays["mean_pose"][None], int(self.config["num_frames"]), axis=0), {}
+
+
+# ------------------------------------------------------------------------------------ nearest sentence
+def _normalise_text(text: str) -> str:
+    return " ".join(_WORD_RE.findall(text.lower()))
+
+
+def _ngrams(text: str, max_n: int) -> List[str]:
+    words = _WORD_RE.findall(text.lower())
+    return [" ".join(words[i : i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1)]
+
+
+class NearestSentenceBaseline(PoseBaseline):
+    """Retrieval: the ground-truth poses of the most similar training sentence.
+
+    Similarity: a training text identical to the prompt (lowercased, punctuation dropped) wins outright;
+    otherwise the cosine between TF-IDF vectors of lowercased word n-grams (1..`max_ngram`, default 2:
+    bigrams make word order count). TF is the raw count, IDF `ln((1 + N) / (1 + df)) + 1` (smoothed, as
+    scikit-learn's default), vectors L2-normalised. Ties, and prompts sharing no n-gram with any training
+    text (all similarities 0), go to the lowest training index. `info` reports the retrieved `id`, its
+    `text` and the `similarity`.
+
+    Settings (`from_dataset(..., max_ngram=2)`): `max_ngram` (`int`, defaults to 2).
+    Arrays: `poses` (all training frames concatenated), `offsets` (`N + 1` frame offsets).
+    Config: `ids`, `texts`.
+    """
+
+    @classmethod
+    def _fit(cls, rows, split, show_progress, max_ngram: int = 2):
+        if not isinstance(max_ngram, int) or max_ngram < 1:
+            raise ValueError(f"`max_ngram` must be a positive int; got {max_ngram!r}.")
+        offsets = np.cumsum([0] + [r["poses"].shape[0] for r in rows]).astype(np.int64)
+        config = {"max_ngram": max_ngram, "ids": [str(r["id"]) for r in rows], "texts": [str(r["text"]) for r in rows]}
+        return config, {"poses": np.concatenate([r["poses"] for r in rows]), "offsets": offsets}
+
+    def _setup(self) -> None:
+        texts = self.config["texts"]
+        n = len(texts)
+        if len(self.arrays["offsets"]) != n + 1:
+            raise ValueError(f"NearestSentenceBaseline: {n} texts but {len(self.arrays['offsets']) - 1} pose sequences.")
+        self._exact: Dict[str, int] = {}
+        for i, t in enumerate(texts):
+            self._exact.setdefault(_normalise_text(t), i)
+        counts = [Counter(_ngrams(t, self.config["max_ngram"])) for t in texts]
+        df = Counter(g for c in counts for g in c)
+        self._idf = {g: math.log((1 + n) / (1 + d)) + 1.0 for g, d in df.items()}
+        # inverted index: n-gram -> (doc indices, normalised weights); one query costs its postings only
+        postings: Dict[str, Tuple[List[int], List[float]]] = {}
+        for i, c in enumerate(counts):
+            w = {g: tf * self._idf[g] for g, tf in c.items()}
+            norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+            for g, v in w.items():
+                docs, vals = postings.setdefault(g, ([], []))
+                docs.append(i)
+                vals.append(v / norm)
+        self._postings = {g: (np.asarray(d, np.int64), np.asarray(v, np.float64)) for g, (d, v) in postings.items()}
+
+    def similarities(self, text: str) -> np.ndarray:
+        """TF-IDF cosine similarity of `text` to every training text, `(N,)`."""
+        q = {g: tf * self._idf[g] for g, tf in Counter(_ngrams(text, self.config["max_ngram"])).items() if g in self._idf}
+        scores = np.zeros(len(self.config["texts"]))
+        norm = math.sqrt(sum(v * v for v in q.values()))
+        for g, v in q.items():
+            docs, vals = self._postings[g]
+            scores[docs] += vals * (v / norm)
+        return scores
+
+    def retrieve(self, text: str) -> Tuple[int, float]:
+        """Index of the retrieved training sample and its similarity (1.0 for an exact text match)."""
+        exact = self._exact.get(_normalise_text(text))
+        if exact is not None:
+            return exact, 1.0
+        scores = self.similarities(text)
+        best = int(np.argmax(scores))  # first maximum: ties go to the lowest index
+        return best, float(scores[best])
+
+    def _generate(self, text, gloss):
+        i, sim = self.retrieve(text)
+        a, b = self.arrays["offsets"][i], self.arrays["offsets"][i + 1]
+        info = {"retrieved_id": self.config["ids"][i], "retrieved_text": self.config["texts"][i], "similarity": round(sim, 6)}
+        return self.arrays["poses"][a:b].copy(), info
+
+
+# -------------------------------------------------------------------------------- gloss concatenation
+class GlossConcatenationBaseline(PoseBaseline):
+    """Gloss-lexicon concatenation (the spoken-to-signed approach) with oracle glosses.
+
+    Lexicon: every training sample with `gloss_spans` contributes one clip per gloss, `poses[start:end]`.
+    Per gloss the *most typical* instance is kept: all instances are resampled to their median length,
+    averaged into a template, and the instance nearest to the template (mean squared feature distance) is
+    stored with its original frames. A real instance is kept rather than the template itself, because
+    averaging clips of different signers and speeds blurs the motion.
+
+    Sentence: `rest_start` (the mean first frame of the training samples), blended over `lead_in` frames
+    into the first clip; consecutive clips joined by `transition_frames` in-between frames; the last clip
+    blended over `lead_out` frames into `rest_end` (the mean last frame). Every blend follows the
+    minimum-jerk profile `10t^3 - 15t^4 + 6t^5` (zero velocity and acceleration at its ends) between the
+    boundary frames, linearly in feature space (an approximation for axis-angles, fine for the small
+    rotations between the end of one sign and the start of the next). The length is therefore
+    `lead_in + sum(clip lengths) + (num_glosses - 1) * transition_frames + lead_out`.
+
+    Unknown glosses (no training instance): `unknown_gloss="hold"` (default) holds the previous frame
+    (the rest pose at the start) for `hold_frames` frames and reports the gloss in `info["unknown_glosses"]`
+    (the harness counts them); `unknown_gloss="error"` raises a `ValueError` naming the gloss.
+    A prompt without glosses raises a `ValueError` (this baseline needs the oracle gloss sequence).
+
+    Settings (`from_dataset(..., transition_frames=None, lead_in=None, lead_out=None, unknown_gloss="hold")`):
+        transition_frames (`int`, *optional*): frames between clips; default: the median gap between
+            consecutive gloss spans in the training split.
+        lead_in, lead_out (`int`, *optional*): frames from / to the rest pose; default: the median number of
+            frames before the first span / after the last span in the training split.
+        unknown_gloss (`str`, *optional*, defaults to `"hold"`): `"hold"` or `"error"` (above).
+    Arrays: `clip_<k>` per gloss (`glosses[k]`), `rest_start`, `rest_end`.
+    Config: `glosses`, `clip_sources` (id, start, end of each chosen instance), `num_instances`,
+    `transition_frames`, `lead_in`, `lead_out`, `hold_frames`, `unknown_gloss`.
+    """
+
+    uses_gloss = True
+
+    @classmethod
+    def _fit(cls, rows, split, show_progress, transition_frames=None, lead_in=None, lead_out=None, unknown_gloss="hold"):
+        if unknown_gloss not in UNKNOWN_GLOSS_POLICIES:
+            raise ValueError(f"`unknown_gloss` must be one of {UNKNOWN_GLOSS_POLICIES}; got {unknown_gloss!r}.")
+        for name, v in (("transition_frames", transition_frames), ("lead_in", lead_in), ("lead_out", lead_out)):
+            if v is not None and (not isinstance(v, (int, np.integer)) or v < 0):
+                raise ValueError(f"`{name}` must be a non-negative int or None; got {v!r}.")
+        instances: Dict[str, List[Tuple[str, int, int, np.ndarray]]] = {}
+        gaps, heads, tails = [], [], []
+        with_spans = 0
+        for r in rows:
+            spans, gloss = r["gloss_spans"], r["gloss"]
+            if not spans:
+                continue
+            if len(spans) != len(gloss):
+                raise ValueError(f"Sample {r['id']!r}: `gloss_spans` has {len(spans)} spans for {len(gloss)} glosses.")
+            with_spans += 1
+            for g, (a, b) in zip(gloss, spans):
+                instances.setdefault(g, []).append((str(r["id"]), a, b, r["poses"][a:b]))
+            gaps += [max(0, a2 - b1) for (_, b1), (a2, _) in zip(spans[:-1], spans[1:])]
+            heads.append(spans[0][0])
+            tails.append(r["poses"].shape[0] - spans[-1][1])
+        if not with_spans:
+            raise ValueError(
+                f"No sample of split {split!r} has `gloss_spans`; GlossConcatenationBaseline cuts its clips with them."
+            )
+        glosses = sorted(instances)
+        arrays: Dict[str, np.ndarray] = {}
+        sources, counts, lengths = [], [], []
+        for k, g in enumerate(tqdm(glosses, desc="gloss lexicon", disable=not show_progress)):
+            inst = instances[g]
+            best = cls._most_typical([x[3] for x in inst])
+            sid, a, b, clip = inst[best]
+            arrays[f"clip_{k}"] = np.ascontiguousarray(clip, dtype=np.float32)
+            sources.append([sid, a, b])
+            counts.append(len(inst))
+            lengths.append(clip.shape[0])
+        arrays["rest_start"] = np.mean([r["poses"][0] for r in rows], axis=0).astype(np.float32)
+        arrays["rest_end"] = np.mean([r["poses"][-1] for r in rows], axis=0).astype(np.float32)
+        med = lambda xs: int(round(float(np.median(xs)))) if xs else 0  # noqa: E731
+        config = {
+            "glosses": glosses,
+            "clip_sources": sources,
+            "num_instances": counts,
+            "transition_frames": int(transition_frames) if transition_frames is not None else med(gaps),
+            "lead_in": int(lead_in) if lead_in is not None else med(heads),
+            "lead_out": int(lead_out) if lead_out is not None else med(tails),
+            "hold_frames": max(1, med(lengths)),
+            "unknown_gloss": unknown_gloss,
+        }
+        return config, arrays
+
+    @staticmethod
+    def _most_typical(clips: List[np.ndarray]) -> int:
+        """Index of the clip nearest (mean squared distance) to the mean of all clips resampled to the median length."""
+        if len(clips) == 1:
+            return 0
+        length = max(1, int(round(float(np.median([c.shape[0] for c in clips])))))
+        stack = np.stack([resample_sequence(c.astype(np.float64), length) for c in clips])
+        dist = ((stack - stack.mean(axis=0)) ** 2).mean(axis=(1, 2))
+        return int(np.argmin(dist))
+
+    def _setup(self) -> None:
+        self._index = {g: k for k, g in enumerate(self.config["glosses"])}
+        if self.config.get("unknown_gloss", "hold") not in UNKNOWN_GLOSS_POLICIES:
+            raise ValueError(f"`unknown_gloss` must be one of {UNKNOWN_GLOSS_POLICIES}; got {self.config['unknown_gloss']!r}.")
+
+    @property
+    def vocabulary(self) -> List[str]:
+        """The glosses of the lexicon."""
+        return list(self.config["glosses"])
+
+    def clip(self, gloss: str) -> np.ndarray:
+        """The lexicon clip of `gloss` `(frames, feature_dim)`; `ValueError` if unknown."""
+        if gloss not in self._index:
+            raise ValueError(f"`gloss` {gloss!r} is not in the lexicon ({len(self._index)} glosses from the training split).")
+        return self.arrays[f"clip_{self._index[gloss]}"]
+
+    def _generate(self, text, gloss):
+        if not gloss:
+            raise ValueError(
+                f"GlossConcatenationBaseline needs `gloss` (the oracle gloss sequence) for prompt {text!r}; got {gloss!r}."
+            )
+        cfg = self.config
+        unknown: List[str] = []
+        pieces: List[np.ndarray] = []
+        last = self.arrays["rest_start"]
+        for i, g in enumerate(gloss):
+            if g in self._index:
+                clip = self.arrays[f"clip_{self._index[g]}"]
+            elif cfg["unknown_gloss"] == "error":
+                raise ValueError(f"`gloss[{i}]` = {g!r} is not in the lexicon (unknown_gloss='error').")
+            else:
+                unknown.append(g)
+                clip = np.repeat(last[None], int(cfg["hold_frames"]), axis=0)
+            if not pieces:
+                k = int(cfg["lead_in"])  # rest_start .. (first frame of the clip excluded)
+                if k:
+                    pieces.append(_blend(self.arrays["rest_start"], clip[0], np.arange(k) / k))
+            else:
+                k = int(cfg["transition_frames"])  # strictly between the two boundary frames
+                if k:
+                    pieces.append(_blend(last, clip[0], np.arange(1, k + 1) / (k + 1)))
+            pieces.append(clip)
+            last = clip[-1]
+        k = int(cfg["lead_out"])  # (last frame of the clip excluded) .. rest_end
+        if k:
+            pieces.append(_blend(last, self.arrays["rest_end"], np.arange(1, k + 1) / k))
+        return np.concatenate(pieces).astype(np.float32), {"unknown_glosses": unknown}
+
+
+BASELINES = {c.__name__: c for c in (MeanPoseBaseline, NearestSentenceBaseline, GlossConcatenationBaseline)}
+
+
+def load_baseline(path: Union[str, os.PathLike]) -> PoseBaseline:
+    """Load any baseline folder written by `save_pretrained` (its class is named in `baseline_config.json`)."""
+    return PoseBaseline.from_pretrained(path)
+
+
+def is_baseline_dir(path: Union[str, os.PathLike]) -> bool:
+    """Whether `path` is a folder holding a saved baseline."""
+    return (Path(path) / CONFIG_NAME).is_file()

@@ -1,0 +1,695 @@
+"""The benchmark harness: one evaluation for every system (DESIGN.md, "Evaluation contract").
+
+`run_benchmark` generates a pose sequence for every sample of a split with every system and scores them
+all with the same metrics and evaluator models:
+
+* **Rows**: "Ground Truth" first (the reference poses themselves: the back-translation and retrieval
+  ceiling, DTW-JPE/MPJPE/FID 0), then the baselines of `hf_sign.evaluation.baselines` fitted on the
+  corpus' `train` split ("Mean pose", "Nearest sentence", "Gloss concatenation (oracle gloss)", marked †
+  because it reads the reference glosses), then the models in the order given.
+* **Inputs**: each system gets the sample's `text` as prompt; systems whose `__call__` has a `gloss`
+  parameter also get the reference gloss list (oracle glosses). Every sample `i` gets its own
+  `torch.Generator` seeded with `seed + i`, so a sample's output does not depend on the batching.
+  Lengths: by default each system chooses its own (`num_frames=None`, e.g. a length predictor);
+  `num_frames="reference"` passes every sample's reference length instead (an oracle-length setting).
+* **Evaluators** (trained on ground-truth *train* poses only, never used to condition a generator):
+  `evaluator_dir` holds `recognizer/` and `contrastive/` from
+  `hf_sign.training.evaluator_trainer.train_evaluators`. Without `evaluator_dir` they are trained into
+  `out_dir/evaluators` with `evaluator_config` (default `"default"`) and the fixed `evaluator_seed` (0),
+  or reused from there when a previous run on the same dataset left them.
+* **Metrics** (columns of `results.md`, every one also in `results.json`):
+  - back-translation: the recogniser's greedy CTC output on the generated poses vs the reference gloss
+    sequence (or the lowercased words of the text when the recogniser was trained on text), corpus BLEU-1..4
+    (sacrebleu, whitespace tokens, no smoothing) and mean sentence ROUGE-L F1, 0-100;
+  - DTW-JPE Body / Hands (SOKE): positions from `spec.to_positions` (smplx133: forward kinematics, metres),
+    body joints relative to the root, hand joints relative to their wrist; exact DTW. Reported as the mean
+    joint error per aligned frame pair in millimetres (length-normalised, comparable across corpora) and as
+    the path sum in metres (SOKE's un-normalised value, grows with length);
+  - MPJPE Body / Hands in millimetres, the generated sequence linearly resampled to the reference length;
+  - FID between the contrastive evaluator's pose embeddings of generated and reference test sequences
+    (unit-norm embeddings, so values are small; "–" with fewer than 2 samples);
+  - SiCLIP R@1 / R@5: each generated sequence ranks the split's distinct texts by cosine similarity in the
+    contrastive evaluator's space; ties count against it (constant output scores chance level);
+  - SiBLEU-4: only for systems exposing part-wise sign tokens (their output has `sign_tokens`, one dict
+    part -> token ids per sample, and the system has `tokenize_poses(list_of_poses)` giving the reference
+    tokens in the same form); "–" otherwise.
+* **Files** in `out_dir`: `results.md`, `results.json`, `per_sample.csv`, `examples/*.gif` (the first
+  `num_examples` samples, all systems side by side, reference first) and `evaluators/` when trained here.
+
+```python
+>>> from hf_sign.evaluation.harness import run_benchmark
+>>> results = run_benchmark("outputs/synthsign", models={"Sign-SALD": "outputs/sign-sald-small"},
+...                         evaluator_dir="outputs/evaluators", out_dir="outputs/benchmark")
+>>> [s["name"] for s in results["systems"]]
+['Ground Truth', 'Mean pose', 'Nearest sentence', 'Gloss concatenation (oracle gloss)', 'Sign-SALD']
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..skeletons.spec import SkeletonSpec, get_skeleton
+from .baselines import (
+    GlossConcatenationBaseline,
+    MeanPoseBaseline,
+    NearestSentenceBaseline,
+    is_baseline_dir,
+    load_baseline,
+    load_corpus,
+    load_split,
+    split_rows,
+)
+from .metrics import back_translation, dtw_jpe, fid, mpjpe, sibleu, siclip_retrieval
+from .report import UNITS, format_markdown, standard_notes, write_per_sample_csv, write_results_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BASELINE_KEYS",
+    "GROUND_TRUTH",
+    "PoseScorer",
+    "add_benchmark_arguments",
+    "benchmark_main",
+    "load_evaluators",
+    "load_system",
+    "parse_model_specs",
+    "prepare_evaluators",
+    "run_benchmark",
+]
+
+GROUND_TRUTH = "Ground Truth"
+# key -> (row name, short panel title, class)
+BASELINE_KEYS = {
+    "mean": ("Mean pose", "Mean pose", MeanPoseBaseline),
+    "nearest": ("Nearest sentence", "Nearest sent.", NearestSentenceBaseline),
+    "concat": ("Gloss concatenation (oracle gloss)", "Gloss concat.", GlossConcatenationBaseline),
+}
+NUM_FRAMES_POLICIES = (None, "reference")
+
+
+# ------------------------------------------------------------------------------------------ evaluators
+@dataclass
+class Evaluators:
+    """The two evaluator models and where they came from."""
+
+    recognizer: Any
+    contrastive: Any
+    directory: Path
+    trained_here: bool = False
+
+
+def prepare_evaluators(
+    dataset: Union[str, os.PathLike],
+    evaluator_dir: Optional[Union[str, os.PathLike]],
+    out_dir: Union[str, os.PathLike],
+    config: str = "default",
+    seed: int = 0,
+) -> tuple:
+    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (trained there
+    with `train_evaluators(dataset, ..., config=config, seed=seed)` unless a previous run on the same dataset
+    left them). Returns `(path, trained_here)`."""
+    if evaluator_dir is not None:
+        path = Path(evaluator_dir)
+        for sub in ("recognizer", "contrastive"):
+            if not (path / sub / "config.json").is_file():
+                raise ValueError(
+                    f"`evaluator_dir` {str(path)!r} has no {sub}/config.json; train the evaluators with "
+                    "`hf-sign train evaluator --dataset DIR --output-dir DIR` (train_evaluators) first."
+                )
+        return path, False
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise ValueError("`evaluator_dir` is required when `dataset` is an in-memory DatasetDict (evaluators train from a folder).")
+    path = Path(out_dir) / "evaluators"
+    if all((path / sub / "config.json").is_file() for sub in ("recognizer", "contrastive")):
+        args_file = path / "evaluator_training_args.json"
+        trained_on = json.loads(args_file.read_text(encoding="utf-8")).get("dataset_dir") if args_file.is_file() else None
+        if trained_on is not None and os.path.abspath(str(trained_on)) != os.path.abspath(str(dataset)):
+            raise ValueError(
+                f"{path} holds evaluators trained on {trained_on!r}, not on `dataset` {str(dataset)!r}; "
+                "pass `evaluator_dir` or use another `out_dir`."
+            )
+        logger.info("Reusing the evaluators in %s", path)
+        return path, False
+    from ..training.evaluator_trainer import train_evaluators
+
+    logger.warning("No `evaluator_dir`: training the evaluators (config %r, seed %d) into %s", config, seed, path)
+    train_evaluators(str(dataset), str(path), config=config, seed=seed)
+    return path, True
+
+
+def load_evaluators(evaluator_dir: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None) -> Evaluators:
+    """Load `recognizer/` and `contrastive/` from `evaluator_dir` with `AutoModel`, in eval mode on `device`."""
+    from transformers import AutoModel
+
+    from . import evaluators as _registered  # noqa: F401 - registers the hf_sign_* model types
+
+    path = Path(evaluator_dir)
+    models = {}
+    for sub in ("recognizer", "contrastive"):
+        if not (path / sub / "config.json").is_file():
+            raise ValueError(f"`evaluator_dir` {str(path)!r} has no {sub}/config.json.")
+        models[sub] = AutoModel.from_pretrained(str(path / sub)).eval()
+        if device is not None:
+            models[sub].to(device)
+    return Evaluators(models["recognizer"], models["contrastive"], path)
+
+
+# --------------------------------------------------------------------------------------------- systems
+@dataclass
+class _System:
+    name: str
+    kind: str  # "ground_truth" | "baseline" | "model"
+    obj: Any = None
+    source: str = ""
+    short: str = ""
+    oracle_gloss: bool = False
+
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]] = None) -> Any:
+    """A generation system from a path or an object: a saved baseline folder, a pipeline folder (or Hub id)
+    loaded with `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`, or any callable object."""
+    if not isinstance(spec, (str, os.PathLike)):
+        if not callable(spec):
+            raise ValueError(f"`models[{name!r}]` must be a path or a callable system; got {type(spec).__name__}.")
+        return spec
+    path = str(spec)
+    if os.path.isdir(path):
+        if is_baseline_dir(path):
+            return load_baseline(path)
+        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise ValueError(
+                f"`models[{name!r}]` = {path!r} is neither a pipeline folder (model_index.json) nor a saved baseline "
+                "(baseline_config.json)."
+            )
+    elif os.path.isabs(path) or path.startswith(".") or not _HUB_ID.match(path):
+        raise ValueError(f"`models[{name!r}]` = {path!r} does not exist (expected a pipeline folder or a Hub repo id).")
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(path, trust_remote_code=True)
+    except Exception as err:  # noqa: BLE001 - re-raised naming the model
+        raise ValueError(f"`models[{name!r}]` = {path!r} could not be loaded as a pipeline: {err}") from err
+    if device is not None:
+        pipe.to(device)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _call_parameters(system: Any) -> set:
+    try:
+        params = inspect.signature(system.__call__ if not inspect.isfunction(system) else system).parameters
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return set(params) | {"**"}
+    return set(params)
+
+
+def _to_numpy_poses(poses: Any, name: str, ids: Sequence[str], feature_dim: int) -> List[np.ndarray]:
+    if isinstance(poses, (np.ndarray, torch.Tensor)) and poses.ndim == 3:
+        poses = list(poses)
+    if not isinstance(poses, (list, tuple)):
+        raise ValueError(f"System {name!r} returned `poses` of type {type(poses).__name__}; expected a list of (T, D) arrays.")
+    if len(poses) != len(ids):
+        raise ValueError(
+            f"System {name!r} returned {len(poses)} `poses` for {len(ids)} prompts; expected one sequence per prompt."
+        )
+    out = []
+    for p, sid in zip(poses, ids):
+        arr = p.detach().float().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != feature_dim:
+            raise ValueError(
+                f"System {name!r} returned `poses` of shape {arr.shape} for sample {sid!r}; expected (num_frames >= 1, {feature_dim})."
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"System {name!r} returned NaN/inf `poses` for sample {sid!r}.")
+        out.append(np.ascontiguousarray(arr, dtype=np.float32))
+    return out
+
+
+def _generate(system: _System, rows, *, seed: int, batch_size: int, num_inference_steps, num_frames_policy, feature_dim, show_progress):
+    """All of `rows` through `system`: poses, per-sample info dicts, sign tokens (or None)."""
+    params = _call_parameters(system.obj)
+    accepts = lambda k: k in params or "**" in params  # noqa: E731
+    poses, infos, tokens = [], [], []
+    bar = tqdm(total=len(rows), desc=f"generating: {system.name}", unit="sample", disable=not show_progress)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        ids = [str(r["id"]) for r in chunk]
+        kwargs: Dict[str, Any] = {"output_type": "np", "return_dict": True}
+        if accepts("generator"):
+            kwargs["generator"] = [torch.Generator().manual_seed(seed + start + k) for k in range(len(chunk))]
+        if num_inference_steps is not None and accepts("num_inference_steps"):
+            kwargs["num_inference_steps"] = int(num_inference_steps)
+        if "gloss" in params:  # only systems that name it get oracle glosses
+            kwargs["gloss"] = [list(r["gloss"]) for r in chunk]
+        if num_frames_policy == "reference":
+            if not accepts("num_frames"):
+                raise ValueError(f"System {system.name!r} takes no `num_frames`; num_frames='reference' needs it.")
+            kwargs["num_frames"] = [int(r["poses"].shape[0]) for r in chunk]
+        out = system.obj([str(r["text"]) for r in chunk], **kwargs)
+        out_poses = out[0] if isinstance(out, tuple) else getattr(out, "poses", None)
+        if out_poses is None:
+            raise ValueError(f"System {system.name!r} returned no `poses` (got {type(out).__name__}).")
+        poses += _to_numpy_poses(out_poses, system.name, ids, feature_dim)
+        info = getattr(out, "info", None)
+        infos += list(info) if info is not None else [{} for _ in chunk]
+        tok = getattr(out, "sign_tokens", None)
+        tokens = None if tok is None or tokens is None else tokens + list(tok)
+        bar.update(len(chunk))
+    bar.close()
+    return poses, infos, tokens
+
+
+# --------------------------------------------------------------------------------------------- scoring
+def _positions(spec: SkeletonSpec, poses: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Positions of many sequences with one forward-kinematics call (much faster than one call each)."""
+    lengths = np.cumsum([0] + [p.shape[0] for p in poses])
+    flat = np.asarray(spec.to_positions(np.concatenate(poses).astype(np.float32)), dtype=np.float32)
+    return [flat[a:b] for a, b in zip(lengths[:-1], lengths[1:])]
+
+
+def _bt_reference(row: Mapping[str, Any], target: str) -> str:
+    from .evaluators.layers import word_tokens
+
+    if target == "gloss":
+        if not row["gloss"]:
+            raise ValueError(f"Sample {row['id']!r} has an empty `gloss`; the recogniser transcribes glosses (target='gloss').")
+        return " ".join(row["gloss"])
+    return " ".join(word_tokens(row["text"]))
+
+
+class PoseScorer:
+    """Every metric of the benchmark against one fixed set of references (cached positions and embeddings).
+
+    Args:
+        references (`List[np.ndarray]`): reference feature sequences `(T_i, D)` in dataset units.
+        texts (`List[str]`): the samples' texts (SiCLIP targets).
+        glosses (`List[List[str]]`): the samples' gloss sequences (back-translation references).
+        spec (`SkeletonSpec`): skeleton of the features (`to_positions`, joint groups).
+        evaluators ([`Evaluators`]): recogniser + contrastive model.
+        batch_size (`int`, *optional*, defaults to 32): evaluator batch size.
+        ids (`List[str]`, *optional*): sample ids for messages.
+    """
+
+    def __init__(self, references, texts, glosses, spec: SkeletonSpec, evaluators: Evaluators, batch_size: int = 32, ids=None):
+        n = len(references)
+        for field_name, values in (("texts", texts), ("glosses", glosses)):
+            if len(values) != n:
+                raise ValueError(f"`{field_name}` has {len(values)} entries but `references` has {n}; they must pair up.")
+        if n == 0:
+            raise ValueError("`references` is empty; the benchmark needs at least one sample.")
+        self.references = [np.asarray(r, dtype=np.float32) for r in references]
+        self.ids = list(ids) if ids is not None else [str(i) for i in range(n)]
+        self.spec, self.ev, self.batch_size = spec, evaluators, batch_size
+        target = getattr(evaluators.recognizer.config, "target", "gloss")
+        rows = [{"id": i, "text": t, "gloss": list(g)} for i, t, g in zip(self.ids, texts, glosses)]
+        self.bt_references = [_bt_reference(r, target) for r in rows]
+        self.ref_positions = _positions(spec, self.references)
+        self.ref_embeddings = self._pose_embeddings(self.references)
+        # SiCLIP candidates: the distinct texts of the split (repeated sentences are one candidate)
+        first: Dict[str, int] = {}
+        for i, t in enumerate(texts):
+            first.setdefault(t, i)
+        self.candidate_texts = list(first)
+        index = {t: j for j, t in enumerate(self.candidate_texts)}
+        self.targets = np.array([index[t] for t in texts], dtype=np.int64)
+        self.text_embeddings = evaluators.contrastive.get_text_embeddings(self.candidate_texts).numpy()
+
+    def _pose_embeddings(self, poses) -> np.ndarray:
+        return self.ev.contrastive.get_pose_embeddings(list(poses), batch_size=self.batch_size).numpy()
+
+    def score(self, predictions: Sequence[np.ndarray], sign_tokens=None, reference_tokens=None) -> tuple:
+        """Metrics of `predictions` (one `(T, D)` sequence per reference). Returns `(metrics, per_sample)`."""
+        if len(predictions) != len(self.references):
+            raise ValueError(
+                f"`predictions` has {len(predictions)} sequences but `references` has {len(self.references)}; they must pair up."
+            )
+        preds = [np.asarray(p, dtype=np.float32) for p in predictions]
+        pos = _positions(self.spec, preds)
+        m: Dict[str, Any] = {}
+        hyps = self.ev.recognizer.generate(preds, batch_size=self.batch_size)
+        m.update(back_translation(hyps, self.bt_references, tokenize="none"))
+        dtw = dtw_jpe(pos, self.ref_positions, skeleton=self.spec, per_sample=True, units="m")
+        mp = mpjpe(pos, self.ref_positions, skeleton=self.spec, scale=1000.0, units="mm", per_sample=True)
+        for g in ("body", "hands"):
+            m[f"dtw_jpe_{g}"] = 1000.0 * dtw[f"dtw_jpe_{g}_normalized"]
+            m[f"dtw_jpe_{g}_sum"] = dtw[f"dtw_jpe_{g}"]
+            m[f"mpjpe_{g}"] = mp[f"mpjpe_{g}"]
+        emb = self._pose_embeddings(preds)
+        m["fid"] = fid(emb, self.ref_embeddings) if len(preds) >= 2 else None
+        sim = emb @ self.text_embeddings.T
+        ret = siclip_retrieval(similarity=sim, targets=self.targets, ks=(1, 5))
+        m.update({k: ret[k] for k in ("siclip_r1", "siclip_r5", "siclip_median_rank")})
+        m["sibleu"] = None
+        if sign_tokens is not None and reference_tokens is not None:
+            sb = sibleu(sign_tokens, reference_tokens)
+            m["sibleu"] = sb["sibleu"]
+            m.update({k: v for k, v in sb.items() if k != "sibleu"})
+        lengths = [p.shape[0] for p in preds]
+        m["mean_num_frames"] = float(np.mean(lengths))
+        per_sample = [
+            {
+                "id": sid,
+                "reference_gloss": ref,
+                "hypothesis_gloss": hyp,
+                "dtw_jpe_body_mm": 1000.0 * dtw["dtw_jpe_body_normalized_per_sample"][i],
+                "dtw_jpe_hands_mm": 1000.0 * dtw["dtw_jpe_hands_normalized_per_sample"][i],
+                "dtw_jpe_body_sum_m": dtw["dtw_jpe_body_per_sample"][i],
+                "dtw_jpe_hands_sum_m": dtw["dtw_jpe_hands_per_sample"][i],
+                "mpjpe_body_mm": mp["mpjpe_body_per_sample"][i],
+                "mpjpe_hands_mm": mp["mpjpe_hands_per_sample"][i],
+                "num_frames_generated": lengths[i],
+                "num_frames_reference": int(self.references[i].shape[0]),
+            }
+            for i, (sid, ref, hyp) in enumerate(zip(self.ids, self.bt_references, hyps))
+        ]
+        return m, per_sample, pos
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------------------------------- examples
+def _render_examples(out_dir: Path, systems: List[_System], positions: Dict[str, List[np.ndarray]], rows, spec, fps, num_examples, show_progress):
+    from ..render import render_panels, save_video
+
+    paths = []
+    indices = range(min(num_examples, len(rows)))
+    for i in tqdm(indices, desc="rendering examples", disable=not show_progress):
+        sid = re.sub(r"[^\w.-]+", "_", str(rows[i]["id"]))[:80]
+        frames = render_panels(
+            [positions[s.name][i] for s in systems], spec, titles=[s.short or s.name for s in systems],
+            size=(200, 200), caption=str(rows[i]["text"]), show_progress=False,
+        )
+        paths.append(save_video(frames, out_dir / f"{i:02d}_{sid}.gif", fps, show_progress=False))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------- entry point
+def _check_arguments(split, max_samples, batch_size, num_examples, num_frames, baselines) -> List[str]:
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"`split` must be a split name such as 'test'; got {split!r}.")
+    if max_samples is not None and (not isinstance(max_samples, (int, np.integer)) or max_samples < 1):
+        raise ValueError(f"`max_samples` must be a positive int or None; got {max_samples!r}.")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+    if not isinstance(num_examples, (int, np.integer)) or num_examples < 0:
+        raise ValueError(f"`num_examples` must be a non-negative int; got {num_examples!r}.")
+    if num_frames not in NUM_FRAMES_POLICIES:
+        raise ValueError(f"`num_frames` must be None (each system's own length) or 'reference'; got {num_frames!r}.")
+    if baselines is True:
+        return list(BASELINE_KEYS)
+    if baselines is False or baselines is None:
+        return []
+    keys = [baselines] if isinstance(baselines, str) else list(baselines)
+    bad = [k for k in keys if k not in BASELINE_KEYS]
+    if bad:
+        raise ValueError(f"`baselines` has unknown entries {bad}; expected True/False or keys of {list(BASELINE_KEYS)}.")
+    return keys
+
+
+def run_benchmark(
+    dataset_dir: Union[str, os.PathLike, Any],
+    split: str = "test",
+    models: Optional[Mapping[str, Any]] = None,
+    baselines: Union[bool, Sequence[str]] = True,
+    evaluator_dir: Optional[Union[str, os.PathLike]] = None,
+    out_dir: Union[str, os.PathLike] = "benchmark",
+    max_samples: Optional[int] = None,
+    num_inference_steps: Optional[int] = None,
+    seed: int = 0,
+    num_examples: int = 3,
+    batch_size: int = 16,
+    num_frames: Optional[str] = None,
+    evaluator_config: str = "default",
+    evaluator_seed: int = 0,
+    device: Optional[Union[str, torch.device]] = None,
+    show_progress: bool = True,
+) -> Dict[str, Any]:
+    """Generate with every system on `split` of `dataset_dir`, score them all, write the tables.
+
+    Args:
+        dataset_dir (`str`, `os.PathLike` or `DatasetDict`): hf-sign corpus folder (or Hub id, or a loaded
+            `DatasetDict`; then `evaluator_dir` is required). Baselines fit on its `train` split.
+        split (`str`, *optional*, defaults to `"test"`): the split to evaluate.
+        models (`Dict[str, str | object]`, *optional*): row name -> pipeline folder / Hub id (loaded with
+            `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`), saved baseline folder, or a
+            callable with the pipelines' `__call__` interface. Rows appear in this order after the baselines.
+        baselines (`bool` or `Sequence[str]`, *optional*, defaults to `True`): all baselines, none, or some of
+            `"mean"`, `"nearest"`, `"concat"`. The concatenation baseline is left out (with a note) when the
+            train split has no `gloss_spans` or the evaluated samples have no glosses.
+        evaluator_dir (`str`, *optional*): folder with `recognizer/` and `contrastive/` (see the module docstring
+            for what happens without it).
+        out_dir (`str`, *optional*, defaults to `"benchmark"`): output folder (created).
+        max_samples (`int`, *optional*): evaluate only the first `max_samples` samples of the split (quick runs).
+        num_inference_steps (`int`, *optional*): passed to systems that take it; default: each system's own.
+        seed (`int`, *optional*, defaults to 0): sample `i` is generated with `torch.Generator().manual_seed(seed + i)`.
+        num_examples (`int`, *optional*, defaults to 3): samples rendered to `examples/` (0: none).
+        batch_size (`int`, *optional*, defaults to 16): prompts per generation call and sequences per evaluator pass.
+        num_frames (`str`, *optional*): `None` (each system's own length) or `"reference"` (every system is asked
+            for the reference length of each sample).
+        evaluator_config (`str`, *optional*, defaults to `"default"`): config for evaluators trained here.
+        evaluator_seed (`int`, *optional*, defaults to 0): fixed seed of evaluators trained here.
+        device (`str` or `torch.device`, *optional*): device of pipelines and evaluators (default: CUDA if
+            available, else CPU). Metrics run on CPU.
+        show_progress (`bool`, *optional*, defaults to `True`): tqdm progress bars.
+
+    Returns:
+        `dict`: the content of `results.json` (metadata, `systems` with their `metrics`, `notes`, timings).
+    """
+    t_start = time.time()
+    baseline_keys = _check_arguments(split, max_samples, batch_size, num_examples, num_frames, baselines)
+    models = dict(models or {})
+    reserved = {GROUND_TRUTH} | {v[0] for v in BASELINE_KEYS.values()}
+    clash = [n for n in models if n in reserved]
+    if clash:
+        raise ValueError(f"`models` names {clash} are reserved for the Ground Truth and baseline rows; rename them.")
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = _load_eval_data(dataset_dir, split, max_samples)
+    rows, spec = data["rows"], data["spec"]
+    ev_path, trained_here = prepare_evaluators(dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed)
+    ev = load_evaluators(ev_path, device)
+    ev.trained_here = trained_here
+    _check_evaluators(ev, data, split)
+    systems, notes = _build_systems(data, split, baseline_keys, models, device)
+
+    scorer = PoseScorer(
+        [r["poses"] for r in rows], [str(r["text"]) for r in rows], [r["gloss"] for r in rows], spec, ev,
+        batch_size=batch_size, ids=[str(r["id"]) for r in rows],
+    )
+    results_systems, per_sample_rows, positions = [], [], {}
+    for system in tqdm(systems, desc="systems", unit="system", disable=not show_progress):
+        t0 = time.time()
+        tokens = ref_tokens = None
+        if system.kind == "ground_truth":
+            preds, infos = [r["poses"] for r in rows], [{} for _ in rows]
+        else:
+            preds, infos, tokens = _generate(
+                system, rows, seed=seed, batch_size=batch_size, num_inference_steps=num_inference_steps,
+                num_frames_policy=num_frames, feature_dim=data["feature_dim"], show_progress=show_progress,
+            )
+            if tokens is not None and hasattr(system.obj, "tokenize_poses"):
+                ref_tokens = system.obj.tokenize_poses([r["poses"] for r in rows])
+        t_gen = time.time() - t0
+        metrics, per_sample, positions[system.name] = scorer.score(preds, tokens, ref_tokens)
+        unknown = [list(i.get("unknown_glosses", [])) for i in infos]
+        metrics["num_unknown_glosses"] = sum(len(u) for u in unknown)
+        for i, (row, ps) in enumerate(zip(rows, per_sample)):
+            per_sample_rows.append({"system": system.name, "index": i, "text": row["text"], "unknown_glosses": unknown[i], **ps})
+        results_systems.append({
+            "name": system.name, "kind": system.kind, "source": system.source, "oracle_gloss": system.oracle_gloss,
+            "metrics": metrics, "generation_seconds": round(t_gen, 2), "scoring_seconds": round(time.time() - t0 - t_gen, 2),
+        })
+        if metrics["num_unknown_glosses"]:
+            notes.append(f"{system.name}: {metrics['num_unknown_glosses']} gloss(es) not in its lexicon were held (unknown_gloss='hold').")
+
+    examples = []
+    if num_examples:
+        examples = _render_examples(out / "examples", systems, positions, rows, spec, data["fps"], num_examples, show_progress)
+    ev_args_file = ev_path / "evaluator_training_args.json"
+    ev_args = json.loads(ev_args_file.read_text(encoding="utf-8")) if ev_args_file.is_file() else {}
+    target = getattr(ev.recognizer.config, "target", "gloss")
+    results: Dict[str, Any] = {
+        "dataset": str(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else "<in-memory DatasetDict>",
+        "dataset_name": data["name"],
+        "split": split,
+        "num_samples": len(rows),
+        "max_samples": max_samples,
+        "representation": data["representation"],
+        "fps": data["fps"],
+        "seed": seed,
+        "num_inference_steps": num_inference_steps,
+        "num_frames_policy": "each system's own length" if num_frames is None else "reference length of each sample",
+        "mean_num_frames_reference": float(np.mean([r["poses"].shape[0] for r in rows])),
+        "evaluators": {
+            "dir": str(ev_path), "recognizer": str(ev_path / "recognizer"), "contrastive": str(ev_path / "contrastive"),
+            "trained_here": trained_here, "recognizer_target": target,
+            "config": ev_args.get("config"), "seed": ev_args.get("seed"), "trained_on": ev_args.get("dataset_dir"),
+        },
+        "hf_sign_version": _version(),
+        "units": dict(UNITS),
+        "systems": results_systems,
+        "notes": [],
+        "examples": [str(p.relative_to(out)) for p in examples],
+    }
+    results["notes"] = standard_notes(results, num_candidates=len(scorer.candidate_texts)) + notes
+    results["total_seconds"] = round(time.time() - t_start, 1)
+    (out / "results.md").write_text(format_markdown(results), encoding="utf-8")
+    write_results_json(out / "results.json", results)
+    write_per_sample_csv(out / "per_sample.csv", per_sample_rows)
+    return results
+
+
+def _load_eval_data(dataset_dir, split: str, max_samples: Optional[int]) -> Dict[str, Any]:
+    """The corpus, the evaluated rows (first `max_samples`), their skeleton, feature dim and fps."""
+    if isinstance(dataset_dir, (str, os.PathLike)):
+        path = str(dataset_dir)
+        if not os.path.isdir(path) and (os.path.isabs(path) or not _HUB_ID.match(path)):
+            raise ValueError(f"`dataset_dir` {path!r} does not exist.")
+        try:
+            dataset = load_corpus(path)
+        except Exception as err:  # noqa: BLE001 - re-raised naming the field
+            raise ValueError(f"`dataset_dir` {path!r} could not be loaded: {err}") from err
+        name = Path(path).name or path
+    else:
+        dataset, name = dataset_dir, "dataset"
+    rows = split_rows(load_split(dataset, split), split)
+    if max_samples is not None:
+        rows = rows[: int(max_samples)]
+    reps = {r.get("representation", "") for r in rows}
+    dims = {r["poses"].shape[1] for r in rows}
+    if len(reps) != 1 or len(dims) != 1:
+        raise ValueError(f"Split {split!r} mixes representations {sorted(reps)} / feature dims {sorted(dims)}.")
+    representation, feature_dim = reps.pop(), dims.pop()
+    try:
+        spec = get_skeleton(representation)
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"`representation` {representation!r} of split {split!r} has no registered skeleton: {err}") from err
+    if spec.feature_dim != feature_dim:
+        raise ValueError(f"Split {split!r} has {feature_dim} features per frame but skeleton {spec.name!r} has {spec.feature_dim}.")
+    fps = float(np.median([float(r.get("fps", spec.fps)) for r in rows]))
+    return {"dataset": dataset, "name": name, "rows": rows, "spec": spec, "representation": representation,
+            "feature_dim": feature_dim, "fps": fps}
+
+
+def _check_evaluators(ev: Evaluators, data: Dict[str, Any], split: str) -> None:
+    for sub, model in (("recognizer", ev.recognizer), ("contrastive", ev.contrastive)):
+        if int(model.config.feature_dim) != data["feature_dim"]:
+            raise ValueError(
+                f"Evaluator {ev.directory / sub} reads {model.config.feature_dim} features; split {split!r} has {data['feature_dim']}."
+            )
+        rep = getattr(model.config, "representation", "")
+        if rep and data["representation"] and rep != data["representation"]:
+            raise ValueError(f"Evaluator {ev.directory / sub} was trained on {rep!r} poses; split {split!r} is {data['representation']!r}.")
+
+
+def _build_systems(data: Dict[str, Any], split: str, baseline_keys: List[str], models: Dict[str, Any], device) -> tuple:
+    """Ground Truth, the baselines (fitted on the train split) and the models, in table order; plus notes."""
+    systems: List[_System] = [_System(GROUND_TRUTH, "ground_truth", short="Ground truth", source="reference poses")]
+    notes: List[str] = []
+    if baseline_keys:
+        train_rows = split_rows(load_split(data["dataset"], "train"), "train")
+        for key in baseline_keys:
+            name, short, cls = BASELINE_KEYS[key]
+            if key == "concat" and not all(r["gloss"] for r in data["rows"]):
+                notes.append(f"{name} left out: some {split} samples have no gloss sequence to concatenate.")
+                continue
+            try:
+                obj = cls.from_rows(train_rows, split="train")
+            except ValueError as err:
+                if key != "concat":
+                    raise
+                notes.append(f"{name} left out: {err}")
+                continue
+            systems.append(_System(name, "baseline", obj, source=f"{cls.__name__} fitted on train", short=short, oracle_gloss=cls.uses_gloss))
+    for name, model_spec in models.items():
+        obj = load_system(name, model_spec, device)
+        source = str(model_spec) if isinstance(model_spec, (str, os.PathLike)) else type(model_spec).__name__
+        # baselines say whether they read `gloss`; any other system that takes it gets the reference glosses
+        oracle = bool(obj.uses_gloss) if hasattr(obj, "uses_gloss") else "gloss" in _call_parameters(obj)
+        systems.append(_System(str(name), "model", obj, source=source, short=str(name)[:24], oracle_gloss=oracle))
+    return systems, notes
+
+
+# ------------------------------------------------------------------------------------ command line
+def parse_model_specs(specs: Optional[Sequence[str]]) -> Dict[str, str]:
+    """`["NAME=PATH", ...]` (the `--model` flags) -> `{NAME: PATH}`; a bare PATH is named after its folder."""
+    out: Dict[str, str] = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec.rstrip("/")).name, spec
+        name, path = name.strip(), path.strip()
+        if not name or not path:
+            raise ValueError(f"`--model` {spec!r} must be NAME=PATH (a pipeline folder, Hub id or saved baseline).")
+        if name in out:
+            raise ValueError(f"`--model` name {name!r} is given twice.")
+        out[name] = path
+    return out
+
+
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags of `hf-sign benchmark` (for the CLI's sub-parser)."""
+    parser.add_argument("--dataset", required=True, help="hf-sign corpus folder (or Hub id)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a system to evaluate (repeatable)")
+    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True, help="include the baselines (default: yes)")
+    parser.add_argument("--evaluator", default=None, metavar="DIR", help="trained evaluators (default: train into OUT/evaluators)")
+    parser.add_argument("--evaluator-config", default="default", help="config of evaluators trained here (default: default)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
+    parser.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps of the models")
+    parser.add_argument("--num-frames", choices=["model", "reference"], default="model", help="output lengths (default: each model's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-examples", type=int, default=3, help="samples rendered to OUT/examples")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default=None, help="device of models and evaluators (default: cuda if available)")
+    return parser
+
+
+def benchmark_main(args: argparse.Namespace) -> int:
+    """Run `run_benchmark` from parsed `add_benchmark_arguments` flags; prints the Markdown tables."""
+    results = run_benchmark(
+        args.dataset,
+        split=args.split,
+        models=parse_model_specs(args.model),
+        baselines=args.baselines,
+        evaluator_dir=args.evaluator,
+        out_dir=args.out,
+        max_samples=args.max_samples,
+        num_inference_steps=args.num_inference_steps,
+        seed=args.seed,
+        num_examples=args.num_examples,
+        batch_size=args.batch_size,
+        num_frames=None if args.num_frames == "model" else args.num_frames,
+        evaluator_config=args.evaluator_config,
+        device=args.device,
+    )
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
+    print(f"wrote {args.out}/results.md, results.json, per_sample.csv ({results['total_seconds']} s)")
+    return 0
