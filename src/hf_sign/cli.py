@@ -7,6 +7,10 @@ hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --
 hf-sign data fingerspelling --out DIR [--seed N] [--languages ase,gsg,...]
 hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
+hf-sign train {sign-sald,evaluator} --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage vae|ldm] [--set key=value ...]
+hf-sign generate --model DIR|REPO --text "..." [--text "..."] --out DIR [--format gif,mp4,pose,npz]
+hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
+hf-sign models params [SYSTEM] [--config NAME]
 hf-sign skeletons [NAME]
 ```
 
@@ -20,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 from typing import List, Optional
+
+import numpy as np
 
 SMPLX_CORPORA = ("how2sign", "csl", "phoenix-smplx")
 CONVERT_FORMATS = SMPLX_CORPORA + ("phoenix-skels", "pose-dir")
@@ -81,6 +87,112 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.config_utils import parse_overrides
+
+    overrides = parse_overrides(args.set)
+    if args.system == "sign-sald":
+        from .training.sign_sald_trainer import train_sign_sald
+
+        out = train_sign_sald(
+            args.dataset, args.output_dir, config=args.config or "small", stage=args.stage, seed=args.seed,
+            overrides=overrides, resume_from_checkpoint=args.resume,
+        )
+        metrics = json.loads((Path(out) / "sign_sald_metrics.json").read_text())
+    elif args.system == "evaluator":
+        if args.stage:
+            raise ValueError("`--stage` does not apply to the evaluator (it trains the recogniser and the contrastive model).")
+        from .training.evaluator_trainer import train_evaluators
+
+        metrics = train_evaluators(args.dataset, args.output_dir, config=args.config or "default", seed=args.seed, **overrides)
+    else:
+        raise ValueError(f"`SYSTEM` {args.system!r} has no trainer yet; available: sign-sald, evaluator.")
+    print(json.dumps(metrics, indent=2))
+    print(f"wrote {args.output_dir}")
+    return 0
+
+
+def load_pipeline(model: str):
+    """A pipeline from a folder or a repo id; a repo already in the local hub cache loads without network."""
+    from diffusers import DiffusionPipeline
+
+    from .pipelines.hub_cache import cached_repo_path
+
+    if Path(model).is_dir():
+        return DiffusionPipeline.from_pretrained(model, trust_remote_code=True)
+    local_only = cached_repo_path(model) is not None
+    return DiffusionPipeline.from_pretrained(model, trust_remote_code=True, local_files_only=local_only)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .render import render_to_file, save_npz
+    from .skeletons import get_skeleton
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"gif", "mp4", "pose", "npz"})
+    if unknown or not formats:
+        raise ValueError(f"`--format` must be a comma-separated subset of gif,mp4,pose,npz; got {args.format!r}.")
+    pipe = load_pipeline(args.model)
+    kwargs = {"generator": torch.Generator().manual_seed(args.seed)}
+    if args.num_inference_steps is not None:
+        kwargs["num_inference_steps"] = args.num_inference_steps
+    if args.num_frames is not None:
+        kwargs["num_frames"] = args.num_frames
+    if args.guidance_scale is not None:
+        kwargs["guidance_scale"] = args.guidance_scale
+    output = pipe(list(args.text), output_type="np", **kwargs)
+    spec = get_skeleton(pipe.normalizer.config.representation or "smplx133")
+    fps = float(getattr(pipe.normalizer.config, "fps", None) or spec.fps)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (text, poses) in enumerate(zip(args.text, output.poses)):
+        poses = np.asarray(poses)
+        for fmt in formats:
+            path = out / f"sample-{i:03d}.{fmt}"
+            if fmt == "npz":
+                save_npz(path, poses, spec.name, fps, text=text)
+            else:
+                render_to_file(poses, spec, path, fps=fps, text=text)
+            print(f"wrote {path} ({len(poses)} frames): {text!r}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .evaluation.harness import parse_model_specs, run_benchmark
+
+    results = run_benchmark(
+        args.dataset,
+        split=args.split,
+        models=parse_model_specs(args.model),
+        baselines=args.baselines,
+        evaluator_dir=args.evaluator,
+        out_dir=args.out,
+        max_samples=args.max_samples,
+        num_inference_steps=args.num_inference_steps,
+        seed=args.seed,
+        num_examples=args.num_examples,
+        batch_size=args.batch_size,
+        num_frames=None if args.num_frames == "model" else args.num_frames,
+        evaluator_config=args.evaluator_config,
+        device=args.device,
+    )
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
+    print(f"wrote {args.out}/results.md, results.json, per_sample.csv ({results['total_seconds']} s)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    if args.system not in (None, "sign-sald"):
+        raise ValueError(f"`SYSTEM` {args.system!r} has no parameter report yet; available: sign-sald.")
+    from .training.sign_sald_trainer import sign_sald_param_counts
+
+    counts = sign_sald_param_counts(args.config)
+    print(json.dumps(counts, indent=2))
+    return 0
+
+
 def cmd_skeletons(args: argparse.Namespace) -> int:
     from .skeletons import get_skeleton, list_skeletons
 
@@ -138,6 +250,52 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--reference", default=None, help="second input drawn beside the first ('reference | input')")
     render.add_argument("--view", default="front", choices=("front", "side"))
     render.set_defaults(func=cmd_render)
+
+    train = sub.add_parser("train", help="train a system; the output folder is a loadable pipeline")
+    train.add_argument("system", choices=("sign-sald", "evaluator"))
+    train.add_argument("--dataset", required=True, help="hf-sign corpus folder")
+    train.add_argument("--output-dir", required=True)
+    train.add_argument("--config", default=None, help="config name (tiny, small, paper, default) or YAML path")
+    train.add_argument("--stage", default=None, choices=("vae", "ldm"), help="sign-sald: run one stage (default: all, in order)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    train.set_defaults(func=cmd_train)
+
+    gen = sub.add_parser("generate", help="text in, signing out")
+    gen.add_argument("--model", required=True, help="pipeline folder or repo id")
+    gen.add_argument("--text", action="append", required=True, help="sentence to sign (repeatable)")
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--format", default="gif,pose,npz", help="comma-separated: gif, mp4, pose, npz")
+    gen.add_argument("--num-inference-steps", type=int, default=None)
+    gen.add_argument("--num-frames", type=int, default=None)
+    gen.add_argument("--guidance-scale", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=cmd_generate)
+
+    bench = sub.add_parser("benchmark", help="evaluate systems and baselines in one table (paper layout)")
+    bench.add_argument("--dataset", required=True, help="hf-sign corpus folder")
+    bench.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    bench.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a system to evaluate (repeatable)")
+    bench.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True, help="include the baselines (default: yes)")
+    bench.add_argument("--evaluator", default=None, metavar="DIR", help="trained evaluators (default: train into OUT/evaluators)")
+    bench.add_argument("--evaluator-config", default="default", help="config of evaluators trained here (default: default)")
+    bench.add_argument("--out", required=True, help="output folder")
+    bench.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
+    bench.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps of the models")
+    bench.add_argument("--num-frames", choices=["model", "reference"], default="model", help="output lengths (default: each model's own)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--num-examples", type=int, default=3, help="samples rendered to OUT/examples")
+    bench.add_argument("--batch-size", type=int, default=16)
+    bench.add_argument("--device", default=None, help="device of models and evaluators (default: cuda if available)")
+    bench.set_defaults(func=cmd_benchmark)
+
+    models = sub.add_parser("models", help="model facts")
+    msub = models.add_subparsers(dest="what", required=True)
+    params = msub.add_parser("params", help="parameter counts of a system's config (instantiates it)")
+    params.add_argument("system", nargs="?", default=None)
+    params.add_argument("--config", default="paper")
+    models.set_defaults(func=cmd_models)
 
     sk = sub.add_parser("skeletons", help="describe the registered skeletons")
     sk.add_argument("name", nargs="?", default=None)

@@ -14,7 +14,6 @@ from hf_sign.evaluation.baselines import BaselineOutput, MeanPoseBaseline
 from hf_sign.evaluation.harness import (
     GROUND_TRUTH,
     PoseScorer,
-    add_benchmark_arguments,
     load_evaluators,
     parse_model_specs,
     prepare_evaluators,
@@ -187,9 +186,9 @@ def test_command_line_helpers():
         parse_model_specs(["a=x", "a=y"])
     with pytest.raises(ValueError, match="NAME=PATH"):
         parse_model_specs(["=x"])
-    import argparse
+    from hf_sign.cli import build_parser
 
-    args = add_benchmark_arguments(argparse.ArgumentParser()).parse_args(
-        ["--dataset", "d", "--model", "a=x", "--model", "b=y", "--out", "o", "--max-samples", "3", "--no-baselines"]
+    args = build_parser().parse_args(
+        ["benchmark", "--dataset", "d", "--model", "a=x", "--model", "b=y", "--out", "o", "--max-samples", "3", "--no-baselines"]
     )
     assert args.model == ["a=x", "b=y"] and args.max_samples == 3 and args.baselines is False and args.split == "test"

@@ -47,7 +47,6 @@ all with the same metrics and evaluator models:
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import logging
@@ -82,8 +81,6 @@ __all__ = [
     "BASELINE_KEYS",
     "GROUND_TRUTH",
     "PoseScorer",
-    "add_benchmark_arguments",
-    "benchmark_main",
     "load_evaluators",
     "load_system",
     "parse_model_specs",
@@ -651,45 +648,3 @@ def parse_model_specs(specs: Optional[Sequence[str]]) -> Dict[str, str]:
             raise ValueError(f"`--model` name {name!r} is given twice.")
         out[name] = path
     return out
-
-
-def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The flags of `hf-sign benchmark` (for the CLI's sub-parser)."""
-    parser.add_argument("--dataset", required=True, help="hf-sign corpus folder (or Hub id)")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a system to evaluate (repeatable)")
-    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True, help="include the baselines (default: yes)")
-    parser.add_argument("--evaluator", default=None, metavar="DIR", help="trained evaluators (default: train into OUT/evaluators)")
-    parser.add_argument("--evaluator-config", default="default", help="config of evaluators trained here (default: default)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
-    parser.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps of the models")
-    parser.add_argument("--num-frames", choices=["model", "reference"], default="model", help="output lengths (default: each model's own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-examples", type=int, default=3, help="samples rendered to OUT/examples")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default=None, help="device of models and evaluators (default: cuda if available)")
-    return parser
-
-
-def benchmark_main(args: argparse.Namespace) -> int:
-    """Run `run_benchmark` from parsed `add_benchmark_arguments` flags; prints the Markdown tables."""
-    results = run_benchmark(
-        args.dataset,
-        split=args.split,
-        models=parse_model_specs(args.model),
-        baselines=args.baselines,
-        evaluator_dir=args.evaluator,
-        out_dir=args.out,
-        max_samples=args.max_samples,
-        num_inference_steps=args.num_inference_steps,
-        seed=args.seed,
-        num_examples=args.num_examples,
-        batch_size=args.batch_size,
-        num_frames=None if args.num_frames == "model" else args.num_frames,
-        evaluator_config=args.evaluator_config,
-        device=args.device,
-    )
-    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
-    print(f"wrote {args.out}/results.md, results.json, per_sample.csv ({results['total_seconds']} s)")
-    return 0
