@@ -18,13 +18,6 @@ from hf_sign.evaluation.evaluators import (
     ctc_greedy_decode,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one thread is fastest, and robust when other processes share the cores
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 D = 6

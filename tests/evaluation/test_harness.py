@@ -25,12 +25,6 @@ from hf_sign.training.evaluator_trainer import CONFIG_DIR
 BASELINE_ROWS = ["Mean pose", "Nearest sentence", "Gloss concatenation (oracle gloss)"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class TokenSystem:

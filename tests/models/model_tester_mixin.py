@@ -37,13 +37,6 @@ class ModelTesterMixin:
     rtol: float = 1e-4
     unused_parameters: Sequence[str] = ()
 
-    @pytest.fixture(autouse=True)
-    def _single_thread(self):
-        # Tiny models on a shared 2-core machine: intra-op threading only adds contention (10x slower here).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------ hooks
     def get_init_kwargs(self) -> Dict[str, Any]:

@@ -20,12 +20,6 @@ DEN_TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threading only adds contention on the shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 def motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:

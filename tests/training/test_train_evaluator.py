@@ -22,13 +22,6 @@ from hf_sign.training.evaluator_trainer import (
     train_evaluators,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one thread is fastest, and robust when other processes share the cores
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 GLOSSES = ["HELLO", "HOUSE", "BIG", "GO", "EAT", "YOU"]
