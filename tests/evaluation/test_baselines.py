@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from hf_sign.data.io import load_corpus
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baselines import (
     GlossConcatenationBaseline,
     MeanPoseBaseline,
     NearestSentenceBaseline,
     load_baseline,
-    load_corpus,
     minimum_jerk,
     resample_sequence,
     split_rows,

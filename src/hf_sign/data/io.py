@@ -10,9 +10,11 @@ DIR/skipped.jsonl                              (converters only) one line per sk
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from string import Template
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from datasets import Dataset, DatasetDict, Features
 
@@ -91,3 +93,39 @@ def save_corpus(
     elif report.exists():
         report.unlink()
     return dd
+
+
+_SHARD_RE = re.compile(r"^(?P<split>[\w.]+?)-\d{5}-of-\d{5}\.parquet$")
+
+
+def load_corpus(path: Union[str, os.PathLike]) -> DatasetDict:
+    """Load an hf-sign corpus as a `DatasetDict`: the one loader the trainers, harness and renderer share.
+
+    A folder written by `save_corpus` (`DIR/data/{split}-NNNNN-of-NNNNN.parquet`) is read straight from its
+    Parquet shards into memory (features come from the shards' `huggingface` schema metadata); anything else
+    (another local layout, a Hub id) goes through `datasets.load_dataset`. Reading the shards directly skips
+    the `datasets` cache, which for a local folder is keyed by folder name and card metadata: corpora written
+    before the card carried `dataset_info`, or edited by hand, could otherwise load stale rows.
+    """
+    from datasets import Dataset, load_dataset
+    from datasets.table import InMemoryTable
+
+    root = Path(path)
+    shards: Dict[str, List[Path]] = {}
+    if (root / "data").is_dir():
+        for f in sorted((root / "data").glob("*.parquet")):
+            m = _SHARD_RE.match(f.name)
+            if m:
+                shards.setdefault(m.group("split"), []).append(f)
+    if not shards:
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"`dataset` {str(path)!r} is a file; expected a corpus folder or a Hub dataset id.")
+        return load_dataset(str(path))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = DatasetDict()
+    for split, files in shards.items():
+        table = pa.concat_tables([pq.read_table(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
+        out[split] = Dataset(InMemoryTable(table))
+    return out

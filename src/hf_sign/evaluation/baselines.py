@@ -46,6 +46,7 @@ from diffusers.utils import BaseOutput
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..data.io import load_corpus
 from ..skeletons.spec import get_skeleton
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
     "NearestSentenceBaseline",
     "PoseBaseline",
     "load_baseline",
-    "load_corpus",
     "load_split",
     "minimum_jerk",
     "resample_sequence",
@@ -72,39 +72,6 @@ DatasetLike = Union[str, os.PathLike, Any]  # a folder / Hub id, a `DatasetDict`
 
 
 # ------------------------------------------------------------------------------------------- data access
-_SHARD_RE = re.compile(r"^(?P<split>[\w.]+?)-\d{5}-of-\d{5}\.parquet$")
-
-
-def load_corpus(path: Union[str, os.PathLike]):
-    """An hf-sign corpus folder (`DIR/data/{split}-NNNNN-of-NNNNN.parquet`, as `save_corpus` writes it) as a
-    `DatasetDict` read straight from its Parquet shards, in memory; anything else through `load_dataset`.
-
-    Why not always `datasets.load_dataset(DIR)`: its cache entry for a local folder is keyed by the folder's
-    *name* (observed with datasets 5.2: two corpora in folders with the same name, or a corpus rebuilt in
-    place, load the rows cached for the first one). Reading the shards directly can never be stale.
-    """
-    from datasets import Dataset, DatasetDict, load_dataset
-    from datasets.table import InMemoryTable
-
-    root = Path(path)
-    shards: Dict[str, List[Path]] = {}
-    if (root / "data").is_dir():
-        for f in sorted((root / "data").glob("*.parquet")):
-            m = _SHARD_RE.match(f.name)
-            if m:
-                shards.setdefault(m.group("split"), []).append(f)
-    if not shards:
-        return load_dataset(str(path))
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out = DatasetDict()
-    for split, files in shards.items():
-        table = pa.concat_tables([pq.read_table(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
-        out[split] = Dataset(InMemoryTable(table))  # features come from the shards' `huggingface` schema metadata
-    return out
-
-
 def load_split(dataset: DatasetLike, split: str):
     """One split of an hf-sign corpus as a `datasets.Dataset`.
 

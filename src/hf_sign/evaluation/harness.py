@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.io import load_corpus
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .baselines import (
     GlossConcatenationBaseline,
@@ -68,7 +69,6 @@ from .baselines import (
     NearestSentenceBaseline,
     is_baseline_dir,
     load_baseline,
-    load_corpus,
     load_split,
     split_rows,
 )

@@ -92,9 +92,9 @@ def _load_npz(path: Path) -> RenderInput:
 
 
 def _load_dataset_row(path: Path, split: str, index: int) -> RenderInput:
-    import datasets
+    from ..data.io import load_corpus
 
-    dd = datasets.load_dataset(str(path))
+    dd = load_corpus(path)
     if split not in dd:
         raise ValueError(f"`split`={split!r} not found in dataset {str(path)!r}; available splits are {sorted(dd)}.")
     ds = dd[split]

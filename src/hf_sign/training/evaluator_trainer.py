@@ -184,10 +184,10 @@ class PoseRows(torch.utils.data.Dataset):
 
 
 def load_splits(dataset_dir: str) -> Dict[str, PoseRows]:
-    """Load an hf-sign dataset with `datasets.load_dataset` into in-memory `PoseRows` per split."""
-    from datasets import load_dataset
+    """Load an hf-sign dataset (`hf_sign.data.io.load_corpus`) into in-memory `PoseRows` per split."""
+    from ..data.io import load_corpus
 
-    dd = load_dataset(str(dataset_dir))
+    dd = load_corpus(dataset_dir)
     if "train" not in dd or len(dd["train"]) == 0:
         raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; evaluators train on it.")
     out = {}
