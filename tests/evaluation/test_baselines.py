@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from hf_sign.data.io import load_corpus
+from hf_sign.data.resample import minimum_jerk, resample_to_length as resample_sequence
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baselines import (
     GlossConcatenationBaseline,
     MeanPoseBaseline,
     NearestSentenceBaseline,
     load_baseline,
-    minimum_jerk,
-    resample_sequence,
     split_rows,
 )
 

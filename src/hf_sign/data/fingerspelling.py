@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from ..skeletons.spec import get_skeleton
 from .io import SPLITS, render_card, save_corpus
 from .pose_io import pose_to_holistic, read_pose_file
+from .resample import minimum_jerk
 from .schema import make_sample, sign_features
 
 FPS = 25.0
@@ -228,8 +229,7 @@ def find_hold(positions: np.ndarray, spec, motion_threshold: float = 0.03) -> Tu
 
 def _min_jerk(x0: np.ndarray, x1: np.ndarray, n: int) -> np.ndarray:
     """`n` in-between frames of a minimum-jerk path from x0 to x1 (both excluded)."""
-    tau = np.arange(1, n + 1) / (n + 1)
-    s = 10 * tau**3 - 15 * tau**4 + 6 * tau**5
+    s = minimum_jerk(np.arange(1, n + 1) / (n + 1))
     return (x0[None] + (x1 - x0)[None] * s[:, None]).astype(np.float32)
 
 

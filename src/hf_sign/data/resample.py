@@ -88,3 +88,32 @@ def resample_sequence(poses, src_fps: float, dst_fps: float, kind: str = "linear
 def _check_fps(value: float, name: str) -> None:
     if not (isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` must be a positive finite number; got {value!r}.")
+
+
+def resample_to_length(poses: np.ndarray, num_frames: int) -> np.ndarray:
+    """Linear resampling of `(T, ...)` to `(num_frames, ...)` in time, first and last frames kept.
+
+    Used wherever two sequences must be length-aligned (MPJPE, baselines); unlike `resample_sequence`
+    it targets a frame count, not a frame rate.
+    """
+    poses = np.asarray(poses)
+    num_frames = int(num_frames)
+    if num_frames < 1:
+        raise ValueError(f"`num_frames` must be >= 1; got {num_frames}.")
+    if poses.ndim < 1 or poses.shape[0] == 0:
+        raise ValueError(f"`poses` must have at least one frame; got shape {poses.shape}.")
+    if poses.shape[0] == num_frames:
+        return poses.copy()
+    pos = np.linspace(0.0, poses.shape[0] - 1, num_frames)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, poses.shape[0] - 1)
+    w = (pos - i0).astype(poses.dtype if np.issubdtype(poses.dtype, np.floating) else np.float64)
+    w = w.reshape((-1,) + (1,) * (poses.ndim - 1))
+    return poses[i0] * (1 - w) + poses[i1] * w
+
+
+def minimum_jerk(tau) -> np.ndarray:
+    """Minimum-jerk time profile `10 t^3 - 15 t^4 + 6 t^5` on [0, 1]: zero velocity and acceleration at both
+    ends, the profile of natural point-to-point human movement (Flash & Hogan 1985). Inputs are clipped to [0, 1]."""
+    tau = np.clip(np.asarray(tau, dtype=np.float64), 0.0, 1.0)
+    return tau ** 3 * (10.0 - 15.0 * tau + 6.0 * tau ** 2)

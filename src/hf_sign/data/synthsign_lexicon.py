@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .resample import minimum_jerk
 from .synthsign_grammar import WH_GLOSSES, lexicon_glosses, text_to_gloss
 from .synthsign_kinematics import (
     ANCHORS, BASE_ANCHOR, CHANNELS, HANDSHAPES, NUM_CHANNELS, RELAXED_HAND, REST_WRIST, WAIST_HOLD,
@@ -269,12 +270,6 @@ def build_specs(glosses: Sequence[str], seed: int = LEXICON_SEED, min_distance: 
 DOM_ON_BASE = np.array([-0.03, 0.01, 0.29])  # dominant wrist when its hand is just above the base hand
 _CONTACT_BODY = np.array([0.0, 0.0, -1.0])  # taps on the body move towards it
 _CONTACT_SPACE = np.array([0.0, -1.0, 0.0])  # taps in space (or on the base hand) move down
-
-
-def minimum_jerk(x: np.ndarray) -> np.ndarray:
-    """Minimum-jerk time profile 10x^3 - 15x^4 + 6x^5 on [0, 1] (zero velocity and acceleration at both ends)."""
-    x = np.clip(x, 0.0, 1.0)
-    return x ** 3 * (10.0 - 15.0 * x + 6.0 * x * x)
 
 
 def _interpolate(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:

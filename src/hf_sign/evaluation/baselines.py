@@ -47,6 +47,7 @@ from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..data.io import load_corpus
+from ..data.resample import minimum_jerk, resample_to_length
 from ..skeletons.spec import get_skeleton
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
     "PoseBaseline",
     "load_baseline",
     "load_split",
-    "minimum_jerk",
-    "resample_sequence",
     "split_rows",
 ]
 
@@ -173,26 +172,6 @@ def _corpus_meta(rows: List[Dict[str, Any]], split: str) -> Tuple[float, str, in
 
 
 # ------------------------------------------------------------------------------------------ small maths
-def resample_sequence(poses: np.ndarray, num_frames: int) -> np.ndarray:
-    """Linear resampling of `(T, D)` to `(num_frames, D)` in time, first and last frames kept."""
-    num_frames = int(num_frames)
-    if num_frames < 1:
-        raise ValueError(f"`num_frames` must be >= 1; got {num_frames}.")
-    if poses.shape[0] == num_frames:
-        return poses.copy()
-    pos = np.linspace(0.0, poses.shape[0] - 1, num_frames)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, poses.shape[0] - 1)
-    w = (pos - i0)[:, None].astype(poses.dtype)
-    return poses[i0] * (1 - w) + poses[i1] * w
-
-
-def minimum_jerk(tau: np.ndarray) -> np.ndarray:
-    """Minimum-jerk time profile `10 t^3 - 15 t^4 + 6 t^5` on [0, 1] (zero velocity and acceleration at both ends)."""
-    tau = np.clip(np.asarray(tau, dtype=np.float64), 0.0, 1.0)
-    return tau ** 3 * (10.0 - 15.0 * tau + 6.0 * tau ** 2)
-
-
 def _blend(start: np.ndarray, end: np.ndarray, tau: np.ndarray) -> np.ndarray:
     s = minimum_jerk(tau)[:, None].astype(np.float32)
     return (start[None] * (1 - s) + end[None] * s).astype(np.float32)
@@ -370,7 +349,7 @@ class PoseBaseline:
         for text, g, n in zip(prompts, glosses, lengths):
             seq, info = self._generate(text, g)
             if n is not None and n != seq.shape[0]:
-                seq = resample_sequence(seq, n)
+                seq = resample_to_length(seq, n)
             poses.append(np.ascontiguousarray(seq, dtype=np.float32))
             infos.append(info)
         joints = None
@@ -584,7 +563,7 @@ class GlossConcatenationBaseline(PoseBaseline):
         if len(clips) == 1:
             return 0
         length = max(1, int(round(float(np.median([c.shape[0] for c in clips])))))
-        stack = np.stack([resample_sequence(c.astype(np.float64), length) for c in clips])
+        stack = np.stack([resample_to_length(c.astype(np.float64), length) for c in clips])
         dist = ((stack - stack.mean(axis=0)) ** 2).mean(axis=(1, 2))
         return int(np.argmin(dist))
 

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..data.resample import resample_to_length
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .dtw import chunk_pairs, dtw_wavefront
 from .frechet import fid, frechet_distance_from_statistics, gaussian_statistics
@@ -413,11 +414,7 @@ def _align_lengths(p: np.ndarray, r: np.ndarray, align: str, index: int) -> Tupl
         t = min(p.shape[0], r.shape[0])
         return p[:t], r[:t]
     # Linear resampling of the prediction onto the reference's frame count, first and last frames aligned.
-    pos = np.linspace(0.0, p.shape[0] - 1, r.shape[0])
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, p.shape[0] - 1)
-    w = (pos - i0).astype(p.dtype)[:, None, None]
-    return p[i0] * (1 - w) + p[i1] * w, r
+    return resample_to_length(p, r.shape[0]), r
 
 
 def mpjpe(
