@@ -47,6 +47,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
+from . import config_utils
 from ..data.collator import PoseCollator
 from ..data.normalization import PoseNormalizer
 from ..evaluation.evaluators import (
@@ -58,7 +59,6 @@ from ..evaluation.evaluators import (
 
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "evaluator"
 
 
 @dataclass
@@ -552,32 +552,7 @@ def _run(args: EvaluatorTrainingArguments) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------- configs
 def resolve_config(config: str) -> Path:
     """`config` as a YAML path, or a name under `hf_sign/configs/evaluator/` (`tiny`, `default`)."""
-    path = Path(config)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise ValueError(f"`config` file {config!r} does not exist.")
-        return path
-    named = CONFIG_DIR / f"{config}.yaml"
-    if not named.is_file():
-        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ValueError(f"Unknown evaluator config {config!r}; choose one of {names} or pass a path to a YAML file.")
-    return named
-
-
-def _coerce(value: Any, default: Any, name: str) -> Any:
-    """Convert a `--set key=value` string to the type of the field's default."""
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    if isinstance(default, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"`{name}` must be a boolean; got {value!r}.")
-    try:
-        return type(default)(float(value)) if isinstance(default, int) and float(value).is_integer() else type(default)(value)
-    except ValueError as err:
-        raise ValueError(f"`{name}` must be a {type(default).__name__}; got {value!r}.") from err
+    return config_utils.resolve_config("evaluator", config)
 
 
 def build_arguments(
@@ -599,7 +574,10 @@ def build_arguments(
         raise ValueError(f"Unknown evaluator training argument(s) {unknown}; valid names: {sorted(defaults)}.")
     values.update(overrides)
     # YAML reads `1e-3` as a string (YAML 1.1) and `--set` gives strings: convert to each field's type.
-    values = {k: _coerce(v, defaults[k] if defaults[k] is not dataclasses.MISSING else None, k) for k, v in values.items()}
+    values = {
+        k: config_utils.coerce_value(v, defaults[k] if defaults[k] is not dataclasses.MISSING else None, k)
+        for k, v in values.items()
+    }
     (parsed,) = HfArgumentParser(EvaluatorTrainingArguments).parse_dict(values)
     return parsed
 
