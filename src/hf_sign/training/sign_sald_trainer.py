@@ -1,0 +1,723 @@
+"""Training Sign-SALD (Shen et al.): stage `vae` (skeleton-aware VAE), then stage `ldm` (latent denoiser).
+
+```
+OUTPUT_DIR/model_index.json, vae/, denoiser/, text_encoder/, tokenizer/, scheduler/, normalizer/,
+           pipeline_sign_sald.py          a complete `SignSALDPipeline` folder (written by the ldm stage)
+OUTPUT_DIR/sign_sald_config.json          the resolved config (YAML + overrides)
+OUTPUT_DIR/sign_sald_metrics.json         per-stage times, final losses, VAE validation error, scaling factor
+OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors weights; resume)
+```
+
+* Stage `vae`: `SkeletonVAE.compute_loss` (eq. 4: L1 features + positions + velocities + KL) on poses standardised
+  by a `PoseNormalizer` fitted on the train split; the position term runs forward kinematics on
+  `normalizer.denormalize`d features. At the end the latent scaling factor (1 / std of the posterior means over the
+  train split) is written into the VAE's config, as the latent-diffusion recipe prescribes.
+* Stage `ldm`: the frozen VAE encodes every train sequence once (posterior mean and std are cached; a fresh
+  posterior sample is drawn at every step when `ldm_training.sample_posterior`); latents are multiplied by the
+  scaling factor; `DDPMScheduler` (linear betas, 1000 steps) adds noise at uniform timesteps; the loss is the
+  epsilon MSE over real latent frames (eq. 8; `denoiser.prediction_type` may also be `sample` or `v_prediction`,
+  the `small` config uses `sample`) plus `length_loss_weight` times the length predictor's log-length MSE.
+  The VAE stage can train on random windows (`vae_training.crop_frames`), the VAE being convolutional in time.
+  The text is dropped to the denoiser's null condition with probability `denoiser.cond_drop_prob`
+  (classifier-free guidance). Frozen text-encoder states are computed once per distinct sentence.
+
+Entry points: `train_sign_sald(dataset_dir, output_dir, config="tiny", stage=None, seed=0, overrides=None)` (what
+`hf-sign train sign-sald` calls) and `python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O
+--config small [--stage vae] [--set vae.num_atomic_joints=5 ...]`. Configs are YAML files in
+`hf_sign/configs/sign-sald/` (`tiny`, `small`, `paper`) with the sections of `default_config()`; dotted overrides
+are type-checked (`config_utils.apply_overrides`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+from torch import nn
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..data.collator import PoseCollator
+from ..data.normalization import PoseNormalizer
+from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
+from ..models.text_encoders import TextEncoderSettings, build_text_encoder, count_text_encoder_parameters, encode_prompts
+from ..pipelines.pipeline_sign_sald import SignSALDPipeline
+from .config_utils import apply_overrides, deep_update, load_config, parse_overrides
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "sign-sald"
+STAGES = ("vae", "ldm")
+PAPER_VAE_PARAMS = 2.81e6  # Table 2
+# Model arguments that the trainer derives (from the data, the VAE or the text encoder) instead of reading.
+_VAE_DERIVED = ("feature_mean", "feature_std", "scaling_factor")
+_DENOISER_DERIVED = ("num_joints", "latent_channels", "text_dim")
+
+
+@dataclass
+class StageTrainingSettings:
+    """Optimisation of one stage (keys of the `vae_training` / `ldm_training` config sections).
+
+    Args:
+        num_train_epochs (`float`, defaults to 10): epochs over the train split.
+        per_device_train_batch_size (`int`, defaults to 32): batch size.
+        learning_rate (`float`, defaults to 1e-3): peak learning rate (paper: Adam 1e-3).
+        adam_beta1, adam_beta2, adam_epsilon (`float`, defaults to 0.9, 0.999, 1e-8): Adam settings.
+        weight_decay (`float`, defaults to 0.0): decoupled weight decay (0 = the paper's plain Adam).
+        lr_scheduler_type (`str`, defaults to `"constant"`): transformers scheduler name (`constant`, `cosine`, ...).
+        warmup_steps (`float`, defaults to 0.0): warm-up steps (a value < 1 is a fraction of all steps).
+        max_grad_norm (`float`, defaults to 1.0): gradient clipping (0 disables it).
+        logging_steps (`int`, defaults to 50): log every N steps.
+        save_total_limit (`int`, defaults to 1): checkpoints kept (one per epoch is written, for resuming).
+        group_by_length (`bool`, defaults to `True`): batch sequences of similar length (less padding).
+    """
+
+    num_train_epochs: float = 10.0
+    per_device_train_batch_size: int = 32
+    learning_rate: float = 1e-3
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 50
+    save_total_limit: int = 1
+    group_by_length: bool = True
+
+
+@dataclass
+class VAETrainingSettings(StageTrainingSettings):
+    """`vae_training` section: `StageTrainingSettings` plus
+
+    Args:
+        crop_frames (`int`, defaults to 0): train on random windows of at most this many frames (0: whole
+            sequences). The VAE is convolutional in time, so windows teach it the same local motion at a fraction of
+            the cost (and with less padding); rounded down to the VAE's temporal multiple.
+    """
+
+    crop_frames: int = 0
+
+
+@dataclass
+class LatentTrainingSettings(StageTrainingSettings):
+    """`ldm_training` section: `StageTrainingSettings` plus
+
+    Args:
+        length_loss_weight (`float`, defaults to 1.0): weight of the length predictor's log-length MSE.
+        sample_posterior (`bool`, defaults to `True`): draw a fresh VAE posterior sample at every step instead of
+            using the posterior mean.
+    """
+
+    length_loss_weight: float = 1.0
+    sample_posterior: bool = True
+
+
+@dataclass
+class SignSALDTrainingArguments:
+    """Command-line arguments of `python -m hf_sign.training.sign_sald_trainer` (parsed by `HfArgumentParser`).
+
+    Args:
+        dataset_dir (`str`): hf-sign dataset folder (or Hub id) with a `train` split (and `validation`).
+        output_dir (`str`): output folder (ends up as a complete pipeline folder).
+        config (`str`, defaults to `"tiny"`): config name in `hf_sign/configs/sign-sald/` or a YAML path.
+        stage (`str`, *optional*): `"vae"` or `"ldm"`; default: both, in order.
+        seed (`int`, *optional*): overrides the config's seed.
+        set (`List[str]`, *optional*): dotted `key=value` overrides, e.g. `vae.num_atomic_joints=5`.
+        resume_from_checkpoint (`bool`, defaults to `False`): continue each stage from its latest checkpoint.
+        num_threads (`int`, defaults to 0): torch CPU threads during training (0 keeps torch's setting).
+        use_cpu (`bool`, defaults to `False`): train on CPU even when an accelerator is present.
+    """
+
+    dataset_dir: str = field(metadata={"help": "hf-sign dataset folder (or Hub id)"})
+    output_dir: str = field(metadata={"help": "output folder (a pipeline folder at the end)"})
+    config: str = field(default="tiny", metadata={"help": "config name (tiny, small, paper) or YAML path"})
+    stage: Optional[str] = field(default=None, metadata={"help": "vae or ldm (default: both)"})
+    seed: Optional[int] = None
+    set: List[str] = field(default_factory=list, metadata={"help": "overrides key=value (dotted keys)", "nargs": "*"})
+    resume_from_checkpoint: bool = False
+    num_threads: int = 0
+    use_cpu: bool = False
+
+
+# ------------------------------------------------------------------------------------------------- config
+def _init_defaults(cls, skip) -> Dict[str, Any]:
+    out = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or name in skip or p.default is inspect.Parameter.empty:
+            continue
+        out[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return out
+
+
+def default_config() -> Dict[str, Any]:
+    """Every config key with its default (the paper-scale model and schedule); YAML files override these."""
+    return {
+        "seed": 0,
+        "data": {"max_frames": 400},
+        "text_encoder": TextEncoderSettings().to_dict(),
+        "vae": _init_defaults(SkeletonVAE, _VAE_DERIVED),
+        "denoiser": _init_defaults(SkeletonLatentDenoiser, _DENOISER_DERIVED),
+        "scheduler": {
+            "num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02,
+            "clip_sample": False, "steps_offset": 1, "set_alpha_to_one": False,
+        },
+        "vae_training": dataclasses.asdict(VAETrainingSettings(num_train_epochs=50, per_device_train_batch_size=128)),
+        "ldm_training": dataclasses.asdict(LatentTrainingSettings(num_train_epochs=500, per_device_train_batch_size=64)),
+        "inference": {"num_inference_steps": 50, "guidance_scale": 2.5, "eta": 0.0},
+        "num_threads": 0,
+    }
+
+
+def full_config(config: Union[str, Path, Dict[str, Any], None] = "tiny", overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Defaults <- YAML config (name, path or dict) <- dotted overrides; unknown keys and wrong types raise."""
+    cfg = default_config()
+    if isinstance(config, dict):
+        deep_update(cfg, config, where=f"{SYSTEM} config")
+    elif config:
+        deep_update(cfg, load_config(SYSTEM, config), where=f"{SYSTEM} config {config}")
+    cfg = apply_overrides(cfg, overrides, where=f"{SYSTEM} config")
+    TextEncoderSettings(**cfg["text_encoder"])  # validate early
+    if cfg["denoiser"]["prediction_type"] not in ("epsilon", "sample", "v_prediction"):
+        raise ValueError(
+            f"`denoiser.prediction_type` must be 'epsilon', 'sample' or 'v_prediction'; got {cfg['denoiser']['prediction_type']!r}."
+        )
+    VAETrainingSettings(**cfg["vae_training"])
+    LatentTrainingSettings(**cfg["ldm_training"])
+    return cfg
+
+
+def build_vae(cfg: Dict[str, Any]) -> SkeletonVAE:
+    return SkeletonVAE(**cfg["vae"])
+
+
+def build_denoiser(cfg: Dict[str, Any], vae: SkeletonVAE, text_dim: int) -> SkeletonLatentDenoiser:
+    return SkeletonLatentDenoiser(
+        num_joints=vae.latent_num_joints, latent_channels=vae.latent_channels, text_dim=text_dim, **cfg["denoiser"]
+    )
+
+
+def text_dim_of(settings: TextEncoderSettings) -> int:
+    if settings.type == "minilm":
+        from ..models.text_encoders import minilm_config
+
+        return int(minilm_config().hidden_size)
+    return settings.hidden_size
+
+
+def sign_sald_param_counts(config: Union[str, Path, Dict[str, Any]] = "paper", overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Instantiate the config's models (no data needed) and count their parameters.
+
+    Returns a dict with `vae`, `denoiser` (with its length predictor), `length_predictor`, `text_encoder` (frozen
+    unless `text_encoder.trainable`; CLIP counted with a 1000-word vocabulary unless pretrained), `trainable`
+    (VAE + denoiser [+ text encoder if trainable]) and `paper_vae` (2.81M, Table 2) for comparison.
+    """
+    cfg = full_config(config, overrides)
+    settings = TextEncoderSettings(**cfg["text_encoder"])
+    vae = build_vae(cfg)
+    denoiser = build_denoiser(cfg, vae, text_dim_of(settings))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    text = count_text_encoder_parameters(settings, vocab_size=1000)
+    out = {
+        "vae": count(vae),
+        "denoiser": count(denoiser),
+        "length_predictor": count(denoiser.length_predictor),
+        "text_encoder": text,
+        "text_encoder_type": settings.type,
+        "paper_vae": int(PAPER_VAE_PARAMS),
+    }
+    out["trainable"] = out["vae"] + out["denoiser"] + (text if settings.trainable else 0)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- data
+class Rows(torch.utils.data.Dataset):
+    """A split in memory (a list of dicts); `lengths` feeds the length-grouped sampler."""
+
+    def __init__(self, rows: List[Dict[str, Any]], length_key: str):
+        self.rows, self.length_key = rows, length_key
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        return self.rows[i]
+
+    @property
+    def lengths(self) -> List[int]:
+        return [int(r[self.length_key]) for r in self.rows]
+
+
+def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
+    """Load train (and validation) rows: `{"train": [...], "validation": [...], "representation", "fps", "skipped"}`.
+
+    Train sequences longer than `max_frames` are left out (counted, with a warning), never cut.
+    """
+    from datasets import load_dataset
+
+    dd = load_dataset(str(dataset_dir))
+    if "train" not in dd or len(dd["train"]) == 0:
+        raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; Sign-SALD trains on it.")
+    out: Dict[str, Any] = {"skipped": 0}
+    for split in ("train", "validation"):
+        if split not in dd:
+            out[split] = []
+            continue
+        ds = dd[split].with_format("numpy", columns=["poses"], output_all_columns=True)
+        rows = []
+        for item in ds:
+            poses = np.asarray(item["poses"], dtype=np.float32)
+            if poses.ndim == 1:  # variable-length Array2D may come back as an object array of rows
+                poses = np.stack(list(poses)).astype(np.float32)
+            if len(poses) > max_frames:
+                out["skipped"] += split == "train"
+                continue
+            rows.append({"id": item["id"], "text": item["text"], "poses": poses, "num_frames": len(poses)})
+        out[split] = rows
+        if split == "train":
+            out["representation"] = str(dd[split][0]["representation"])
+            out["fps"] = float(dd[split][0]["fps"])
+    if out["skipped"]:
+        logger.warning("%d train sequence(s) longer than data.max_frames=%d are left out.", out["skipped"], max_frames)
+    if not out["train"]:
+        raise ValueError(f"No train sequence has <= data.max_frames={max_frames} frames.")
+    return out
+
+
+@dataclass
+class RandomCropCollator:
+    """Cuts every sequence longer than `crop_frames` to a random window (torch's RNG, seeded by the Trainer)."""
+
+    collator: PoseCollator
+    crop_frames: int = 0
+
+    def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+        if self.crop_frames > 0:
+            cropped = []
+            for s in samples:
+                n = len(s["poses"])
+                if n > self.crop_frames:
+                    start = int(torch.randint(0, n - self.crop_frames + 1, ()))
+                    s = {**s, "poses": s["poses"][start : start + self.crop_frames], "num_frames": self.crop_frames}
+                cropped.append(s)
+            samples = cropped
+        return self.collator(samples)
+
+
+@dataclass
+class LatentCollator:
+    """Pads cached latents (and text states or token ids) into an `ldm` batch.
+
+    Returns `latent_mean`, `latent_std` (B, N'_max, J', C), `latent_mask` (B, N'_max), `num_frames` (B,), and either
+    `text_states` (B, L, D) + `text_mask` (frozen encoder) or `input_ids` + `text_mask` (trainable encoder).
+    """
+
+    tokenizer: Any = None
+
+    def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+        n = max(s["latent_mean"].shape[0] for s in samples)
+        b = len(samples)
+        shape = (b, n) + tuple(samples[0]["latent_mean"].shape[1:])
+        mean, std = torch.zeros(shape), torch.zeros(shape)
+        mask = torch.zeros(b, n, dtype=torch.bool)
+        for i, s in enumerate(samples):
+            k = s["latent_mean"].shape[0]
+            mean[i, :k], std[i, :k], mask[i, :k] = s["latent_mean"], s["latent_std"], True
+        batch = {"latent_mean": mean, "latent_std": std, "latent_mask": mask,
+                 "num_frames": torch.tensor([s["num_frames"] for s in samples], dtype=torch.float32)}
+        if "text_states" in samples[0]:
+            length = max(s["text_states"].shape[0] for s in samples)
+            states = torch.zeros(b, length, samples[0]["text_states"].shape[1])
+            tmask = torch.zeros(b, length, dtype=torch.bool)
+            for i, s in enumerate(samples):
+                states[i, : len(s["text_states"])], tmask[i, : len(s["text_states"])] = s["text_states"], True
+            batch.update(text_states=states, text_mask=tmask)
+        else:
+            enc = self.tokenizer([s["text"] for s in samples], padding="longest", return_tensors="pt")
+            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool())
+        return batch
+
+
+# ------------------------------------------------------------------------------------------------- trainers
+class _SignSALDTrainer(Trainer):
+    """Length-grouped batches, pickle-free checkpoints, running means of the loss terms in the logs."""
+
+    def __init__(self, *args, group_by_length: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._group = group_by_length
+        self._terms: Dict[str, List[float]] = {}
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self._group and isinstance(dataset, Rows):
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=dataset.lengths)
+        return super()._get_train_sampler(train_dataset)
+
+    def _record(self, **terms: torch.Tensor) -> None:
+        for k, v in terms.items():
+            self._terms.setdefault(k, []).append(float(v.detach()))
+
+    def log(self, logs: Dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._terms:
+            logs.update({k: round(sum(v) / len(v), 5) for k, v in self._terms.items()})
+            self._terms = {}
+        super().log(logs, *args, **kwargs)
+
+    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+        # safetensors refuses non-contiguous tensors (a transposed-then-cloned parameter is one); Trainer also
+        # pickles its TrainingArguments next to the weights: keep JSON instead (no pickle on load).
+        if state_dict is None:
+            state_dict = self.accelerator.unwrap_model(self.model).state_dict()
+        state_dict = {k: v.contiguous() for k, v in state_dict.items()}
+        super()._save(output_dir, state_dict=state_dict)
+        output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
+        pickled = output_dir / "training_args.bin"
+        if pickled.exists():
+            pickled.unlink()
+            (output_dir / "training_args.json").write_text(self.args.to_json_string(), encoding="utf-8")
+
+
+class SkeletonVAETrainer(_SignSALDTrainer):
+    """Stage `vae`: `SkeletonVAE.compute_loss` on normalised poses, positions through `normalizer.denormalize`."""
+
+    def __init__(self, *args, normalizer: PoseNormalizer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.normalizer = normalizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        normalizer = self.normalizer.to(inputs["poses"].device)
+        terms = model.compute_loss(inputs["poses"], attention_mask=inputs["attention_mask"], denormalize=normalizer.denormalize)
+        self._record(**{k: v for k, v in terms.items() if k != "loss"})
+        return (terms["loss"], terms) if return_outputs else terms["loss"]
+
+
+class LatentDiffusionModule(nn.Module):
+    """What the `ldm` Trainer optimises: the denoiser, plus the text encoder when it is trainable."""
+
+    def __init__(self, denoiser: SkeletonLatentDenoiser, text_encoder: Optional[nn.Module] = None):
+        super().__init__()
+        self.denoiser = denoiser
+        self.text_encoder = text_encoder
+
+
+class LatentDenoiserTrainer(_SignSALDTrainer):
+    """Stage `ldm`: MSE on noised VAE latents (masked by the latent mask) + the length predictor's loss.
+
+    The regression target follows `denoiser.config.prediction_type`: `"epsilon"` (the paper), `"sample"` (z0) or
+    `"v_prediction"`; the saved scheduler gets the same `prediction_type`.
+    """
+
+    def __init__(self, *args, noise_scheduler: DDPMScheduler, scaling_factor: float, length_loss_weight: float,
+                 sample_posterior: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.noise_scheduler = noise_scheduler
+        self.scaling_factor = scaling_factor
+        self.length_loss_weight = length_loss_weight
+        self.sample_posterior = sample_posterior
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        module = self.accelerator.unwrap_model(model)
+        denoiser = module.denoiser
+        mean, std, mask = inputs["latent_mean"], inputs["latent_std"], inputs["latent_mask"]
+        z0 = mean + std * torch.randn_like(std) if (self.sample_posterior and model.training) else mean
+        z0 = z0 * self.scaling_factor
+        if "text_states" in inputs:
+            states, tmask = inputs["text_states"], inputs["text_mask"]
+        else:
+            states = module.text_encoder(input_ids=inputs["input_ids"], attention_mask=inputs["text_mask"].long()).last_hidden_state
+            tmask = inputs["text_mask"]
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
+        zt = self.noise_scheduler.add_noise(z0, noise, t)
+        cond, cond_mask = denoiser.drop_condition(states, tmask) if model.training else (states, tmask)
+        pred = denoiser(zt, t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, attention_mask=mask).sample
+        kind = denoiser.config.prediction_type
+        if kind == "epsilon":  # the paper's objective (eq. 8)
+            target = noise
+        elif kind == "sample":
+            target = z0
+        else:  # "v_prediction"
+            target = self.noise_scheduler.get_velocity(z0, noise, t)
+        w = mask[:, :, None, None].to(pred.dtype)
+        loss_denoise = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
+        loss_length = denoiser.length_loss(states, tmask, inputs["num_frames"])
+        loss = loss_denoise + self.length_loss_weight * loss_length
+        self._record(loss_denoise=loss_denoise, loss_length=loss_length)
+        return (loss, {"loss_denoise": loss_denoise, "loss_length": loss_length}) if return_outputs else loss
+
+
+# ------------------------------------------------------------------------------------------------- running
+def _training_arguments(settings: StageTrainingSettings, out_dir: Path, seed: int, use_cpu: bool) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        num_train_epochs=settings.num_train_epochs,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        learning_rate=settings.learning_rate,
+        adam_beta1=settings.adam_beta1,
+        adam_beta2=settings.adam_beta2,
+        adam_epsilon=settings.adam_epsilon,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
+        max_grad_norm=settings.max_grad_norm,
+        logging_steps=settings.logging_steps,
+        save_strategy="epoch",
+        save_total_limit=settings.save_total_limit,
+        eval_strategy="no",
+        seed=seed,
+        data_seed=seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        report_to="none",
+        use_cpu=use_cpu,
+        disable_tqdm=None,
+    )
+
+
+def _fit(trainer: Trainer, resume: bool) -> Dict[str, float]:
+    checkpoint = None
+    if resume and Path(trainer.args.output_dir).is_dir():
+        checkpoint = get_last_checkpoint(trainer.args.output_dir)
+        if checkpoint is None:
+            logger.warning("resume_from_checkpoint: no checkpoint in %s; training from scratch.", trainer.args.output_dir)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"seconds": round(time.perf_counter() - start, 1), "train_loss": float(result.training_loss),
+            "first_logged_loss": losses[0] if losses else None, "last_logged_loss": losses[-1] if losses else None,
+            "global_step": int(trainer.state.global_step), "resumed_from": checkpoint}
+
+
+def _normalizer(data: Dict[str, Any], out: Path) -> PoseNormalizer:
+    path = out / "normalizer"
+    if (path / "config.json").is_file():
+        return PoseNormalizer.from_pretrained(str(path))
+    norm = PoseNormalizer.fit((r["poses"] for r in data["train"]), representation=data["representation"])
+    norm.save_pretrained(str(path))
+    return norm
+
+
+@torch.no_grad()
+def _vae_validation(vae: SkeletonVAE, normalizer: PoseNormalizer, rows, batch_size: int) -> Dict[str, float]:
+    """Reconstruction error of the posterior mean on `rows`: mean joint position error (mm) and feature L1."""
+    if not rows:
+        return {}
+    collate = PoseCollator(normalizer=normalizer, pad_to_multiple_of=vae.temporal_downsample_factor)
+    device = next(vae.parameters()).device
+    err = l1 = frames = 0.0
+    for i in range(0, len(rows), batch_size):
+        batch = collate(rows[i : i + batch_size])
+        x, mask = batch["poses"].to(device), batch["attention_mask"].to(device)
+        recon = vae(x, attention_mask=mask).sample
+        a, b = normalizer.denormalize(recon), normalizer.denormalize(x)
+        pos_err = (vae.spec.to_positions(a) - vae.spec.to_positions(b)).norm(dim=-1).mean(-1)  # (B, N)
+        err += float((pos_err * mask).sum())
+        l1 += float(((recon - x).abs().mean(-1) * mask).sum())
+        frames += float(mask.sum())
+    return {"vae_val_mpjpe_mm": round(1000 * err / frames, 2), "vae_val_feature_l1": round(l1 / frames, 4)}
+
+
+def run_vae_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str, Any]:
+    set_seed(cfg["seed"])
+    normalizer = _normalizer(data, out)
+    vae = build_vae(cfg)
+    if vae.config.skeleton != data["representation"]:
+        raise ValueError(f"vae.skeleton={vae.config.skeleton!r} but the dataset's representation is {data['representation']!r}.")
+    settings = VAETrainingSettings(**cfg["vae_training"])
+    factor = vae.temporal_downsample_factor
+    trainer = SkeletonVAETrainer(
+        model=vae,
+        args=_training_arguments(settings, out / "checkpoints" / "vae", cfg["seed"], use_cpu),
+        data_collator=RandomCropCollator(
+            PoseCollator(normalizer=normalizer, pad_to_multiple_of=factor), (settings.crop_frames // factor) * factor
+        ),
+        train_dataset=Rows(data["train"], "num_frames"),
+        normalizer=normalizer,
+        group_by_length=settings.group_by_length,
+    )
+    metrics = {f"vae_{k}": v for k, v in _fit(trainer, resume).items()}
+    vae = trainer.accelerator.unwrap_model(trainer.model).eval()
+    collate = PoseCollator(normalizer=normalizer, pad_to_multiple_of=vae.temporal_downsample_factor)
+    device = next(vae.parameters()).device
+    bs = settings.per_device_train_batch_size
+    # 1 / std of the latents: a (length-sorted, so little padding) subset of the train split estimates it well.
+    subset = sorted(data["train"][:: max(1, len(data["train"]) // 512)], key=lambda r: r["num_frames"])
+    batches = (collate(subset[i : i + bs]) for i in range(0, len(subset), bs))
+    scaling = vae.estimate_scaling_factor((b["poses"].to(device), b["attention_mask"].to(device)) for b in batches)
+    metrics["vae_scaling_factor"] = scaling
+    metrics.update(_vae_validation(vae, normalizer.to(device), data["validation"], bs))
+    vae.save_pretrained(str(out / "vae"))
+    return metrics
+
+
+@torch.no_grad()
+def _encode_latents(vae: SkeletonVAE, normalizer: PoseNormalizer, rows, batch_size: int) -> None:
+    """Cache each row's VAE posterior mean/std (N'_i, J', C) in the row (sorted batches: little padding)."""
+    collate = PoseCollator(normalizer=normalizer, pad_to_multiple_of=vae.temporal_downsample_factor)
+    device = next(vae.parameters()).device
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["num_frames"])
+    for k in range(0, len(order), batch_size):
+        idx = order[k : k + batch_size]
+        batch = collate([rows[i] for i in idx])
+        dist = vae.encode(batch["poses"].to(device), attention_mask=batch["attention_mask"].to(device)).latent_dist
+        for j, i in enumerate(idx):
+            n = -(-rows[i]["num_frames"] // vae.temporal_downsample_factor)
+            rows[i]["latent_mean"] = dist.mean[j, :n].float().cpu()
+            rows[i]["latent_std"] = dist.std[j, :n].float().cpu()
+
+
+@torch.no_grad()
+def _encode_texts(text_encoder, tokenizer, rows, batch_size: int = 64) -> None:
+    """Cache frozen text-encoder states (L_i, D) per distinct sentence in the rows."""
+    texts = sorted({r["text"] for r in rows})
+    cache = {}
+    for k in range(0, len(texts), batch_size):
+        chunk = texts[k : k + batch_size]
+        states, mask = encode_prompts(text_encoder, tokenizer, chunk)
+        for j, t in enumerate(chunk):
+            cache[t] = states[j, mask[j]].float().cpu()
+    for r in rows:
+        r["text_states"] = cache[r["text"]]
+
+
+def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str, Any]:
+    if not (out / "vae" / "config.json").is_file():
+        raise ValueError(f"Stage `ldm` needs a trained VAE in {out / 'vae'}; run stage `vae` first (or both stages).")
+    set_seed(cfg["seed"])
+    normalizer = _normalizer(data, out)
+    vae = SkeletonVAE.from_pretrained(str(out / "vae")).eval().requires_grad_(False)
+    if vae.config.scaling_factor == 1.0:
+        logger.warning("The VAE's scaling_factor is 1.0 (not estimated?); latents are diffused unscaled.")
+    settings = TextEncoderSettings(**cfg["text_encoder"])
+    text_encoder, tokenizer = build_text_encoder(settings, texts=[r["text"] for r in data["train"]])
+    denoiser = build_denoiser(cfg, vae, int(text_encoder.config.hidden_size))
+    train_cfg = LatentTrainingSettings(**cfg["ldm_training"])
+
+    rows = [dict(r) for r in data["train"]]
+    _encode_latents(vae, normalizer, rows, train_cfg.per_device_train_batch_size)
+    for r in rows:
+        r.pop("poses")  # the latents replace the poses for this stage
+    if not settings.trainable:
+        _encode_texts(text_encoder, tokenizer, rows)
+    ddpm = DDPMScheduler(
+        num_train_timesteps=cfg["scheduler"]["num_train_timesteps"], beta_schedule=cfg["scheduler"]["beta_schedule"],
+        beta_start=cfg["scheduler"]["beta_start"], beta_end=cfg["scheduler"]["beta_end"],
+        clip_sample=cfg["scheduler"]["clip_sample"], prediction_type=denoiser.config.prediction_type,
+    )
+    module = LatentDiffusionModule(denoiser, text_encoder if settings.trainable else None)
+    trainer = LatentDenoiserTrainer(
+        model=module,
+        args=_training_arguments(train_cfg, out / "checkpoints" / "ldm", cfg["seed"], use_cpu),
+        data_collator=LatentCollator(tokenizer=tokenizer),
+        train_dataset=Rows(rows, "num_frames"),
+        noise_scheduler=ddpm,
+        scaling_factor=float(vae.config.scaling_factor),
+        length_loss_weight=train_cfg.length_loss_weight,
+        sample_posterior=train_cfg.sample_posterior,
+        group_by_length=train_cfg.group_by_length,
+    )
+    metrics = {f"ldm_{k}": v for k, v in _fit(trainer, resume).items()}
+    module = trainer.accelerator.unwrap_model(trainer.model)
+    if settings.trainable:
+        text_encoder = module.text_encoder
+    text_encoder.eval().requires_grad_(False)
+    scheduler = DDIMScheduler.from_config(
+        ddpm.config, steps_offset=cfg["scheduler"]["steps_offset"], set_alpha_to_one=cfg["scheduler"]["set_alpha_to_one"]
+    )
+    pipe = SignSALDPipeline(
+        vae=vae, denoiser=module.denoiser.eval(), text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+        normalizer=normalizer, fps=data["fps"], default_guidance_scale=cfg["inference"]["guidance_scale"],
+    )
+    pipe.save_pretrained(str(out))
+    return metrics
+
+
+def run_sign_sald_training(cfg: Dict[str, Any], dataset_dir: str, output_dir: str, stage: Optional[str] = None,
+                           resume_from_checkpoint: bool = False, use_cpu: bool = False) -> Path:
+    """Run `stage` (or both stages) with the resolved config `cfg`; returns the output folder."""
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"`stage` must be one of {STAGES} or None (both); got {stage!r}.")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if cfg["num_threads"] > 0:
+        torch.set_num_threads(cfg["num_threads"])
+    try:
+        data = load_pose_splits(dataset_dir, cfg["data"]["max_frames"])
+        (out / "sign_sald_config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        metrics_path = out / "sign_sald_metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics.update(num_train=len(data["train"]), num_train_skipped_long=data["skipped"])
+        for name in STAGES if stage is None else (stage,):
+            run = run_vae_stage if name == "vae" else run_ldm_stage
+            metrics.update(run(cfg, data, out, resume_from_checkpoint, use_cpu))
+            metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def train_sign_sald(
+    dataset_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    config: Union[str, Path, Dict[str, Any]] = "tiny",
+    stage: Optional[str] = None,
+    seed: Optional[int] = 0,
+    overrides: Optional[Dict[str, Any]] = None,
+    resume_from_checkpoint: bool = False,
+    use_cpu: bool = False,
+) -> Path:
+    """Train Sign-SALD on `dataset_dir`; the output folder ends up a complete `SignSALDPipeline` folder.
+
+    Args:
+        dataset_dir (`str` or `Path`): hf-sign dataset folder (or Hub id) with a `train` split (smplx133 for the
+            default VAE skeleton).
+        output_dir (`str` or `Path`): output folder (`model_index.json` at its root after the `ldm` stage).
+        config (`str`, `Path` or `dict`, *optional*, defaults to `"tiny"`): `tiny`, `small`, `paper`, a YAML path,
+            or a dict of config sections.
+        stage (`str`, *optional*): `"vae"` or `"ldm"` (which loads `output_dir/vae`); default: both, in order.
+        seed (`int`, *optional*, defaults to 0): the run's seed (`None` keeps the config's `seed`).
+        overrides (`dict`, *optional*): dotted keys, e.g. `{"vae.num_atomic_joints": 5,
+            "denoiser.use_cross_attention": False, "ldm_training.num_train_epochs": 2}`; strings (from `--set`) are
+            converted to the replaced value's type; unknown keys raise.
+        resume_from_checkpoint (`bool`, *optional*, defaults to `False`): continue each stage from its latest
+            checkpoint under `output_dir/checkpoints/<stage>/`.
+        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even if an accelerator is present.
+
+    Returns:
+        `Path`: `output_dir`.
+    """
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides.setdefault("seed", seed)
+    cfg = full_config(config, overrides)
+    return run_sign_sald_training(cfg, str(dataset_dir), str(output_dir), stage, resume_from_checkpoint, use_cpu)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O [--config small] [--set k=v ...]`."""
+    (args,) = HfArgumentParser(SignSALDTrainingArguments).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = parse_overrides(args.set)
+    if args.num_threads:
+        overrides["num_threads"] = args.num_threads
+    out = train_sign_sald(args.dataset_dir, args.output_dir, args.config, args.stage, args.seed, overrides,
+                          args.resume_from_checkpoint, args.use_cpu)
+    print(json.dumps(json.loads((out / "sign_sald_metrics.json").read_text()), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

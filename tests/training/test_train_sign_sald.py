@@ -1,0 +1,154 @@
+"""Sign-SALD training on a toy SynthSign corpus: both stages, losses, resume, the output folder as a pipeline;
+configs, dotted overrides (ablations) and parameter counts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+
+from hf_sign.data.synthsign import build_synthsign
+from hf_sign.pipelines.pipeline_sign_sald import SignSALDPipeline
+from hf_sign.training.sign_sald_trainer import (
+    build_denoiser,
+    build_vae,
+    full_config,
+    main,
+    sign_sald_param_counts,
+    train_sign_sald,
+)
+
+FAST = {"vae_training.num_train_epochs": 2, "ldm_training.num_train_epochs": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synthsign")
+    build_synthsign(path, seed=0, num_train=16, num_validation=4, num_test=4, show_progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sald")
+    train_sign_sald(corpus, out, config="tiny", seed=0)
+    return out
+
+
+def test_both_stages_write_a_pipeline(trained):
+    for name in ("model_index.json", "pipeline_sign_sald.py", "sign_sald_config.json", "sign_sald_metrics.json"):
+        assert (trained / name).is_file(), name
+    for sub in ("vae", "denoiser", "text_encoder", "tokenizer", "scheduler", "normalizer"):
+        assert (trained / sub).is_dir(), sub
+    ckpts = list((trained / "checkpoints" / "ldm").glob("checkpoint-*"))
+    assert ckpts and (ckpts[0] / "model.safetensors").is_file() and not (ckpts[0] / "training_args.bin").exists()
+    metrics = json.loads((trained / "sign_sald_metrics.json").read_text())
+    assert metrics["num_train"] == 16 and metrics["vae_global_step"] == 6 and metrics["ldm_global_step"] == 6
+    assert metrics["vae_scaling_factor"] > 0 and metrics["vae_val_mpjpe_mm"] > 0
+    # losses go down (tiny lr-3e-3 runs; the first logged value is the untrained model's)
+    assert metrics["vae_last_logged_loss"] < metrics["vae_first_logged_loss"]
+    assert metrics["ldm_last_logged_loss"] < metrics["ldm_first_logged_loss"]
+
+
+def test_output_dir_loads_and_generates(trained):
+    for pipe in (SignSALDPipeline.from_pretrained(trained), DiffusionPipeline.from_pretrained(trained, trust_remote_code=True)):
+        assert isinstance(pipe, SignSALDPipeline)
+        pipe.set_progress_bar_config(disable=True)
+        out = pipe(["where was the brother yesterday?", "hello."], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+        assert all(p.shape == (n, 133) and np.isfinite(p).all() for p, n in zip(out.poses, out.num_frames))
+        assert pipe.vae.config.scaling_factor != 1.0 and pipe.scheduler.config.beta_schedule == "linear"
+        assert pipe.config.default_guidance_scale == 2.5 and pipe.config.fps == 24.0
+
+
+def test_resume_from_checkpoint(corpus, tmp_path):
+    """Stage ldm for 1 epoch, then resumed to 2 epochs == 2 epochs straight (same weights)."""
+    train_sign_sald(corpus, tmp_path / "a", config="tiny", overrides=FAST)
+    b = tmp_path / "b"
+    train_sign_sald(corpus, b, config="tiny", overrides={**FAST, "ldm_training.num_train_epochs": 1})
+    train_sign_sald(corpus, b, config="tiny", stage="ldm", overrides=FAST, resume_from_checkpoint=True)
+    metrics = json.loads((b / "sign_sald_metrics.json").read_text())
+    assert metrics["ldm_resumed_from"].endswith("checkpoint-2") and metrics["ldm_global_step"] == 4
+    pa = SignSALDPipeline.from_pretrained(tmp_path / "a").denoiser.state_dict()
+    pb = SignSALDPipeline.from_pretrained(b).denoiser.state_dict()
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_ldm_stage_needs_vae(corpus, tmp_path):
+    with pytest.raises(ValueError, match="run stage `vae` first"):
+        train_sign_sald(corpus, tmp_path, config="tiny", stage="ldm")
+
+
+def test_ablation_trains_end_to_end(corpus, tmp_path):
+    """w/o ST-Latent + w/o CrossAttn through `--set`-style string overrides, via the CLI entry point."""
+    argv = ["--dataset_dir", str(corpus), "--output_dir", str(tmp_path), "--config", "tiny",
+            "--set", "vae.skeleton_aware=false", "denoiser.use_cross_attention=false",
+            "vae_training.num_train_epochs=1", "ldm_training.num_train_epochs=1"]
+    assert main(argv) == 0
+    pipe = SignSALDPipeline.from_pretrained(tmp_path)
+    assert pipe.vae.latent_num_joints == 1 and pipe.denoiser.config.num_joints == 1
+    assert pipe.denoiser.config.use_cross_attention is False
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe("hello.", num_inference_steps=2, num_frames=9).poses[0].shape == (9, 133)
+
+
+# ------------------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize(
+    "overrides, check",
+    [
+        ({"vae.num_atomic_joints": 5}, lambda v, d: v.latent_num_joints == 5 and d.config.num_joints == 5),
+        ({"vae.num_atomic_joints": "9"}, lambda v, d: v.latent_num_joints == 9 and d.config.num_joints == 9),
+        ({"vae.skeleton_aware": False}, lambda v, d: v.latent_num_joints == 1 and d.config.latent_channels == 28),
+        ({"denoiser.use_skeletal_attention": "false"}, lambda v, d: "skeletal" not in d.layers[0].attns),
+        ({"denoiser.use_temporal_attention": False}, lambda v, d: "temporal" not in d.layers[0].attns),
+        ({"denoiser.use_cross_attention": False}, lambda v, d: "joint" in d.layers[0].attns),
+    ],
+)
+def test_ablation_overrides(overrides, check):
+    cfg = full_config("tiny", overrides)
+    vae = build_vae(cfg)
+    assert check(vae, build_denoiser(cfg, vae, cfg["text_encoder"]["hidden_size"]))
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"vae.num_atomic_jionts": 5}, r"Unknown .* key `vae.num_atomic_jionts`.*num_atomic_joints"),
+        ({"nope": 1}, "Unknown"),
+        ({"vae.num_atomic_joints": "five"}, "must be a int"),
+        ({"denoiser.use_cross_attention": 3}, "must be a bool"),
+        ({"vae": 3}, "is a section"),
+        ({"text_encoder.type": "t5"}, "text_encoder.type"),
+    ],
+)
+def test_bad_overrides(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        full_config("tiny", overrides)
+
+
+def test_configs_and_param_counts():
+    paper = sign_sald_param_counts("paper")
+    assert abs(paper["vae"] - 2.81e6) / 2.81e6 < 0.01 and paper["paper_vae"] == 2_810_000
+    assert paper["denoiser"] > paper["length_predictor"] > 0 and paper["text_encoder"] > 0
+    cfg = full_config("paper")
+    assert cfg["vae_training"]["num_train_epochs"] == 50 and cfg["vae_training"]["per_device_train_batch_size"] == 128
+    assert cfg["ldm_training"]["num_train_epochs"] == 500 and cfg["ldm_training"]["per_device_train_batch_size"] == 64
+    assert cfg["ldm_training"]["learning_rate"] == cfg["vae_training"]["learning_rate"] == 1e-3
+    assert cfg["scheduler"]["num_train_timesteps"] == 1000 and cfg["scheduler"]["beta_schedule"] == "linear"
+    assert cfg["inference"]["num_inference_steps"] == 50
+    small = sign_sald_param_counts("small")
+    tiny = sign_sald_param_counts("tiny")
+    assert tiny["vae"] < small["vae"] < paper["vae"] and tiny["denoiser"] < small["denoiser"] < paper["denoiser"]
+    with pytest.raises(ValueError, match="Unknown sign-sald config"):
+        full_config("huge")
