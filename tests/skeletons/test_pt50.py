@@ -25,8 +25,6 @@ def test_registered_under_pt50():
 
 
 def test_get_skeleton_when_all_modules_exist():
-    pytest.importorskip("hf_sign.skeletons.holistic")
-    pytest.importorskip("hf_sign.skeletons.smplx133")
     from hf_sign.skeletons.spec import get_skeleton
 
     assert get_skeleton("pt50").feature_dim == 150

