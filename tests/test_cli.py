@@ -83,3 +83,29 @@ def test_convert_phoenix_skels_with_skip_invalid(tmp_path, capsys):
     assert len(ds["train"]) == 1 and len(ds["validation"]) == 1 and len(ds["test"]) == 1
     report = [json.loads(l) for l in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(report) == 1 and "frame 2" in report[0]["error"]
+
+
+def test_train_generate_and_benchmark_end_to_end(tmp_path, capsys):
+    """`data synthsign` -> `train sign-sald` (tiny) -> `generate` -> `train evaluator` (tiny) -> `benchmark`."""
+    data, model, evals, bench = (tmp_path / n for n in ("synth_cli_e2e", "sald", "evals", "bench"))
+    assert main(["data", "synthsign", "--out", str(data), "--num-train", "16", "--num-validation", "2", "--num-test", "3"]) == 0
+    assert main(["train", "sign-sald", "--config", "tiny", "--dataset", str(data), "--output-dir", str(model)]) == 0
+    assert (model / "model_index.json").is_file()
+    capsys.readouterr()
+    assert main(["generate", "--model", str(model), "--text", "my sister is tall", "--out", str(tmp_path / "gen"),
+                 "--format", "npz,pose", "--num-inference-steps", "2", "--num-frames", "20"]) == 0
+    z = np.load(tmp_path / "gen" / "sample-000.npz", allow_pickle=False)
+    assert z["poses"].shape == (20, 133) and np.isfinite(z["poses"]).all() and str(z["representation"]) == "smplx133"
+    assert Pose.read((tmp_path / "gen" / "sample-000.pose").read_bytes()).body.data.shape[0] == 20
+    assert main(["generate", "--model", str(model), "--text", "x", "--out", str(tmp_path / "g2"), "--format", "avi"]) == 2
+    assert "--format" in capsys.readouterr().err
+    assert main(["train", "evaluator", "--config", "tiny", "--dataset", str(data), "--output-dir", str(evals)]) == 0
+    assert main(["benchmark", "--dataset", str(data), "--evaluator", str(evals), "--model", f"tiny={model}",
+                 "--out", str(bench), "--max-samples", "2", "--num-inference-steps", "2", "--num-examples", "1"]) == 0
+    table = (bench / "results.md").read_text()
+    rows = [l.split("|")[1].strip() for l in table.splitlines() if l.startswith("| ") and "Method" not in l]
+    assert rows[0] == "Ground Truth" and "tiny" in rows and "Mean pose" in rows
+    capsys.readouterr()
+    assert main(["models", "params", "sign-sald", "--config", "tiny"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["vae"] > 0 and counts["denoiser"] > 0 and counts["paper_vae"] == 2_810_000
