@@ -20,7 +20,7 @@ from hf_sign.evaluation.harness import (
     run_benchmark,
 )
 from hf_sign.skeletons import get_skeleton
-from hf_sign.training.evaluator_trainer import CONFIG_DIR
+from hf_sign.training.evaluator_trainer import resolve_config
 
 BASELINE_ROWS = ["Mean pose", "Nearest sentence", "Gloss concatenation (oracle gloss)"]
 
@@ -57,7 +57,7 @@ def setup(tmp_path_factory):
     data = root / "synthsign_harness_24_4_5"
     build_synthsign(data, seed=0, num_train=24, num_validation=4, num_test=5, show_progress=False)
     # a shorter tiny evaluator config, as a YAML path: the first run trains the evaluators into out/evaluators
-    config = yaml.safe_load((CONFIG_DIR / "tiny.yaml").read_text())
+    config = yaml.safe_load(resolve_config("tiny").read_text())
     config.update(recognizer_num_train_epochs=4, contrastive_num_train_epochs=4)
     (root / "evaluator.yaml").write_text(yaml.safe_dump(config))
     mean_dir = MeanPoseBaseline.from_dataset(data).save_pretrained(root / "mean_baseline")

@@ -1,0 +1,1 @@
+"""Named YAML configs per system (`<system>/<name>.yaml`), shipped with the package."""
