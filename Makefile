@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 DEMO_DIR ?= outputs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench bench-ablations clean
 
 install: $(STAMP)
 
@@ -38,8 +38,13 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# Speed benchmarks (minutes). The ablation study trains 8 models (hours on a CPU): its own target.
 bench: install
-	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	$(PY) benchmarks/bench_dtw.py
+	$(PY) benchmarks/bench_sign_sald_speed.py
+
+bench-ablations: install
+	$(PY) benchmarks/bench_sign_sald_ablations.py --config small
 
 clean:
 	rm -rf $(VENV) outputs
