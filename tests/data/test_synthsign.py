@@ -282,7 +282,7 @@ def test_build_writes_a_loadable_dataset_with_card(tmp_path, monkeypatch):
     assert np.asarray(row["poses"]).shape[1] == 133
     assert list(row["gloss"]) == text_to_gloss(str(row["text"]))
     card = (tmp_path / "synthsign" / "README.md").read_text()
-    assert card.startswith("---\n") and "configs:" in card
+    assert card.startswith("---\n") and "dataset_info:" in card and "num_examples: 12" in card
     for section in ("## Grammar", "## Lexicon", "## Signers", "## Transitions", "## Splits and held-out bigrams", "## Fields"):
         assert section in card
     assert "Corpus seed: **3**" in card and "| test | 4 |" in card and "$" not in card
