@@ -375,11 +375,7 @@ class _SignSALDTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
     def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
-        # safetensors refuses non-contiguous tensors (a transposed-then-cloned parameter is one); Trainer also
-        # pickles its TrainingArguments next to the weights: keep JSON instead (no pickle on load).
-        if state_dict is None:
-            state_dict = self.accelerator.unwrap_model(self.model).state_dict()
-        state_dict = {k: v.contiguous() for k, v in state_dict.items()}
+        # Trainer pickles its TrainingArguments next to the weights: keep JSON instead (no pickle on load).
         super()._save(output_dir, state_dict=state_dict)
         output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
         pickled = output_dir / "training_args.bin"

@@ -177,7 +177,8 @@ class STUnpool(nn.Module):
         self.temporal = nn.ConvTranspose1d(dim, dim, factor, stride=factor)
         self.skeletal = None
         if pooling is not None:
-            membership = (pooling > 0).float().t()  # (J, J')
+            # contiguous: a transposed view (and its clone) is not, and safetensors refuses to save it
+            membership = (pooling > 0).float().t().contiguous()  # (J, J')
             self.register_buffer("membership", membership, persistent=False)
             self.skeletal = nn.Parameter(membership.clone())
             self.joint_embedding = nn.Parameter(torch.zeros(membership.shape[0], dim))
