@@ -63,7 +63,6 @@ def test_check_prompts_errors():
 
 
 def test_minilm_pretrained(tmp_path):
-    torch.set_num_threads(1)
     model, tok = build_text_encoder({"type": "minilm", "cache_dir": str(tmp_path)})
     assert (tmp_path / "all-MiniLM-L6-v2" / "model.safetensors").is_file()
     assert model.config.hidden_size == 384 and not any(p.requires_grad for p in model.parameters())

@@ -21,12 +21,6 @@ TEXTS = ["where was the brother yesterday?", "i do not wash three computers toda
 STEPS = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threading only adds contention on the shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_pipe(seed: int = 0) -> SignSALDPipeline:

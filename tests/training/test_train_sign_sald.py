@@ -24,12 +24,6 @@ from hf_sign.training.sign_sald_trainer import (
 FAST = {"vae_training.num_train_epochs": 2, "ldm_training.num_train_epochs": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

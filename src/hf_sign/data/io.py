@@ -16,6 +16,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+import numpy as np
 from datasets import Dataset, DatasetDict, Features
 
 SPLITS = ("train", "validation", "test")
@@ -129,3 +130,60 @@ def load_corpus(path: Union[str, os.PathLike]) -> DatasetDict:
         table = pa.concat_tables([pq.read_table(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
         out[split] = Dataset(InMemoryTable(table))
     return out
+
+
+def split_rows(ds, split: str = "") -> List[Dict[str, Any]]:
+    """Rows of a split as dicts with numpy `poses` (float32 `(T, D)`) and plain-Python other fields."""
+    where = f" of split {split!r}" if split else ""
+    if len(ds) == 0:
+        raise ValueError(f"The dataset split{where} is empty.")
+    missing = [c for c in ("id", "text", "poses") if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"The dataset split{where} lacks the column(s) {missing}; expected the hf-sign schema.")
+    cols = {c: ds[c] for c in ("id", "text", "gloss", "gloss_spans", "fps", "representation") if c in ds.column_names}
+    poses = _arrow_poses(ds)
+    if poses is None:
+        poses = []
+        for p in ds.with_format("numpy")["poses"]:
+            p = np.asarray(p)
+            if p.dtype == object:  # variable-length Array2D comes back as an object array of frames
+                p = np.stack(list(p))
+            poses.append(p)
+    rows = []
+    for i, p in enumerate(poses):
+        row = {c: cols[c][i] for c in cols}
+        row["poses"] = np.ascontiguousarray(p, dtype=np.float32)
+        if row["poses"].ndim != 2 or row["poses"].shape[0] == 0:
+            raise ValueError(f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got {row['poses'].shape}.")
+        row.setdefault("gloss", [])
+        row.setdefault("gloss_spans", [])
+        row["gloss"] = [str(g) for g in (row["gloss"] or [])]
+        row["gloss_spans"] = [(int(a), int(b)) for a, b in (row["gloss_spans"] or [])]
+        rows.append(row)
+    return rows
+
+
+def _arrow_poses(ds) -> Optional[List[np.ndarray]]:
+    """`poses` straight from the Arrow buffers (one copy, ~100x faster than row-wise numpy formatting); None
+    when the layout is not the plain `list<list<float>>` of an unfiltered Array2D column."""
+    try:
+        if getattr(ds, "_indices", None) is not None:
+            return None
+        col = ds.data.table.column("poses").combine_chunks()
+        col = getattr(col, "storage", col)
+        if col.null_count:
+            return None
+        inner = col.flatten()
+        if inner.null_count:
+            return None
+        values = np.array(inner.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)  # writable copy
+        outer = col.offsets.to_numpy()
+        inner_off = inner.offsets.to_numpy()
+        outer, inner_off = outer - outer[0], inner_off - inner_off[0]
+        widths = np.diff(inner_off)
+        if widths.size == 0 or (widths != widths[0]).any() or widths[0] == 0:
+            return None
+        frames = values.reshape(-1, int(widths[0]))
+        return [frames[a:b] for a, b in zip(outer[:-1], outer[1:])]
+    except Exception:  # noqa: BLE001 - any unexpected layout takes the generic path
+        return None

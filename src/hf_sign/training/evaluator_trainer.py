@@ -44,10 +44,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import config_utils
+from .common import PoseRows, PoseTrainer
+from ..data.io import load_corpus, split_rows
 from ..data.collator import PoseCollator
 from ..data.normalization import PoseNormalizer
 from ..evaluation.evaluators import (
@@ -166,42 +167,12 @@ class EvaluatorTrainingArguments:
 
 
 # ----------------------------------------------------------------------------------------- data
-class PoseRows(torch.utils.data.Dataset):
-    """A split held in memory: dicts with `poses` (float32 array), `text`, `gloss`, `id`, `representation`."""
-
-    def __init__(self, rows: List[Dict[str, Any]]):
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        return self.rows[i]
-
-    @property
-    def lengths(self) -> List[int]:
-        return [len(r["poses"]) for r in self.rows]
-
-
 def load_splits(dataset_dir: str) -> Dict[str, PoseRows]:
     """Load an hf-sign dataset (`hf_sign.data.io.load_corpus`) into in-memory `PoseRows` per split."""
-    from ..data.io import load_corpus
-
     dd = load_corpus(dataset_dir)
     if "train" not in dd or len(dd["train"]) == 0:
         raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; evaluators train on it.")
-    out = {}
-    for name, ds in dd.items():
-        rows = []
-        poses = ds.with_format("numpy")["poses"] if len(ds) else []
-        reps = ds["representation"] if "representation" in ds.column_names else [""] * len(ds)
-        for pid, text, gloss, rep, p in zip(ds["id"], ds["text"], ds["gloss"], reps, poses):
-            p = np.asarray(p, dtype=np.float32)
-            if p.ndim == 1:  # numpy format yields an object array of rows for variable-length Array2D
-                p = np.stack(p).astype(np.float32)
-            rows.append({"id": pid, "text": text, "gloss": list(gloss), "representation": rep, "poses": p})
-        out[name] = PoseRows(rows)
-    return out
+    return {name: PoseRows(split_rows(ds, name) if len(ds) else []) for name, ds in dd.items()}
 
 
 @dataclass
@@ -248,23 +219,16 @@ def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tupl
     return out, new_mask
 
 
-class _PoseTrainer(Trainer):
+class _PoseTrainer(PoseTrainer):
     """Shared parts: length-grouped batches (less padding), augmentation, loss-only evaluation."""
 
     # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, group_by_length: bool = True, **kwargs):
+    def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.noise_std = noise_std
         self.time_stretch = time_stretch
-        self.group_by_length = group_by_length
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.group_by_length and isinstance(dataset, PoseRows):
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=dataset.lengths)
-        return super()._get_train_sampler(train_dataset)
 
     def _augment(self, model, poses: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Training-time augmentation: random tempo change per sequence, then Gaussian feature noise."""
@@ -276,16 +240,6 @@ class _PoseTrainer(Trainer):
             std = self.accelerator.unwrap_model(model).pose_std.to(poses)
             poses = poses + self.noise_std * std * torch.randn_like(poses) * mask[..., None]
         return poses, mask
-
-    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
-        # Trainer pickles its TrainingArguments next to the weights (`training_args.bin`); keep checkpoints
-        # pickle-free (safetensors weights, JSON settings) as the project's loading rule asks.
-        super()._save(output_dir, state_dict=state_dict)
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        pickled = Path(output_dir) / "training_args.bin"
-        if pickled.exists():
-            pickled.unlink()
-            (Path(output_dir) / "training_args.json").write_text(self.args.to_json_string(), encoding="utf-8")
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)

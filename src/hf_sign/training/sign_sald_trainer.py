@@ -39,12 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collator import PoseCollator
@@ -52,6 +50,8 @@ from ..data.normalization import PoseNormalizer
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, build_text_encoder, count_text_encoder_parameters, encode_prompts
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
+from ..data.io import load_corpus, split_rows
+from .common import PoseRows, PoseTrainer
 from .config_utils import apply_overrides, deep_update, load_config, parse_overrides
 
 logger = logging.getLogger(__name__)
@@ -242,31 +242,12 @@ def sign_sald_param_counts(config: Union[str, Path, Dict[str, Any]] = "paper", o
 
 
 # ------------------------------------------------------------------------------------------------- data
-class Rows(torch.utils.data.Dataset):
-    """A split in memory (a list of dicts); `lengths` feeds the length-grouped sampler."""
-
-    def __init__(self, rows: List[Dict[str, Any]], length_key: str):
-        self.rows, self.length_key = rows, length_key
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        return self.rows[i]
-
-    @property
-    def lengths(self) -> List[int]:
-        return [int(r[self.length_key]) for r in self.rows]
-
-
 def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
     """Load train (and validation) rows: `{"train": [...], "validation": [...], "representation", "fps", "skipped"}`.
 
     Train sequences longer than `max_frames` are left out (counted, with a warning), never cut.
     """
-    from datasets import load_dataset
-
-    dd = load_dataset(str(dataset_dir))
+    dd = load_corpus(dataset_dir)
     if "train" not in dd or len(dd["train"]) == 0:
         raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; Sign-SALD trains on it.")
     out: Dict[str, Any] = {"skipped": 0}
@@ -274,12 +255,9 @@ def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
         if split not in dd:
             out[split] = []
             continue
-        ds = dd[split].with_format("numpy", columns=["poses"], output_all_columns=True)
         rows = []
-        for item in ds:
-            poses = np.asarray(item["poses"], dtype=np.float32)
-            if poses.ndim == 1:  # variable-length Array2D may come back as an object array of rows
-                poses = np.stack(list(poses)).astype(np.float32)
+        for item in split_rows(dd[split], split) if len(dd[split]) else []:
+            poses = item["poses"]
             if len(poses) > max_frames:
                 out["skipped"] += split == "train"
                 continue
@@ -350,19 +328,12 @@ class LatentCollator:
 
 
 # ------------------------------------------------------------------------------------------------- trainers
-class _SignSALDTrainer(Trainer):
-    """Length-grouped batches, pickle-free checkpoints, running means of the loss terms in the logs."""
+class _SignSALDTrainer(PoseTrainer):
+    """`PoseTrainer` (length-grouped batches, pickle-free checkpoints) + running means of the loss terms in the logs."""
 
-    def __init__(self, *args, group_by_length: bool = True, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._group = group_by_length
         self._terms: Dict[str, List[float]] = {}
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self._group and isinstance(dataset, Rows):
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=dataset.lengths)
-        return super()._get_train_sampler(train_dataset)
 
     def _record(self, **terms: torch.Tensor) -> None:
         for k, v in terms.items():
@@ -373,15 +344,6 @@ class _SignSALDTrainer(Trainer):
             logs.update({k: round(sum(v) / len(v), 5) for k, v in self._terms.items()})
             self._terms = {}
         super().log(logs, *args, **kwargs)
-
-    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
-        # Trainer pickles its TrainingArguments next to the weights: keep JSON instead (no pickle on load).
-        super()._save(output_dir, state_dict=state_dict)
-        output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
-        pickled = output_dir / "training_args.bin"
-        if pickled.exists():
-            pickled.unlink()
-            (output_dir / "training_args.json").write_text(self.args.to_json_string(), encoding="utf-8")
 
 
 class SkeletonVAETrainer(_SignSALDTrainer):
@@ -539,7 +501,7 @@ def run_vae_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         data_collator=RandomCropCollator(
             PoseCollator(normalizer=normalizer, pad_to_multiple_of=factor), (settings.crop_frames // factor) * factor
         ),
-        train_dataset=Rows(data["train"], "num_frames"),
+        train_dataset=PoseRows(data["train"], "num_frames"),
         normalizer=normalizer,
         group_by_length=settings.group_by_length,
     )
@@ -617,7 +579,7 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         model=module,
         args=_training_arguments(train_cfg, out / "checkpoints" / "ldm", cfg["seed"], use_cpu),
         data_collator=LatentCollator(tokenizer=tokenizer),
-        train_dataset=Rows(rows, "num_frames"),
+        train_dataset=PoseRows(rows, "num_frames"),
         noise_scheduler=ddpm,
         scaling_factor=float(vae.config.scaling_factor),
         length_loss_weight=train_cfg.length_loss_weight,
