@@ -286,3 +286,42 @@ def test_build_writes_a_loadable_dataset_with_card(tmp_path, monkeypatch):
     for section in ("## Grammar", "## Lexicon", "## Signers", "## Transitions", "## Splits and held-out bigrams", "## Fields"):
         assert section in card
     assert "Corpus seed: **3**" in card and "| test | 4 |" in card and "$" not in card
+
+
+def test_coarticulation_assimilates_sign_boundaries():
+    from hf_sign.data.synthsign_kinematics import CHANNELS
+    from hf_sign.data.synthsign_lexicon import ASSIMILATION, coarticulate
+
+    lex = get_lexicon()
+    signs = [lex.sign_channels(g, "signer_01") for g in ("TOMORROW", "STAY", "RAIN")]  # STAY: 23 frames, a core
+    out = coarticulate(signs, np.random.default_rng(0))
+    pos, expr = CHANNELS["dom_pos"], CHANNELS["expr"]
+    lo, hi = ASSIMILATION
+    # the middle sign starts part of the way towards where the first ends, and ends part of the way to the third
+    for frame, neighbour in ((0, signs[0][-1]), (-1, signs[2][0])):
+        gap = neighbour[pos] - signs[1][frame, pos]
+        moved = out[1][frame, pos] - signs[1][frame, pos]
+        frac = float(moved @ gap / (gap @ gap))
+        assert lo - 1e-9 <= frac <= hi + 1e-9
+        np.testing.assert_allclose(moved, frac * gap, atol=1e-9)
+    n = len(signs[1])
+    np.testing.assert_allclose(out[1][n // 2, pos], signs[1][n // 2, pos], atol=1e-9)  # the sign's core is kept
+    # no speed spikes: assimilation never makes the wrist move faster than the citation form plus a margin
+    speed = lambda ch: np.linalg.norm(np.diff(ch[:, pos], axis=0), axis=-1).max()  # noqa: E731
+    short = [lex.sign_channels(g, "signer_01") for g in ("TOMORROW", "WEATHER", "RAIN")]  # 9-10 frames each
+    for a, b in zip(coarticulate(short, np.random.default_rng(0)), short):
+        assert speed(a) < speed(b) + 0.03
+    np.testing.assert_allclose(out[0][0], signs[0][0])  # sentence edges are not assimilated
+    for a, b in zip(out, signs):
+        np.testing.assert_array_equal(a[:, expr], b[:, expr])  # non-manuals untouched
+    # without an rng: the midpoint strength, deterministic
+    again = coarticulate(signs)
+    np.testing.assert_array_equal(again[1], coarticulate(signs)[1])
+
+
+def test_long_sentences_are_signed_faster():
+    lex = get_lexicon()
+    _, short = lex.sentence_motion(["RAIN", "TOMORROW", "HAPPY"], "signer_01")
+    _, long = lex.sentence_motion(["RAIN", "TOMORROW", "HAPPY", "WEATHER", "RAIN", "TOMORROW", "HAPPY"], "signer_01")
+    dur = lambda spans: [b - a for a, b in spans]  # noqa: E731
+    assert all(a < b for a, b in zip(dur(long)[:3], dur(short)))

@@ -10,7 +10,9 @@ least three of (hands, location, movement, handshape, orientation, direction/pla
 arm path (hands, location, movement or direction/plane). The lexicon and the signers
 are the *language*: they do not depend on the corpus seed.
 
-A plural `X+` is the sign of `X` made twice, sweeping towards the dominant side. Sentences chain signs
+A plural `X+` is the sign of `X` made twice, sweeping towards the dominant side. In a sentence, signs are
+co-articulated (`coarticulate`): each sign's start and end assimilate to its neighbours' location,
+orientation and handshape, and long sentences are signed faster. Sentences chain signs
 with minimum-jerk transitions in hand space whose length grows with the distance the hands travel, start
 and end in the rest pose, and add sentence-level non-manuals: a head shake over the sign before `NOT` and
 `NOT` itself, raised brows (expression 0) and a forward head tilt over yes/no questions (`QUESTION`),
@@ -278,6 +280,48 @@ def _interpolate(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return a[None] + (b - a)[None] * t
 
 
+# Co-articulation inside signs (see `coarticulate`): boundary assimilation strength range, the fraction of a
+# sign over which it fades, and the tempo-up of long sentences (per sign beyond 3, capped).
+ASSIMILATION = (0.35, 0.7)
+ASSIMILATION_SPAN = 0.4
+ASSIMILATION_MIN_FRAMES = 8  # short signs: fade over at least this many frames (no speed spikes)
+SPEEDUP_PER_SIGN = 0.05
+MAX_SPEEDUP = 1.3
+_MANUAL_CHANNELS = np.r_[CHANNELS["dom_pos"], CHANNELS["nd_pos"], CHANNELS["dom_ori"], CHANNELS["nd_ori"],
+                         CHANNELS["dom_hand"], CHANNELS["nd_hand"]]
+
+
+def coarticulate(signs: Sequence[np.ndarray], rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
+    """Assimilate each sign's manual channels to its neighbours, so in-context forms differ from citation forms.
+
+    The start of sign k is pulled towards where sign k-1 ends and its end towards where sign k+1 starts (hand
+    location, palm orientation and handshape; non-manuals are left alone). The pull is `a * (neighbour -
+    own boundary)` at the boundary and fades to 0 over `ASSIMILATION_SPAN` of the sign along a minimum-jerk
+    profile (over at least `ASSIMILATION_MIN_FRAMES` frames, so short signs get no speed spikes; in a short sign
+    the two fades overlap); `a` is drawn per boundary from `ASSIMILATION` (its midpoint without an rng).
+    Displacements are computed from the citation forms, so the result does not depend on the order signs are
+    processed in.
+    """
+    lo, hi = ASSIMILATION
+    out = []
+    for k, sign in enumerate(signs):
+        n = len(sign)
+        i = np.arange(n, dtype=np.float64)
+        fade = max(ASSIMILATION_SPAN * (n - 1), float(ASSIMILATION_MIN_FRAMES))
+        ch = sign.copy()
+        m = _MANUAL_CHANNELS
+        if k > 0:
+            a = float(rng.uniform(lo, hi)) if rng is not None else (lo + hi) / 2
+            w = a * (1.0 - minimum_jerk(i / fade))
+            ch[:, m] += w[:, None] * (signs[k - 1][-1, m] - sign[0, m])[None]
+        if k < len(signs) - 1:
+            a = float(rng.uniform(lo, hi)) if rng is not None else (lo + hi) / 2
+            w = a * minimum_jerk((i - (n - 1) + fade) / fade)
+            ch[:, m] += w[:, None] * (signs[k + 1][0, m] - sign[-1, m])[None]
+        out.append(ch)
+    return out
+
+
 def _envelope(T: int, start: int, end: int, ramp: int = 4) -> np.ndarray:
     t = np.arange(T, dtype=np.float64)
     up = minimum_jerk((t - start + ramp) / ramp)
@@ -508,12 +552,15 @@ class SynthSignLexicon:
             raise ValueError("`glosses` is empty; expected at least one SynthSign gloss.")
         p = self.signer(signer)
         speed = p.speed * (1.0 + (rng.normal(0.0, 0.04) if rng is not None else 0.0))
+        # longer sentences are signed faster (each sign is shortened), as in natural signing
+        speed *= min(1.0 + SPEEDUP_PER_SIGN * max(0, len(glosses) - 3), MAX_SPEEDUP)
         rest = self.rest_channels(p)
         n0 = int(rng.integers(2, 5)) if rng is not None else 3
         n1 = int(rng.integers(2, 5)) if rng is not None else 3
+        signs = [self.sign_channels(g, p, rng, speed, nonmanual=g != "NOT") for g in glosses]
+        signs = coarticulate(signs, rng)
         pieces, spans, cur, last = [np.repeat(rest[None], n0, 0)], [], n0, rest
-        for g in glosses:
-            sign = self.sign_channels(g, p, rng, speed, nonmanual=g != "NOT")
+        for sign in signs:
             nt = self._transition_frames(last, sign[0], p, speed, rest=not spans)
             pieces += [_interpolate(last, sign[0], nt), sign]
             spans.append([cur + nt, cur + nt + len(sign)])

@@ -19,12 +19,12 @@ Entry points:
 `--config NAME` resolves to `hf_sign/configs/evaluator/NAME.yaml`; a path to a YAML file works too. Every
 key of the YAML and every override is a field of [`EvaluatorTrainingArguments`].
 
-Measured with `config="default"` on the default SynthSign corpus (seed 0; 2000/200/200 sentences), one CPU
-thread of a shared 2-core machine: 255 s in all (recogniser 132 s, contrastive 120 s). Ground-truth test
-poses (the ceiling row): back-translation WER 13.0, BLEU-4 69.0; SiCLIP sign-to-text R@1 88.5, R@5 99.0
-among 200 texts (chance 0.5). Degraded inputs score as they should: the same poses 1.25x slower
-BLEU-4 67.6 / R@1 86.0; with 0.3-std noise 62.5 / 88.5; time-reversed 1.0 / 29.5; another sentence's
-poses 0.3 / 0.5; the mean pose 0.0 / 0.5.
+Measured with `config="default"` on the default SynthSign corpus (seed 0; 2000/200/200 sentences, signs
+co-articulated), one CPU thread of a shared 2-core machine: recogniser ~330 s, contrastive ~120 s. Ground-truth
+test poses (the ceiling row): back-translation WER 12.7, BLEU-4 69.6; SiCLIP sign-to-text R@1 87.0, R@5 98.0
+among 200 texts (chance 0.5); the mean pose scores 0.0 / 0.5. (Before co-articulation, with 20 recogniser
+epochs: degraded inputs scored as they should: the same poses 1.25x slower BLEU-4 67.6 / R@1 86.0; with
+0.3-std noise 62.5 / 88.5; time-reversed 1.0 / 29.5; another sentence's poses 0.3 / 0.5.)
 """
 
 from __future__ import annotations
