@@ -12,6 +12,7 @@ hf-sign generate --model DIR|REPO --text "..." [--text "..."] --out DIR [--forma
 hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
 hf-sign models params [SYSTEM] [--config NAME]
 hf-sign skeletons [NAME]
+hf-sign demo [--text "..."] [--config small] [--repo-id ORG/NAME] [--out DIR] [--seed N] [--retrain]
 ```
 
 Heavy imports happen inside each command so `hf-sign --help` stays fast.
@@ -212,6 +213,14 @@ def cmd_skeletons(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(text=args.text, repo_id=args.repo_id, config=args.config, data_dir=args.data_dir, work_dir=args.work_dir,
+             out_dir=args.out, seed=args.seed, retrain=args.retrain)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-sign", description="Sign language production on the Hugging Face stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     sk = sub.add_parser("skeletons", help="describe the registered skeletons")
     sk.add_argument("name", nargs="?", default=None)
     sk.set_defaults(func=cmd_skeletons)
+
+    from .demo import DEFAULT_REPO_ID, DEFAULT_TEXT
+
+    demo = sub.add_parser(
+        "demo",
+        help="text in, signing out: trains Sign-SALD once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
+        description="Sign a sentence with the Sign-SALD pipeline cached as --repo-id in the Hugging Face cache. The first "
+        "run builds SynthSign, trains --config (small: about 20-30 min on 2 CPU cores; an interrupted run continues from "
+        "its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
+    )
+    demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")
+    demo.add_argument("--config", default="small", help="Sign-SALD config to train when nothing is cached (default: small)")
+    demo.add_argument("--repo-id", default=DEFAULT_REPO_ID, help=f"repo id to cache the model as and load it by (default: {DEFAULT_REPO_ID})")
+    demo.add_argument("--out", default="outputs/demo", help="output folder for <slug>.gif, .mp4, .pose (default: outputs/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    demo.add_argument("--retrain", action="store_true", help="ignore the cached model and train again from scratch")
+    demo.add_argument("--data-dir", default="outputs/synthsign", help="SynthSign folder, built if missing (default: outputs/synthsign)")
+    demo.add_argument("--work-dir", default=None, help="training folder (default: outputs/sign-sald-CONFIG)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

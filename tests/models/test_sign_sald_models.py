@@ -335,6 +335,47 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
         assert (pred - frames).abs().float().mean() < 0.15 * (frames - frames.mean()).abs().mean() + 1.0
         assert int(pred.max()) <= model.config.max_frames
 
+    def test_length_predictor_reads_token_count(self):
+        # identical token states, so the masked mean is the same: only the number of tokens differs
+        torch.manual_seed(0)
+        model = SkeletonLatentDenoiser(**DEN_TINY)
+        text = torch.randn(1, 1, 16).expand(32, 12, 16)
+        counts = torch.randint(2, 13, (32,), generator=torch.Generator().manual_seed(0))
+        mask = torch.arange(12)[None] < counts[:, None]
+        frames = 4.0 * counts.float()  # under DEN_TINY max_frames (64)
+        opt = torch.optim.Adam(model.length_predictor.parameters(), lr=1e-2)
+        for _ in range(200):
+            loss = model.length_loss(text, mask, frames)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        pred = model.predict_num_frames(text, mask).float()
+        assert (pred - frames).abs().mean() < 0.1 * (frames - frames.mean()).abs().mean()
+
+    def test_relative_positions(self):
+        from hf_sign.models.sign_sald.latent_denoiser import relative_position_embedding
+        from diffusers.models.embeddings import get_timestep_embedding
+
+        mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+        emb = relative_position_embedding(mask, 8)
+        assert emb.shape == (2, 5, 8)
+        ends = get_timestep_embedding(torch.tensor([0.0, 100.0]), 8, flip_sin_to_cos=True, downscale_freq_shift=0)
+        for b, last in ((0, 2), (1, 4)):  # first valid token -> 0, last valid token -> 1 (x scale)
+            self.assert_close(emb[b, 0], ends[0])
+            self.assert_close(emb[b, last], ends[1])
+        self.assert_close(emb[0, 1], emb[1, 2])  # both half way
+        # the flag changes the output, and padding still does not leak into valid frames
+        torch.manual_seed(0)
+        plain = SkeletonLatentDenoiser(**DEN_TINY).eval()
+        torch.manual_seed(0)
+        model = SkeletonLatentDenoiser(**DEN_TINY, relative_positions=True).eval()
+        batch, singles, lengths = self.get_batch_and_singles()
+        with torch.no_grad():
+            out = model(**batch).sample
+            assert not torch.allclose(out, plain(**batch).sample)
+            for i, (single, n) in enumerate(zip(singles, lengths)):
+                self.assert_close(out[i, :n], model(**single).sample[0])
+
     def test_bad_inputs_raise(self):
         model = self.make_model()
         inputs = denoiser_inputs(0)

@@ -143,15 +143,33 @@ class SequentialAttentionLayer(nn.Module):
 
 
 class LengthPredictor(nn.Module):
-    """MLP regressing log(num_frames) from the masked mean of the text hidden states."""
+    """MLP regressing log(num_frames) from the masked mean of the text hidden states and log(number of tokens).
+
+    The token count is an input of its own because mean pooling discards it, and sentence length is the
+    strongest single cue for how long the signing lasts.
+    """
 
     def __init__(self, text_dim: int, hidden: int, init_frames: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(nn.Linear(text_dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
         nn.init.constant_(self.net[-1].bias, math.log(init_frames))  # start from a typical length
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.net(_masked_mean(text, mask))[:, 0]
+        count = mask.sum(1, keepdim=True).to(text.dtype).clamp_min(1.0).log()
+        return self.net(torch.cat([_masked_mean(text, mask), count], dim=-1))[:, 0]
+
+
+def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100.0) -> torch.Tensor:
+    """Sinusoidal embedding (B, L, dim) of each token's relative position `i / (valid_length - 1)` in [0, 1].
+
+    Pose frames and text tokens both get it, so cross-attention can align "a third of the way through the
+    signing" with "a third of the way through the sentence" whatever the absolute lengths (`scale` spreads
+    [0, 1] over the sinusoid frequencies).
+    """
+    valid = mask.sum(1, keepdim=True).to(torch.float32)
+    rel = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None] / (valid - 1).clamp_min(1.0)
+    emb = get_timestep_embedding(rel.clamp(max=1.0).flatten() * scale, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+    return emb.reshape(*mask.shape, dim)
 
 
 class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
@@ -179,6 +197,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the output means; the scheduler must use
             the same (documentation for pipelines).
         length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP.
+        relative_positions (`bool`, *optional*, defaults to `False`): add `relative_position_embedding` to the pose
+            tokens (position within the valid frames) and to the projected text tokens (position within the valid
+            tokens). Not in the paper; it makes text-to-motion alignment much easier to learn on small data.
     """
 
     _supports_gradient_checkpointing = True
@@ -203,6 +224,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         cond_drop_prob: float = 0.1,
         prediction_type: str = "epsilon",
         length_predictor_hidden: int = 128,
+        relative_positions: bool = False,
     ):
         super().__init__()
         if skip_tau and skip_tau < 2:
@@ -314,6 +336,10 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         ).to(sample.dtype)
         z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
         text = self.text_proj(encoder_hidden_states)
+        if self.config.relative_positions:
+            frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
+            z = z + relative_position_embedding(frames, d).to(z.dtype)[:, :, None, :]
+            text = text + relative_position_embedding(text_mask, d).to(text.dtype)
         text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
 
         inputs = []  # the input of every layer, for the long skips

@@ -1,0 +1,142 @@
+"""`hf-sign demo`: trains once into a (temporary) hub cache, reuses it by repo id, writes GIF/MP4/.pose.
+
+Tiny config, a 16-sentence SynthSign, 2 denoising steps and a temporary hub cache (`cache_dir`), so nothing
+touches the user's Hugging Face cache or the network.
+"""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from pose_format import Pose
+
+import hf_sign.data.synthsign as synthsign_module
+import hf_sign.training.sign_sald_trainer as trainer_module
+from hf_sign import demo as demo_module
+from hf_sign.cli import main
+from hf_sign.demo import run_demo, slugify
+from hf_sign.pipelines.hub_cache import cached_repo_path
+from hf_sign.render import pose_to_positions
+from hf_sign.skeletons import get_skeleton
+
+REPO = "test-org/sign-sald-demo"
+TEXT = "The weather, tomorrow: will be rainy!"
+TINY = dict(config="tiny", show_progress=False, num_inference_steps=2)
+SIZES = dict(num_train=16, num_validation=4, num_test=4)
+
+
+def read_pose(path):
+    with open(path, "rb") as fh:
+        return Pose.read(fh.read())
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    return {name: root / name for name in ("data", "work", "cache", "out1", "out2")}
+
+
+@pytest.fixture(scope="module")
+def first_run(dirs):
+    """Nothing cached and no corpus yet: builds the corpus, trains, caches, generates."""
+    return run_demo(TEXT, repo_id=REPO, data_dir=dirs["data"], work_dir=dirs["work"], out_dir=dirs["out1"],
+                    cache_dir=dirs["cache"], synthsign_sizes=SIZES, **TINY)
+
+
+def _no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the demo trained or built a corpus although the model is cached")
+
+    monkeypatch.setattr(trainer_module, "train_sign_sald", fail)
+    monkeypatch.setattr(synthsign_module, "build_synthsign", fail)
+
+
+def test_slugify():
+    assert slugify(TEXT) == "the-weather-tomorrow-will-be-rainy"
+    assert slugify("?!") == "sign" and len(slugify("word " * 40)) <= 60
+
+
+def test_first_run_trains_caches_and_writes_files(first_run, dirs, capsys):
+    r = first_run
+    assert r["trained"] is True and r["repo_id"] == REPO
+    assert (dirs["data"] / "README.md").is_file() and (dirs["work"] / "model_index.json").is_file()
+    assert cached_repo_path(REPO, cache_dir=dirs["cache"]) == r["snapshot"]
+    assert (r["snapshot"] / "model_index.json").is_file() and not list(r["snapshot"].rglob("checkpoint-*"))
+    for fmt in ("gif", "mp4", "pose"):
+        assert r[fmt] == dirs["out1"] / f"the-weather-tomorrow-will-be-rainy.{fmt}"
+        assert r[fmt].is_file() and r[fmt].stat().st_size > 0, fmt
+    n = r["num_frames"]
+    assert n > 0 and r["fps"] == 24.0
+    pose = read_pose(r["pose"])
+    assert pose.body.data.shape[:2] == (n, 1) and pose.body.fps == 24.0
+    positions = pose_to_positions(pose, get_skeleton("smplx133"))
+    assert positions.shape == (n, 54, 3) and np.isfinite(positions).all()
+    gif = iio.imread(r["gif"], plugin="pillow", index=None)
+    assert gif.ndim == 4 and 1 <= gif.shape[0] <= n  # Pillow merges identical consecutive frames
+    reader = iio2.get_reader(str(r["mp4"]), format="FFMPEG")
+    assert sum(1 for _ in reader) == n
+    reader.close()
+
+
+def test_second_run_reuses_the_cache(first_run, dirs, monkeypatch, capsys):
+    _no_training(monkeypatch)
+    capsys.readouterr()
+    r = run_demo(TEXT, repo_id=REPO, data_dir=dirs["data"] / "absent", work_dir=dirs["work"] / "absent",
+                 out_dir=dirs["out2"], cache_dir=dirs["cache"], **TINY)
+    out = capsys.readouterr().out
+    assert r["trained"] is False and r["snapshot"] == first_run["snapshot"]
+    assert "reusing" in out and REPO in out and str(r["pose"]) in out
+    assert not (dirs["data"] / "absent").exists() and not (dirs["work"] / "absent").exists()
+    # same seed, same signing: the .pose files are byte-identical
+    assert r["num_frames"] == first_run["num_frames"]
+    assert r["pose"].read_bytes() == first_run["pose"].read_bytes()
+    other = run_demo(TEXT, repo_id=REPO, out_dir=dirs["out2"] / "seed1", cache_dir=dirs["cache"], seed=1, **TINY)
+    a, b = read_pose(other["pose"]).body.data, read_pose(first_run["pose"]).body.data
+    assert a.shape != b.shape or not np.allclose(a, b)
+
+
+def test_interrupted_run_continues_from_checkpoints(first_run, dirs, tmp_path):
+    """A demo stopped after the VAE stage: the next run resumes the VAE checkpoint and trains the LDM stage."""
+    work = tmp_path / "work"
+    trainer_module.train_sign_sald(dirs["data"], work, config="tiny", stage="vae")
+    r = run_demo(TEXT, repo_id="test-org/resumed", data_dir=dirs["data"], work_dir=work, out_dir=tmp_path / "out",
+                 cache_dir=dirs["cache"], **TINY)
+    metrics = json.loads((work / "sign_sald_metrics.json").read_text())
+    assert r["trained"] is True and metrics["vae_resumed_from"].endswith("checkpoint-6")
+    assert metrics["ldm_global_step"] == 6 and r["pose"].stat().st_size > 0
+    assert cached_repo_path("test-org/resumed", cache_dir=dirs["cache"]) == r["snapshot"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_text_raises(text, tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    with pytest.raises(ValueError, match="`text`"):
+        run_demo(text, repo_id=REPO, data_dir=tmp_path / "d", out_dir=tmp_path / "o", cache_dir=tmp_path / "c", **TINY)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_repo_id_raises(tmp_path):
+    with pytest.raises(ValueError, match="`repo_id`"):
+        run_demo("hello", repo_id="no-slash", cache_dir=tmp_path, **TINY)
+
+
+def test_cli_demo_passes_its_options(monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo_module, "run_demo", lambda **kw: calls.append(kw) or {})
+    assert main(["demo"]) == 0
+    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["repo_id"] == demo_module.DEFAULT_REPO_ID
+    assert calls[-1]["config"] == "small" and calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
+    argv = ["demo", "--text", "hello", "--config", "tiny", "--repo-id", "a/b", "--out", "o", "--seed", "3", "--retrain"]
+    assert main(argv) == 0
+    assert {k: calls[-1][k] for k in ("text", "config", "repo_id", "out_dir", "seed", "retrain")} == {
+        "text": "hello", "config": "tiny", "repo_id": "a/b", "out_dir": "o", "seed": 3, "retrain": True}
+
+
+def test_cli_demo_empty_text_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    _no_training(monkeypatch)
+    assert main(["demo", "--text", "", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "`text`" in capsys.readouterr().err
