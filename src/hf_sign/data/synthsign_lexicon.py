@@ -282,9 +282,9 @@ def _interpolate(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 
 # Co-articulation inside signs (see `coarticulate`): boundary assimilation strength range, the fraction of a
 # sign over which it fades, and the tempo-up of long sentences (per sign beyond 3, capped).
-ASSIMILATION = (0.35, 0.7)
+ASSIMILATION = (0.2, 0.4)
 ASSIMILATION_SPAN = 0.4
-ASSIMILATION_MIN_FRAMES = 8  # short signs: fade over at least this many frames (no speed spikes)
+ASSIMILATION_MIN_FRAMES = 6  # short signs: fade over at least this many frames (no speed spikes)
 SPEEDUP_PER_SIGN = 0.05
 MAX_SPEEDUP = 1.3
 _MANUAL_CHANNELS = np.r_[CHANNELS["dom_pos"], CHANNELS["nd_pos"], CHANNELS["dom_ori"], CHANNELS["nd_ori"],
