@@ -1,10 +1,10 @@
 """Sign-SALD sampling speed: latent denoiser vs the same denoiser on the uncompressed skeleton, in one run.
 
-The latent denoiser works on N' = N / 8 frames x J' = 7 atomic joints (the `small` VAE); the reference is the
-same `SkeletonLatentDenoiser` architecture run on the full skeleton, N frames x J = 42 smplx133 feature joints
-(per-joint channels zero-padded to the widest joint, 10 for the expression block). Both sample 10 s of signing
-(240 frames at 24 fps) with DDIM 50 steps and classifier-free guidance (two denoiser passes per step), on random
-weights (speed does not depend on training). The latent path also pays for the VAE decoder.
+The latent denoiser works on N' = N / prod(temporal_downsample) frames (N / 4 for the `small` VAE) x J' = 7 atomic
+joints; the reference is the same `SkeletonLatentDenoiser` architecture run on the full skeleton, N frames x J = 42
+smplx133 feature joints (per-joint channels zero-padded to the widest joint, 10 for the expression block). Both
+sample 10 s of signing (240 frames at 24 fps) with DDIM 50 steps and classifier-free guidance (two denoiser passes
+per step), on random weights (speed does not depend on training). The latent path also pays for the VAE decoder.
 
     python benchmarks/bench_sign_sald_speed.py [--config small] [--seconds 10] [--steps 50] [--repeats 3]
 
