@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 # `make demo` signs a sentence with Sign-SALD loaded by repo id (hf-sign/sign-sald-synthsign) from the
 # Hugging Face cache. The first run builds SynthSign into $(DATA_DIR), trains the small config into
-# outputs/sign-sald-small (about 20-30 min on 2 CPU cores; an interrupted run continues from its
+# outputs/sign-sald-small (about 30 min on 2 CPU cores; an interrupted run continues from its
 # checkpoints) and caches the pipeline under that repo id; later runs reuse the cache (seconds).
 # Outputs: $(DEMO_DIR)/<sentence>.gif, .mp4, .pose. `hf-sign demo --retrain` trains again.
 DATA_DIR ?= outputs/synthsign

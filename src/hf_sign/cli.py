@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="text in, signing out: trains Sign-SALD once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
         description="Sign a sentence with the Sign-SALD pipeline cached as --repo-id in the Hugging Face cache. The first "
-        "run builds SynthSign, trains --config (small: about 20-30 min on 2 CPU cores; an interrupted run continues from "
+        "run builds SynthSign, trains --config (small: about 30 min on 2 CPU cores; an interrupted run continues from "
         "its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
     )
     demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")

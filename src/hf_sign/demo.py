@@ -10,7 +10,7 @@ Steps of `run_demo`:
    from the cache), generate signing for `text` with a seeded generator and write `out_dir/<slug>.gif`, `.mp4` and
    `.pose` (`<slug>` is the text in lower case with runs of other characters turned into `-`).
 
-The first run with the `small` config trains for about 20-30 minutes on two CPU cores; later runs take seconds.
+The first run with the `small` config trains for about 30 minutes on two CPU cores; later runs take seconds.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_demo(
         resume = not retrain and any((work_dir / "checkpoints").glob("*/checkpoint-*"))
         how = "continuing from the checkpoints in" if resume else "into"
         print(f"[demo] training Sign-SALD ({config!r} config) {how} {work_dir}"
-              + (" (about 20-30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
+              + (" (about 30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
         start = time.perf_counter()
         train_sign_sald(data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume)
         print(f"[demo] trained in {time.perf_counter() - start:.0f} s")
