@@ -199,7 +199,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP.
         relative_positions (`bool`, *optional*, defaults to `False`): add `relative_position_embedding` to the pose
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
-            tokens). Not in the paper; it makes text-to-motion alignment much easier to learn on small data.
+            tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data (its effect
+            has not been measured in isolation yet).
     """
 
     _supports_gradient_checkpointing = True
