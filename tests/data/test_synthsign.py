@@ -314,9 +314,11 @@ def test_coarticulation_assimilates_sign_boundaries():
     np.testing.assert_allclose(out[0][0], signs[0][0])  # sentence edges are not assimilated
     for a, b in zip(out, signs):
         np.testing.assert_array_equal(a[:, expr], b[:, expr])  # non-manuals untouched
-    # without an rng: the midpoint strength, deterministic
-    again = coarticulate(signs)
-    np.testing.assert_array_equal(again[1], coarticulate(signs)[1])
+    # without an rng: exactly the midpoint strength at both boundaries
+    plain = coarticulate(signs)
+    for frame, neighbour in ((0, signs[0][-1]), (-1, signs[2][0])):
+        gap = neighbour[pos] - signs[1][frame, pos]
+        np.testing.assert_allclose(plain[1][frame, pos] - signs[1][frame, pos], (lo + hi) / 2 * gap, atol=1e-9)
 
 
 def test_long_sentences_are_signed_faster():

@@ -20,7 +20,7 @@ Entry points:
 key of the YAML and every override is a field of [`EvaluatorTrainingArguments`].
 
 Measured with `config="default"` on the default SynthSign corpus (seed 0; 2000/200/200 sentences, signs
-co-articulated), one CPU thread: recogniser ~330 s on a quiet machine, contrastive ~120-150 s. Ground-truth test
+co-articulated), one CPU thread: recogniser 318-766 s (one to three other jobs on the 2 cores), contrastive 120-150 s. Ground-truth test
 poses (the ceiling row): back-translation WER 19.5, BLEU-4 52.5; SiCLIP sign-to-text R@1 79.5, R@5 96.0 among
 200 texts (chance 0.5); the mean pose scores 0.0 / 0.5. The recogniser is the noisiest part of the benchmark:
 small corpus changes moved its ground-truth test WER between 13 and 48 (see the config's comments). (Before
