@@ -20,13 +20,13 @@ Entry points:
 key of the YAML and every override is a field of [`EvaluatorTrainingArguments`].
 
 Measured with `config="default"` on the default SynthSign corpus (seed 0; 2000/200/200 sentences, signs
-co-articulated), one CPU thread: recogniser 318-766 s (one to three other jobs on the 2 cores), contrastive 120-150 s. Ground-truth test
-poses (the ceiling row): back-translation WER 19.5, BLEU-4 52.5; SiCLIP sign-to-text R@1 79.5, R@5 96.0 among
-200 texts (chance 0.5); the mean pose scores 0.0 / 0.5. The recogniser is the noisiest part of the benchmark:
-small corpus changes moved its ground-truth test WER between 13 and 48 (see the config's comments). (Before
-co-articulation, with 20 recogniser epochs, degraded inputs scored as they should: the same poses 1.25x slower
-BLEU-4 67.6 / R@1 86.0; with 0.3-std noise 62.5 / 88.5; time-reversed 1.0 / 29.5; another sentence's poses
-0.3 / 0.5.)
+co-articulated), one CPU thread: recogniser 318-766 s (one to three other jobs on the 2 cores), contrastive
+120-150 s. Ground-truth test poses (the ceiling row): back-translation WER 19.5, BLEU-4 52.5; SiCLIP sign-to-text
+R@1 79.5, R@5 96.0 among 200 texts (chance 0.5); the mean pose scores 0.0 / 0.5. The recogniser is the noisiest
+part of the benchmark: small corpus changes moved its ground-truth test WER between 13 and 48 (see the config's
+comments). (Before co-articulation, with 20 recogniser epochs, degraded inputs scored as they should: the same
+poses 1.25x slower BLEU-4 67.6 / R@1 86.0; with 0.3-std noise 62.5 / 88.5; time-reversed 1.0 / 29.5; another
+sentence's poses 0.3 / 0.5.)
 """
 
 from __future__ import annotations
