@@ -163,6 +163,34 @@ class TestSkeletonVAE(ModelTesterMixin):
             z = model.encode(x).latent_dist.mode() * factor
         assert float(z.std(unbiased=False)) == pytest.approx(1.0, rel=1e-3)
 
+    def test_per_channel_latent_statistics(self, tmp_path):
+        model = self.make_model()
+        x = motion(4, 8)
+        mask = torch.ones(4, 8, dtype=torch.bool)
+        mean, std = model.estimate_latent_statistics([x[:2], (x[2:], mask[2:])])
+        assert len(mean) == len(std) == 7 * 8 and min(std) > 0
+        assert model.config.latents_mean == mean and model.config.latents_std == std
+        with torch.no_grad():
+            z = model.encode(x).latent_dist.mode()
+        scaled = model.scale_latents(z)  # every (joint, channel) standardised over the frames it was fitted on
+        torch.testing.assert_close(scaled.mean((0, 1)), torch.zeros(7, 8), atol=1e-4, rtol=0)
+        torch.testing.assert_close(scaled.std((0, 1), unbiased=False), torch.ones(7, 8), atol=1e-3, rtol=0)
+        torch.testing.assert_close(model.unscale_latents(scaled), z, atol=1e-5, rtol=1e-5)
+        model.save_pretrained(tmp_path)
+        loaded = SkeletonVAE.from_pretrained(tmp_path)
+        torch.testing.assert_close(loaded.scale_latents(z), scaled)
+        # without statistics the scalar factor applies
+        plain = self.make_model()
+        plain.register_to_config(scaling_factor=0.5)
+        torch.testing.assert_close(plain.scale_latents(z), 0.5 * z)
+        torch.testing.assert_close(plain.unscale_latents(z), 2.0 * z)
+        with pytest.raises(ValueError, match="`latents_mean`/`latents_std` must have 56"):
+            SkeletonVAE(**VAE_TINY, latents_mean=[0.0] * 5, latents_std=[1.0] * 5)
+        with pytest.raises(ValueError, match="together"):
+            SkeletonVAE(**VAE_TINY, latents_mean=[0.0] * 56)
+        with pytest.raises(ValueError, match="positive"):
+            SkeletonVAE(**VAE_TINY, latents_mean=[0.0] * 56, latents_std=[0.0] * 56)
+
     def test_bad_inputs_raise(self):
         model = self.make_model()
         with pytest.raises(ValueError, match="`sample`.*133"):
@@ -375,6 +403,45 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
             assert not torch.allclose(out, plain(**batch).sample)
             for i, (single, n) in enumerate(zip(singles, lengths)):
                 self.assert_close(out[i, :n], model(**single).sample[0])
+
+    def test_alignment_prior(self):
+        from hf_sign.models.sign_sald.latent_denoiser import alignment_slopes_init
+
+        slopes = alignment_slopes_init(3, 4)
+        assert slopes.shape == (3, 4) and slopes[0, 0] == 0 and torch.allclose(slopes[:, -1], torch.full((3,), 32.0))
+        assert SkeletonLatentDenoiser(**DEN_TINY).alignment_slopes is None
+        # One layer, text only (no temporal/skeletal mixing): with steep slopes a frame hears only the words at its
+        # own relative position, so changing the last word moves the last frame and leaves the first one alone.
+        torch.manual_seed(0)
+        cfg = {**DEN_TINY, "num_layers": 1, "use_temporal_attention": False, "use_skeletal_attention": False}
+        model = SkeletonLatentDenoiser(**cfg, alignment_prior=True).eval()
+        with torch.no_grad():
+            model.alignment_slopes.fill_(1000.0)
+        sample = torch.randn(1, 6, 7, 8, generator=torch.Generator().manual_seed(1))
+        text = text_states(1, 5, seed=2)
+        changed = text.clone()
+        changed[0, -1] += 3.0
+        with torch.no_grad():
+            a = model(sample, 10, encoder_hidden_states=text).sample
+            b = model(sample, 10, encoder_hidden_states=changed).sample
+        self.assert_close(a[0, 0], b[0, 0])
+        assert (a[0, -1] - b[0, -1]).abs().max() > 1e-3
+        # padded text tokens still get no weight under the bias
+        padded = torch.cat([text, torch.randn(1, 3, 16)], dim=1)
+        mask = torch.tensor([[True] * 5 + [False] * 3])
+        with torch.no_grad():
+            self.assert_close(model(sample, 10, encoder_hidden_states=padded, encoder_attention_mask=mask).sample, a)
+        # the slopes train, and padding does not leak into valid frames of a full model
+        torch.manual_seed(0)
+        full = SkeletonLatentDenoiser(**DEN_TINY, alignment_prior=True, relative_positions=True)
+        batch, singles, lengths = self.get_batch_and_singles()
+        full(**batch).sample.square().mean().backward()
+        assert full.alignment_slopes.grad.abs().sum() > 0
+        full.eval()
+        with torch.no_grad():
+            out = full(**batch).sample
+            for i, (single, n) in enumerate(zip(singles, lengths)):
+                self.assert_close(out[i, :n], full(**single).sample[0])
 
     def test_bad_inputs_raise(self):
         model = self.make_model()

@@ -97,6 +97,19 @@ def test_ablation_trains_end_to_end(corpus, tmp_path):
     assert pipe("hello.", num_inference_steps=2, num_frames=9).poses[0].shape == (9, 133)
 
 
+def test_per_channel_latent_normalization(corpus, tmp_path):
+    overrides = {**FAST, "vae_training.latent_normalization": "per_channel", "denoiser.prediction_type": "v_prediction"}
+    train_sign_sald(corpus, tmp_path, config="tiny", overrides=overrides)
+    pipe = SignSALDPipeline.from_pretrained(tmp_path)
+    assert len(pipe.vae.config.latents_std) == pipe.vae.latent_num_joints * pipe.vae.latent_channels
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe("hello.", num_inference_steps=2, num_frames=9, generator=torch.Generator().manual_seed(0))
+    assert out.poses[0].shape == (9, 133) and np.isfinite(out.poses[0]).all()
+    with pytest.raises(ValueError, match="latent_normalization"):
+        full_config("tiny", {"vae_training.latent_normalization": "per_joint"})
+
+
 # ------------------------------------------------------------------------------------------------ configs
 @pytest.mark.parametrize(
     "overrides, check",

@@ -9,8 +9,9 @@ Steps of `__call__`:
    prompts of the batch), pad the batch with zeros and mask the padded latent frames everywhere;
 4. denoise with the scheduler (DDIM, 50 steps, by default) and classifier-free guidance against the denoiser's
    learned null condition;
-5. decode `latents / vae.config.scaling_factor` with the skeleton-aware VAE, crop each sequence to its requested
-   length and map it back to the dataset's units with the `PoseNormalizer`.
+5. decode `vae.unscale_latents(latents)` (divided by `scaling_factor`, or per-channel de-standardised) with the
+   skeleton-aware VAE, crop each sequence to its requested length and map it back to the dataset's units with the
+   `PoseNormalizer`.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
     r"""Text-to-sign-pose generation with Sign-SALD's skeleton-aware latent diffusion.
 
     Args:
-        vae ([`SkeletonVAE`]): skeleton-aware VAE; its latents (times `config.scaling_factor`) are diffused.
+        vae ([`SkeletonVAE`]): skeleton-aware VAE; its latents, scaled by `vae.scale_latents`, are diffused.
         denoiser ([`SkeletonLatentDenoiser`]): noise predictor with the length predictor and the null condition.
         text_encoder ([`~transformers.PreTrainedModel`]): frozen text encoder (a `CLIPTextModel`, or a `BertModel`
             for MiniLM); its `last_hidden_state` conditions the denoiser.
@@ -292,7 +293,7 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
             z = self.scheduler.step(eps, t, z, **step_kwargs).prev_sample * pad
 
-        features = self.vae.decode(z / self.vae.config.scaling_factor, attention_mask=latent_mask).sample
+        features = self.vae.decode(self.vae.unscale_latents(z), attention_mask=latent_mask).sample
         features = self.normalizer.denormalize(features.float())
         seqs = [features[i, :n] for i, n in enumerate(lengths)]
         self.maybe_free_model_hooks()

@@ -60,7 +60,7 @@ SYSTEM = "sign-sald"
 STAGES = ("vae", "ldm")
 PAPER_VAE_PARAMS = 2.81e6  # Table 2
 # Model arguments that the trainer derives (from the data, the VAE or the text encoder) instead of reading.
-_VAE_DERIVED = ("feature_mean", "feature_std", "scaling_factor")
+_VAE_DERIVED = ("feature_mean", "feature_std", "scaling_factor", "latents_mean", "latents_std")
 _DENOISER_DERIVED = ("num_joints", "latent_channels", "text_dim")
 
 
@@ -105,9 +105,20 @@ class VAETrainingSettings(StageTrainingSettings):
         crop_frames (`int`, defaults to 0): train on random windows of at most this many frames (0: whole
             sequences). The VAE is convolutional in time, so windows teach it the same local motion at a fraction of
             the cost (and with less padding); rounded down to the VAE's temporal multiple.
+        latent_normalization (`str`, defaults to `"scalar"`): how latents are scaled for diffusion, estimated at the
+            end of the stage: `"scalar"` (the latent-diffusion recipe: one `scaling_factor`, 1 / std) or
+            `"per_channel"` (`latents_mean` / `latents_std` per atomic joint and channel, see
+            `SkeletonVAE.estimate_latent_statistics`).
     """
 
     crop_frames: int = 0
+    latent_normalization: str = "scalar"
+
+    def __post_init__(self):
+        if self.latent_normalization not in ("scalar", "per_channel"):
+            raise ValueError(
+                f"`vae_training.latent_normalization` must be 'scalar' or 'per_channel'; got {self.latent_normalization!r}."
+            )
 
 
 @dataclass
@@ -376,11 +387,11 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
     `"v_prediction"`; the saved scheduler gets the same `prediction_type`.
     """
 
-    def __init__(self, *args, noise_scheduler: DDPMScheduler, scaling_factor: float, length_loss_weight: float,
+    def __init__(self, *args, noise_scheduler: DDPMScheduler, scale_latents, length_loss_weight: float,
                  sample_posterior: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self.noise_scheduler = noise_scheduler
-        self.scaling_factor = scaling_factor
+        self.scale_latents = scale_latents  # SkeletonVAE.scale_latents: VAE latents -> diffusion space
         self.length_loss_weight = length_loss_weight
         self.sample_posterior = sample_posterior
 
@@ -389,7 +400,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         denoiser = module.denoiser
         mean, std, mask = inputs["latent_mean"], inputs["latent_std"], inputs["latent_mask"]
         z0 = mean + std * torch.randn_like(std) if (self.sample_posterior and model.training) else mean
-        z0 = z0 * self.scaling_factor
+        z0 = self.scale_latents(z0)
         if "text_states" in inputs:
             states, tmask = inputs["text_states"], inputs["text_mask"]
         else:
@@ -513,8 +524,11 @@ def run_vae_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
     # 1 / std of the latents: a (length-sorted, so little padding) subset of the train split estimates it well.
     subset = sorted(data["train"][:: max(1, len(data["train"]) // 512)], key=lambda r: r["num_frames"])
     batches = (collate(subset[i : i + bs]) for i in range(0, len(subset), bs))
-    scaling = vae.estimate_scaling_factor((b["poses"].to(device), b["attention_mask"].to(device)) for b in batches)
-    metrics["vae_scaling_factor"] = scaling
+    batches = [(b["poses"].to(device), b["attention_mask"].to(device)) for b in batches]
+    metrics["vae_scaling_factor"] = vae.estimate_scaling_factor(batches)
+    if settings.latent_normalization == "per_channel":
+        _, std = vae.estimate_latent_statistics(batches)
+        metrics["vae_latents_std_range"] = [round(min(std), 4), round(max(std), 4)]
     metrics.update(_vae_validation(vae, normalizer.to(device), data["validation"], bs))
     vae.save_pretrained(str(out / "vae"))
     return metrics
@@ -581,7 +595,7 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         data_collator=LatentCollator(tokenizer=tokenizer),
         train_dataset=PoseRows(rows, "num_frames"),
         noise_scheduler=ddpm,
-        scaling_factor=float(vae.config.scaling_factor),
+        scale_latents=vae.scale_latents,
         length_loss_weight=train_cfg.length_loss_weight,
         sample_posterior=train_cfg.sample_posterior,
         group_by_length=train_cfg.group_by_length,

@@ -196,7 +196,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
     r"""Skeleton-aware VAE of Sign-SALD: pose sequences (B, N, feature_dim) <-> latents (B, N', J', latent_dim).
 
     Used like diffusers' `AutoencoderKL`: `encode(x).latent_dist.sample(generator)` (or `.mode()`), multiply by
-    `config.scaling_factor` before diffusion, divide by it before `decode(z)`. The defaults are the paper-scale model:
+    `config.scaling_factor` before diffusion, divide by it before `decode(z)` (or use `scale_latents` /
+    `unscale_latents`, which also honour per-channel `latents_mean`/`latents_std` when they are set). The defaults are the paper-scale model:
     2.80M parameters on `smplx133` (Table 2 reports 2.81M).
 
     Args:
@@ -219,6 +220,11 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             parameter count close to the skeleton-aware model's at the paper size (3.1M vs 2.8M).
         scaling_factor (`float`, *optional*, defaults to 1.0): latents are multiplied by it before diffusion (see
             `estimate_scaling_factor`).
+        latents_mean (`List[float]`, *optional*): per-element latent mean (J' * C values, joint-major); with
+            `latents_std` it replaces `scaling_factor`: `scale_latents(z) = (z - latents_mean) / latents_std`, as
+            diffusers' video VAEs do. Every atomic joint and channel then enters diffusion with unit variance, so no
+            high-energy body channel dominates the denoiser's loss (see `estimate_latent_statistics`).
+        latents_std (`List[float]`, *optional*): per-element latent standard deviation (with `latents_mean`).
         lambda_pos (`float`, *optional*, defaults to 1.0): weight of the L1 joint-position loss (metres for smplx133).
         lambda_vel (`float`, *optional*, defaults to 0.5): weight of the L1 velocity loss (frame differences of the
             features, in the same normalised units as the feature loss).
@@ -245,6 +251,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         skeleton_aware: bool = True,
         flat_width_multiplier: float = 1.5,
         scaling_factor: float = 1.0,
+        latents_mean: Optional[List[float]] = None,
+        latents_std: Optional[List[float]] = None,
         lambda_pos: float = 1.0,
         lambda_vel: float = 0.5,
         lambda_kl: float = 1e-4,
@@ -287,6 +295,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             adjacencies = [torch.ones(1, 1)] * (len(widths) + 1)
             latent_joints, latent_channels = 1, latent_dim * num_atomic_joints
         self.latent_num_joints, self.latent_channels = latent_joints, latent_channels
+        self._set_latent_statistics(latents_mean, latents_std)
         self.num_nodes = num_joints  # J (1 for the frame-vector ablation)
         w0 = widths[0]
 
@@ -348,6 +357,36 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         std = [float(v) for v in (std.tolist() if hasattr(std, "tolist") else std)]
         self._set_normalization_buffers(mean, std)
         self.register_to_config(feature_mean=mean, feature_std=std)
+
+    def _set_latent_statistics(self, mean, std):
+        if (mean is None) != (std is None):
+            raise ValueError("`latents_mean` and `latents_std` must be given together.")
+        size = self.latent_num_joints * self.latent_channels
+        if mean is not None:
+            if len(mean) != size or len(std) != size:
+                raise ValueError(
+                    f"`latents_mean`/`latents_std` must have {size} entries each (latent joints x channels); "
+                    f"got {len(mean)} and {len(std)}."
+                )
+            if min(std) <= 0:
+                raise ValueError("`latents_std` must be positive.")
+        shape = (self.latent_num_joints, self.latent_channels)
+        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32).reshape(shape)  # noqa: E731
+        self.register_buffer("latent_shift", to_t(mean), persistent=False)
+        self.register_buffer("latent_scale", to_t(std), persistent=False)
+
+    def scale_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents (B, N', J', C) -> diffusion space: per-channel standardised if `latents_std` is set, else
+        multiplied by `scaling_factor`."""
+        if self.latent_scale is not None:
+            return (z - self.latent_shift.to(z)) / self.latent_scale.to(z)
+        return z * self.config.scaling_factor
+
+    def unscale_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverse of `scale_latents`: diffusion-space latents -> what `decode` takes."""
+        if self.latent_scale is not None:
+            return z * self.latent_scale.to(z) + self.latent_shift.to(z)
+        return z / self.config.scaling_factor
 
     def _check_mask(self, attention_mask, batch: int, frames: int, name: str = "attention_mask"):
         if attention_mask is None:
@@ -516,6 +555,26 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         return {"loss": loss, "loss_m": loss_m, "loss_pos": loss_pos, "loss_vel": loss_vel, "loss_kl": loss_kl}
 
     @torch.no_grad()
+    def _latent_moments(self, batches, use_mode: bool, generator):
+        """Per-element (J', C) sum, sum of squares (float64) and count of real latent frames over `batches`."""
+        total = total_sq = None
+        count = 0.0
+        for batch in batches:
+            x, mask = batch if isinstance(batch, (tuple, list)) else (batch, None)
+            dist = self.encode(x, attention_mask=mask).latent_dist
+            z = (dist.mode() if use_mode else dist.sample(generator=generator)).double()
+            w = torch.ones(z.shape[:2], dtype=z.dtype, device=z.device)
+            if mask is not None:
+                w = self.downsample_mask(mask).to(z.dtype)
+            w = w[:, :, None, None]
+            s, sq = (z * w).sum((0, 1)), (z * z * w).sum((0, 1))
+            total = s if total is None else total + s
+            total_sq = sq if total_sq is None else total_sq + sq
+            count += float(w.sum())
+        if count < 2:
+            raise ValueError("`batches` holds no real latent frames; cannot estimate latent statistics.")
+        return total, total_sq, count
+
     def estimate_scaling_factor(
         self,
         batches: Iterable[Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]],
@@ -534,23 +593,36 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         Returns:
             The scaling factor (`float`).
         """
-        total = total_sq = count = 0.0
-        for batch in batches:
-            x, mask = batch if isinstance(batch, (tuple, list)) else (batch, None)
-            dist = self.encode(x, attention_mask=mask).latent_dist
-            z = (dist.mode() if use_mode else dist.sample(generator=generator)).double()
-            w = torch.ones(z.shape[:2], dtype=z.dtype, device=z.device)
-            if mask is not None:
-                w = self.downsample_mask(mask).to(z.dtype)
-            w = w[:, :, None, None].expand_as(z)
-            total += float((z * w).sum())
-            total_sq += float((z * z * w).sum())
-            count += float(w.sum())
-        if count < 2:
-            raise ValueError("`batches` holds no real latent frames; cannot estimate the scaling factor.")
-        mean = total / count
-        std = math.sqrt(max(total_sq / count - mean * mean, 1e-12))
+        total, total_sq, count = self._latent_moments(batches, use_mode, generator)
+        count *= total.numel()
+        mean = float(total.sum()) / count
+        std = math.sqrt(max(float(total_sq.sum()) / count - mean * mean, 1e-12))
         factor = 1.0 / std
         if update_config:
             self.register_to_config(scaling_factor=factor)
         return factor
+
+    def estimate_latent_statistics(
+        self,
+        batches: Iterable[Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]],
+        use_mode: bool = True,
+        generator: Optional[torch.Generator] = None,
+        update_config: bool = True,
+        min_std: float = 1e-4,
+    ) -> Tuple[List[float], List[float]]:
+        """Per-element latent mean and std (J' * C values each, joint-major) over real latent frames.
+
+        With `update_config` they become `config.latents_mean` / `config.latents_std`, so `scale_latents`
+        standardises every atomic joint and channel separately (`min_std` floors channels that never move).
+
+        Returns:
+            `(latents_mean, latents_std)` as lists of floats.
+        """
+        total, total_sq, count = self._latent_moments(batches, use_mode, generator)
+        mean = total / count
+        std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(min_std)
+        mean_l, std_l = [float(v) for v in mean.flatten()], [float(v) for v in std.flatten()]
+        if update_config:
+            self._set_latent_statistics(mean_l, std_l)
+            self.register_to_config(latents_mean=mean_l, latents_std=std_l)
+        return mean_l, std_l
