@@ -404,45 +404,6 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
             for i, (single, n) in enumerate(zip(singles, lengths)):
                 self.assert_close(out[i, :n], model(**single).sample[0])
 
-    def test_alignment_prior(self):
-        from hf_sign.models.sign_sald.latent_denoiser import alignment_slopes_init
-
-        slopes = alignment_slopes_init(3, 4)
-        assert slopes.shape == (3, 4) and slopes[0, 0] == 0 and torch.allclose(slopes[:, -1], torch.full((3,), 32.0))
-        assert SkeletonLatentDenoiser(**DEN_TINY).alignment_slopes is None
-        # One layer, text only (no temporal/skeletal mixing): with steep slopes a frame hears only the words at its
-        # own relative position, so changing the last word moves the last frame and leaves the first one alone.
-        torch.manual_seed(0)
-        cfg = {**DEN_TINY, "num_layers": 1, "use_temporal_attention": False, "use_skeletal_attention": False}
-        model = SkeletonLatentDenoiser(**cfg, alignment_prior=True).eval()
-        with torch.no_grad():
-            model.alignment_slopes.fill_(1000.0)
-        sample = torch.randn(1, 6, 7, 8, generator=torch.Generator().manual_seed(1))
-        text = text_states(1, 5, seed=2)
-        changed = text.clone()
-        changed[0, -1] += 3.0
-        with torch.no_grad():
-            a = model(sample, 10, encoder_hidden_states=text).sample
-            b = model(sample, 10, encoder_hidden_states=changed).sample
-        self.assert_close(a[0, 0], b[0, 0])
-        assert (a[0, -1] - b[0, -1]).abs().max() > 1e-3
-        # padded text tokens still get no weight under the bias
-        padded = torch.cat([text, torch.randn(1, 3, 16)], dim=1)
-        mask = torch.tensor([[True] * 5 + [False] * 3])
-        with torch.no_grad():
-            self.assert_close(model(sample, 10, encoder_hidden_states=padded, encoder_attention_mask=mask).sample, a)
-        # the slopes train, and padding does not leak into valid frames of a full model
-        torch.manual_seed(0)
-        full = SkeletonLatentDenoiser(**DEN_TINY, alignment_prior=True, relative_positions=True)
-        batch, singles, lengths = self.get_batch_and_singles()
-        full(**batch).sample.square().mean().backward()
-        assert full.alignment_slopes.grad.abs().sum() > 0
-        full.eval()
-        with torch.no_grad():
-            out = full(**batch).sample
-            for i, (single, n) in enumerate(zip(singles, lengths)):
-                self.assert_close(out[i, :n], full(**single).sample[0])
-
     def test_bad_inputs_raise(self):
         model = self.make_model()
         inputs = denoiser_inputs(0)

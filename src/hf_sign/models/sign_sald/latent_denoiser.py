@@ -83,20 +83,11 @@ class Attention(nn.Module):
         self.to_q, self.to_k, self.to_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.to_out = nn.Linear(dim, dim)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        context: Optional[torch.Tensor] = None,
-        key_mask: Optional[torch.Tensor] = None,
-        bias: Optional[torch.Tensor] = None,
-    ):
-        """`bias` (B, H, L_q, L_k), added to the attention logits (masked keys still get no weight)."""
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, key_mask: Optional[torch.Tensor] = None):
         context = x if context is None else context
         heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731  (B, H, L, D/H)
         q, k, v = heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context))
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        if bias is not None:
-            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
@@ -128,7 +119,7 @@ class SequentialAttentionLayer(nn.Module):
         self.films = nn.ModuleDict({n: FiLM(time_dim, dim) for n in names + ["ffn"]})
         self.ffn = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
 
-    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None, text_bias=None):
+    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None):
         b, n, j, d = z.shape
         if "temporal" in self.attns:  # every atomic joint's sequence of frames
             h = self.norms["temporal"](z).transpose(1, 2).reshape(b * j, n, d)
@@ -141,7 +132,7 @@ class SequentialAttentionLayer(nn.Module):
         key = self.text_key
         h = self.norms[key](z).reshape(b, n * j, d)
         if key == "cross":  # every pose token attends to the text tokens
-            h = self.attns[key](h, context=text, key_mask=text_mask, bias=text_bias)
+            h = self.attns[key](h, context=text, key_mask=text_mask)
         else:  # "w/o CrossAttn": self-attention over [sentence token, pose tokens]
             tokens = torch.cat([self.norms[key](text_token)[:, None], h], dim=1)
             pose_mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=1)
@@ -168,36 +159,17 @@ class LengthPredictor(nn.Module):
         return self.net(torch.cat([_masked_mean(text, mask), count], dim=-1))[:, 0]
 
 
-def relative_positions(mask: torch.Tensor) -> torch.Tensor:
-    """Each token's relative position `i / (valid_length - 1)` in [0, 1], shape (B, L) (padding clamped to 1)."""
-    valid = mask.sum(1, keepdim=True).to(torch.float32)
-    rel = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None] / (valid - 1).clamp_min(1.0)
-    return rel.clamp(max=1.0)
-
-
 def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100.0) -> torch.Tensor:
-    """Sinusoidal embedding (B, L, dim) of each token's `relative_positions` in [0, 1].
+    """Sinusoidal embedding (B, L, dim) of each token's relative position `i / (valid_length - 1)` in [0, 1].
 
     Pose frames and text tokens both get it, so cross-attention can align "a third of the way through the
     signing" with "a third of the way through the sentence" whatever the absolute lengths (`scale` spreads
     [0, 1] over the sinusoid frequencies).
     """
-    rel = relative_positions(mask)
-    emb = get_timestep_embedding(rel.flatten() * scale, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+    valid = mask.sum(1, keepdim=True).to(torch.float32)
+    rel = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None] / (valid - 1).clamp_min(1.0)
+    emb = get_timestep_embedding(rel.clamp(max=1.0).flatten() * scale, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
     return emb.reshape(*mask.shape, dim)
-
-
-def alignment_slopes_init(num_layers: int, num_heads: int) -> torch.Tensor:
-    """Initial slopes (num_layers, num_heads) of the alignment prior: head 0 global (0), the others from 4 to 32.
-
-    With relative positions in [0, 1], slope 32 costs a token one nat of attention logit per 1/32 of the sentence
-    it lies away from the frame's position: a window of about one word in a 10-word sentence; slope 4 a third of
-    the sentence. Every layer starts with the same set.
-    """
-    if num_heads == 1:
-        return torch.full((num_layers, 1), 8.0)
-    slopes = torch.cat([torch.zeros(1), torch.logspace(math.log10(4.0), math.log10(32.0), num_heads - 1)])
-    return slopes.expand(num_layers, num_heads).clone()
 
 
 class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
@@ -229,11 +201,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
             tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data (its effect
             has not been measured in isolation yet).
-        alignment_prior (`bool`, *optional*, defaults to `False`): bias every cross-attention logit by
-            `-slope_h * |r_frame - r_token|` (relative positions in [0, 1]; learnable slopes per layer and head, see
-            `alignment_slopes_init`), an ALiBi-like prior that a frame mostly signs the words at the same relative
-            position of the sentence. Not in the paper: it makes the word-to-sign mapping local, so it composes to
-            unseen sentences instead of being memorised per sentence (see the `small` config's notes).
     """
 
     _supports_gradient_checkpointing = True
@@ -259,7 +226,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         length_predictor_hidden: int = 128,
         relative_positions: bool = False,
-        alignment_prior: bool = False,
     ):
         super().__init__()
         if skip_tau and skip_tau < 2:
@@ -291,10 +257,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             with torch.no_grad():
                 proj.weight.zero_()
                 proj.weight[:, :hidden_dim].copy_(torch.eye(hidden_dim))
-
-        self.alignment_slopes = None
-        if alignment_prior and use_cross_attention:
-            self.alignment_slopes = nn.Parameter(alignment_slopes_init(num_layers, num_heads))
 
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.proj_out = nn.Linear(hidden_dim, latent_channels)
@@ -375,25 +337,20 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         ).to(sample.dtype)
         z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
         text = self.text_proj(encoder_hidden_states)
-        frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
         if self.config.relative_positions:
+            frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
             z = z + relative_position_embedding(frames, d).to(z.dtype)[:, :, None, :]
             text = text + relative_position_embedding(text_mask, d).to(text.dtype)
         text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
-        distance = None
-        if self.alignment_slopes is not None:  # |r_frame - r_token| (B, 1, N * J', L), one row per pose token
-            gap = (relative_positions(frames)[:, :, None] - relative_positions(text_mask)[:, None, :]).abs()
-            distance = gap.repeat_interleave(sample.shape[2], dim=1)[:, None].to(z.dtype)
 
         inputs = []  # the input of every layer, for the long skips
         for i, layer in enumerate(self.layers):
             z = self._long_skip(i, z, inputs)
             inputs.append(z)
-            bias = None if distance is None else -self.alignment_slopes[i][None, :, None, None] * distance
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                z = self._gradient_checkpointing_func(layer, z, temb, text, text_mask, attention_mask, text_token, bias)
+                z = self._gradient_checkpointing_func(layer, z, temb, text, text_mask, attention_mask, text_token)
             else:
-                z = layer(z, temb, text, text_mask, attention_mask, text_token, bias)
+                z = layer(z, temb, text, text_mask, attention_mask, text_token)
         z = self._long_skip(len(self.layers), z, inputs)
         out = self.proj_out(self.norm_out(z))
         if not return_dict:
