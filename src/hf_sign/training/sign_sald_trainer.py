@@ -11,10 +11,11 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
 * Stage `vae`: `SkeletonVAE.compute_loss` (eq. 4: L1 features + positions + velocities + KL) on poses standardised
   by a `PoseNormalizer` fitted on the train split; the position term runs forward kinematics on
   `normalizer.denormalize`d features. At the end the latent scaling factor (1 / std of the posterior means over the
-  train split) is written into the VAE's config, as the latent-diffusion recipe prescribes.
+  train split) is written into the VAE's config, as the latent-diffusion recipe prescribes; with
+  `vae_training.latent_normalization: per_channel` also a mean and std per atomic joint and channel.
 * Stage `ldm`: the frozen VAE encodes every train sequence once (posterior mean and std are cached; a fresh
-  posterior sample is drawn at every step when `ldm_training.sample_posterior`); latents are multiplied by the
-  scaling factor; `DDPMScheduler` (linear betas, 1000 steps) adds noise at uniform timesteps; the loss is the
+  posterior sample is drawn at every step when `ldm_training.sample_posterior`); latents are scaled by
+  `SkeletonVAE.scale_latents` (the scaling factor, or the per-channel statistics); `DDPMScheduler` (linear betas, 1000 steps) adds noise at uniform timesteps; the loss is the
   epsilon MSE over real latent frames (eq. 8; `denoiser.prediction_type` may also be `sample` or `v_prediction`,
   the `small` config uses `sample`) plus `length_loss_weight` times the length predictor's log-length MSE.
   The VAE stage can train on random windows (`vae_training.crop_frames`), the VAE being convolutional in time.
