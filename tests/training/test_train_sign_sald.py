@@ -102,6 +102,8 @@ def test_per_channel_latent_normalization(corpus, tmp_path):
     train_sign_sald(corpus, tmp_path, config="tiny", overrides=overrides)
     pipe = SignSALDPipeline.from_pretrained(tmp_path)
     assert len(pipe.vae.config.latents_std) == pipe.vae.latent_num_joints * pipe.vae.latent_channels
+    low, high = json.loads((tmp_path / "sign_sald_metrics.json").read_text())["vae_latents_std_range"]
+    assert low == pytest.approx(min(pipe.vae.config.latents_std), abs=1e-4) and high >= low
     assert pipe.scheduler.config.prediction_type == "v_prediction"
     pipe.set_progress_bar_config(disable=True)
     out = pipe("hello.", num_inference_steps=2, num_frames=9, generator=torch.Generator().manual_seed(0))

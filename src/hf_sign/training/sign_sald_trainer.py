@@ -15,9 +15,10 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
   `vae_training.latent_normalization: per_channel` also a mean and std per atomic joint and channel.
 * Stage `ldm`: the frozen VAE encodes every train sequence once (posterior mean and std are cached; a fresh
   posterior sample is drawn at every step when `ldm_training.sample_posterior`); latents are scaled by
-  `SkeletonVAE.scale_latents` (the scaling factor, or the per-channel statistics); `DDPMScheduler` (linear betas, 1000 steps) adds noise at uniform timesteps; the loss is the
-  epsilon MSE over real latent frames (eq. 8; `denoiser.prediction_type` may also be `sample` or `v_prediction`,
-  the `small` config uses `sample`) plus `length_loss_weight` times the length predictor's log-length MSE.
+  `SkeletonVAE.scale_latents` (the scaling factor, or the per-channel statistics); `DDPMScheduler` (linear betas,
+  1000 steps) adds noise at uniform timesteps; the loss is the epsilon MSE over real latent frames (eq. 8;
+  `denoiser.prediction_type` may also be `sample` or `v_prediction`, the `small` config uses `v_prediction`) plus
+  `length_loss_weight` times the length predictor's log-length MSE.
   The VAE stage can train on random windows (`vae_training.crop_frames`), the VAE being convolutional in time.
   The text is dropped to the denoiser's null condition with probability `denoiser.cond_drop_prob`
   (classifier-free guidance). Frozen text-encoder states are computed once per distinct sentence.

@@ -197,8 +197,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
 
     Used like diffusers' `AutoencoderKL`: `encode(x).latent_dist.sample(generator)` (or `.mode()`), multiply by
     `config.scaling_factor` before diffusion, divide by it before `decode(z)` (or use `scale_latents` /
-    `unscale_latents`, which also honour per-channel `latents_mean`/`latents_std` when they are set). The defaults are the paper-scale model:
-    2.80M parameters on `smplx133` (Table 2 reports 2.81M).
+    `unscale_latents`, which also honour per-channel `latents_mean`/`latents_std` when they are set). The defaults
+    are the paper-scale model: 2.80M parameters on `smplx133` (Table 2 reports 2.81M).
 
     Args:
         skeleton (`str`, *optional*, defaults to `"smplx133"`): `SkeletonSpec` name (joints, adjacency, pooling groups,
