@@ -170,6 +170,8 @@ class TestSkeletonVAE(ModelTesterMixin):
         mean, std = model.estimate_latent_statistics([x[:2], (x[2:], mask[2:])])
         assert len(mean) == len(std) == 7 * 8 and min(std) > 0
         assert model.config.latents_mean == mean and model.config.latents_std == std
+        # the same pass sets the scalar factor, as estimate_scaling_factor would
+        assert model.config.scaling_factor == pytest.approx(self.make_model().estimate_scaling_factor([x]), rel=1e-6)
         with torch.no_grad():
             z = model.encode(x).latent_dist.mode()
         scaled = model.scale_latents(z)  # every (joint, channel) standardised over the frames it was fitted on

@@ -526,11 +526,13 @@ def run_vae_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
     # 1 / std of the latents: a (length-sorted, so little padding) subset of the train split estimates it well.
     subset = sorted(data["train"][:: max(1, len(data["train"]) // 512)], key=lambda r: r["num_frames"])
     batches = (collate(subset[i : i + bs]) for i in range(0, len(subset), bs))
-    batches = [(b["poses"].to(device), b["attention_mask"].to(device)) for b in batches]
-    metrics["vae_scaling_factor"] = vae.estimate_scaling_factor(batches)
-    if settings.latent_normalization == "per_channel":
+    batches = ((b["poses"].to(device), b["attention_mask"].to(device)) for b in batches)
+    if settings.latent_normalization == "per_channel":  # one encoding pass also sets the scalar factor
         _, std = vae.estimate_latent_statistics(batches)
         metrics["vae_latents_std_range"] = [round(min(std), 4), round(max(std), 4)]
+    else:
+        vae.estimate_scaling_factor(batches)
+    metrics["vae_scaling_factor"] = vae.config.scaling_factor
     metrics.update(_vae_validation(vae, normalizer.to(device), data["validation"], bs))
     vae.save_pretrained(str(out / "vae"))
     return metrics

@@ -593,14 +593,16 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         Returns:
             The scaling factor (`float`).
         """
-        total, total_sq, count = self._latent_moments(batches, use_mode, generator)
-        count *= total.numel()
-        mean = float(total.sum()) / count
-        std = math.sqrt(max(float(total_sq.sum()) / count - mean * mean, 1e-12))
-        factor = 1.0 / std
+        factor = self._scaling_factor_from_moments(*self._latent_moments(batches, use_mode, generator))
         if update_config:
             self.register_to_config(scaling_factor=factor)
         return factor
+
+    @staticmethod
+    def _scaling_factor_from_moments(total: torch.Tensor, total_sq: torch.Tensor, count: float) -> float:
+        count = count * total.numel()
+        mean = float(total.sum()) / count
+        return 1.0 / math.sqrt(max(float(total_sq.sum()) / count - mean * mean, 1e-12))
 
     def estimate_latent_statistics(
         self,
@@ -613,7 +615,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         """Per-element latent mean and std (J' * C values each, joint-major) over real latent frames.
 
         With `update_config` they become `config.latents_mean` / `config.latents_std`, so `scale_latents`
-        standardises every atomic joint and channel separately (`min_std` floors channels that never move).
+        standardises every atomic joint and channel separately (`min_std` floors channels that never move);
+        `config.scaling_factor` is set from the same pass, exactly as `estimate_scaling_factor` would set it.
 
         Returns:
             `(latents_mean, latents_std)` as lists of floats.
@@ -624,5 +627,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         mean_l, std_l = [float(v) for v in mean.flatten()], [float(v) for v in std.flatten()]
         if update_config:
             self._set_latent_statistics(mean_l, std_l)
-            self.register_to_config(latents_mean=mean_l, latents_std=std_l)
+            factor = self._scaling_factor_from_moments(total, total_sq, count)
+            self.register_to_config(latents_mean=mean_l, latents_std=std_l, scaling_factor=factor)
         return mean_l, std_l
