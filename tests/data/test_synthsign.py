@@ -9,7 +9,9 @@ from hf_sign.data.schema import FEATURE_FIELDS
 from hf_sign.data.synthsign import (
     DEFAULT_SPLIT_SIZES, build_synthsign, generate_synthsign, get_lexicon, heldout_bigrams, is_heldout_bigram,
 )
-from hf_sign.data.synthsign_grammar import FUNCTION_WORDS, GRAMMATICAL_GLOSSES, SynthSignGrammar, text_to_gloss
+from hf_sign.data.synthsign_grammar import (
+    FUNCTION_WORDS, GRAMMATICAL_GLOSSES, SynthSignGrammar, align_text_to_gloss, text_to_gloss, tokenize, tokenize_with_spans,
+)
 from hf_sign.data.synthsign_lexicon import _distinct
 from hf_sign.skeletons.spec import get_skeleton
 
@@ -167,9 +169,38 @@ def test_grammar_samples_agree_with_text_to_gloss():
     assert kinds == {"statement", "yes_no", "wh", "two_clause"}
 
 
+@pytest.mark.parametrize(
+    "text, aligned",
+    [
+        ("the weather tomorrow will be rainy", [("TOMORROW", "tomorrow"), ("WEATHER", "weather"), ("RAIN", "rainy")]),
+        ("my dentist doesn't find your ticket",
+         [("MY", "my"), ("DENTIST", "dentist"), ("YOUR", "your"), ("TICKET", "ticket"), ("FIND", "find"), ("NOT", "doesn't")]),
+        ("Do you like ice cream?", [("YOU", "you"), ("ICE-CREAM", "ice cream"), ("LIKE", "like"), ("QUESTION", "?")]),
+        ("i went to the store because i needed milk",
+         [("ME", "i"), ("STORE", "store"), ("GO", "went"), ("WHY", "because"), ("ME", "i"), ("MILK", "milk"), ("NEED", "needed")]),
+        ("she is tired but i am happy", [("SHE", "she"), ("TIRED", "tired"), ("BUT", "but"), ("ME", "i"), ("HAPPY", "happy")]),
+        ("how many books do you have?", [("BOOK", "books"), ("YOU", "you"), ("HAVE", "have"), ("HOW-MANY", "how many")]),
+        ("my two red cars are expensive",
+         [("MY", "my"), ("CAR", "cars"), ("RED", "red"), ("TWO", "two"), ("EXPENSIVE", "expensive")]),
+    ],
+)
+def test_align_text_to_gloss_points_every_gloss_at_its_words(text, aligned):
+    assert [(g, text[a:b].lower()) for g, (a, b) in align_text_to_gloss(text)] == aligned
+
+
+def test_tokenize_with_spans_matches_tokenize_on_the_corpus(corpus):
+    for r in (r for rows in corpus.values() for r in rows):
+        tokens = tokenize_with_spans(r["text"])
+        assert [t for t, _ in tokens] == tokenize(r["text"])
+        assert all(0 <= a < b <= len(r["text"]) for _, (a, b) in tokens)
+        assert [g for g, _ in align_text_to_gloss(r["text"])] == r["gloss"]
+
+
 def test_unknown_inputs_raise():
     with pytest.raises(ValueError, match="xylophone"):
         text_to_gloss("i like the xylophone")
+    with pytest.raises(ValueError, match="empty"):
+        align_text_to_gloss("  ?")
     with pytest.raises(ValueError, match="NOT-A-GLOSS"):
         get_lexicon().gloss_motion("NOT-A-GLOSS")
     with pytest.raises(ValueError, match="signer_99"):

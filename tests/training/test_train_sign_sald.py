@@ -112,6 +112,21 @@ def test_per_channel_latent_normalization(corpus, tmp_path):
         full_config("tiny", {"vae_training.latent_normalization": "per_joint"})
 
 
+def test_attention_guidance_trains_and_logs_its_loss(corpus, tmp_path):
+    overrides = {**FAST, "ldm_training.attention_guidance_weight": 0.5, "ldm_training.attention_guidance_heads": 1}
+    train_sign_sald(corpus, tmp_path, config="tiny", overrides=overrides)
+    state = json.loads(next((tmp_path / "checkpoints" / "ldm").glob("checkpoint-*/trainer_state.json")).read_text())
+    logged = [h["loss_attention"] for h in state["log_history"] if "loss_attention" in h]
+    assert logged and all(0 < v < 20 for v in logged)
+    pipe = SignSALDPipeline.from_pretrained(tmp_path)  # inference does not need the alignment
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe("hello.", num_inference_steps=2, num_frames=9).poses[0].shape == (9, 133)
+    with pytest.raises(ValueError, match="use_cross_attention"):
+        train_sign_sald(corpus, tmp_path / "b", config="tiny", overrides={**overrides, "denoiser.use_cross_attention": False})
+    with pytest.raises(ValueError, match="attention_guidance_weight"):
+        full_config("tiny", {"ldm_training.attention_guidance_weight": -1})
+
+
 # ------------------------------------------------------------------------------------------------ configs
 @pytest.mark.parametrize(
     "overrides, check",

@@ -59,13 +59,32 @@ _DETERMINERS = {"the", "a", "an"}
 
 def tokenize(text: str) -> List[str]:
     """Lower-case word tokens; contractions expanded, multi-word expressions joined with `_`."""
-    t = " " + text.lower().replace("?", " ").replace(",", " ").replace(".", " ") + " "
-    for short, full in CONTRACTIONS.items():
-        t = t.replace(f" {short} ", f" {full} ")
-    t = re.sub(r"\s+", " ", t)
-    for mw in _MULTIWORD:
-        t = t.replace(f" {mw} ", f" {mw.replace(' ', '_')} ")
-    return t.split()
+    return [tok for tok, _ in tokenize_with_spans(text)]
+
+
+def tokenize_with_spans(text: str) -> List[Tuple[str, Tuple[int, int]]]:
+    """`tokenize(text)` with the character span `[start, end)` of `text` that each token comes from.
+
+    Both halves of a contraction (`doesn't` -> `does`, `not`) get the contraction's span; a multi-word
+    expression (`last week` -> `last_week`) spans its words.
+    """
+    words: List[Tuple[str, Tuple[int, int]]] = []
+    for m in re.finditer(r"[^\s?,.]+", text):
+        word = m.group().lower()
+        words.extend((part, m.span()) for part in CONTRACTIONS.get(word, word).split())
+    out: List[Tuple[str, Tuple[int, int]]] = []
+    i = 0
+    while i < len(words):  # longest multi-word expression first, left to right
+        for mw in _MULTIWORD:
+            parts = mw.split()
+            if [w for w, _ in words[i : i + len(parts)]] == parts:
+                out.append((mw.replace(" ", "_"), (words[i][1][0], words[i + len(parts) - 1][1][1])))
+                i += len(parts)
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
 
 
 def _coarse(tok: str, prev: Optional[str], nxt: Optional[str]) -> str:
@@ -112,13 +131,15 @@ def _is_modifier(tok: str) -> bool:
     )
 
 
-def _clause_gloss(tokens: Sequence[str], question: bool) -> List[str]:
-    times: List[str] = []
-    content: List[str] = []
-    verbs: List[str] = []
-    neg: List[str] = []
-    wh: List[str] = []
-    np_mods: Dict[str, List[str]] = {"poss": [], "adj": [], "num": []}
+def _clause_gloss(tokens: Sequence[str], question: bool, first: int = 0) -> List[Tuple[str, Optional[int]]]:
+    """(gloss, index of the token it signs) in signing order; `first` offsets the indices (later clauses)."""
+    Glosses = List[Tuple[str, Optional[int]]]
+    times: Glosses = []
+    content: Glosses = []
+    verbs: Glosses = []
+    neg: Glosses = []
+    wh: Glosses = []
+    np_mods: Dict[str, Glosses] = {"poss": [], "adj": [], "num": []}
     how_many = False
     for i, tok in enumerate(tokens):
         prev = tokens[i - 1] if i else None
@@ -127,37 +148,37 @@ def _clause_gloss(tokens: Sequence[str], question: bool) -> List[str]:
         if cat == "func":
             continue
         if cat == "time":
-            times.append(_TIME_FORMS[tok])
+            times.append((_TIME_FORMS[tok], first + i))
         elif cat == "neg":
-            neg.append("NOT")
+            neg.append(("NOT", first + i))
         elif cat == "wh":
-            wh.append(_WH_FORMS[tok])
+            wh.append((_WH_FORMS[tok], first + i))
             how_many = tok == "how_many"
         elif cat == "pron":
-            content.append(PRONOUNS[tok][0])
+            content.append((PRONOUNS[tok][0], first + i))
         elif cat == "verb":
-            verbs.append(_VERB_FORMS[tok].gloss)
+            verbs.append((_VERB_FORMS[tok].gloss, first + i))
         elif cat == "weather":
-            content.append("WEATHER")
+            content.append(("WEATHER", first + i))
         elif cat == "dir":
-            content.append("RIGHT-DIRECTION" if tok == "right" else "LEFT")
+            content.append(("RIGHT-DIRECTION" if tok == "right" else "LEFT", first + i))
         elif cat == "poss":
-            np_mods["poss"].append(POSSESSIVES[tok])
+            np_mods["poss"].append((POSSESSIVES[tok], first + i))
         elif cat == "num":
-            np_mods["num"].append(_NUM_FORMS[tok])
+            np_mods["num"].append((_NUM_FORMS[tok], first + i))
         elif cat == "adj":
             gloss = "LIGHT-WEIGHT" if tok == "light" else _ADJ_FORMS[tok].gloss
             attributive = nxt is not None and _coarse(nxt, tok, None) == "noun"
-            (np_mods["adj"] if attributive else content).append(gloss)
+            (np_mods["adj"] if attributive else content).append((gloss, first + i))
         elif cat == "noun":
             noun, plural = _NOUN_FORMS[tok]
             head = noun.gloss + ("+" if plural and not np_mods["num"] and not how_many else "")
-            content.extend(np_mods["poss"] + [head] + np_mods["adj"] + np_mods["num"])
+            content.extend(np_mods["poss"] + [(head, first + i)] + np_mods["adj"] + np_mods["num"])
             np_mods = {"poss": [], "adj": [], "num": []}
             how_many = False
     out = times + content + verbs + neg + wh
     if question and not wh:
-        out.append("QUESTION")
+        out.append(("QUESTION", None))  # the question itself, not one word
     return out
 
 
@@ -173,22 +194,40 @@ def text_to_gloss(text: str) -> List[str]:
     Raises:
         `ValueError`: if `text` has a word outside the grammar's vocabulary.
     """
+    return [gloss for gloss, _ in align_text_to_gloss(text)]
+
+
+def align_text_to_gloss(text: str) -> List[Tuple[str, Tuple[int, int]]]:
+    """`text_to_gloss(text)` with, for every gloss, the character span `[start, end)` of the words of `text` it signs.
+
+    Every gloss signs one token of `tokenize_with_spans` (`because` -> `WHY`, `but` -> `BUT`, `last week` ->
+    `LAST-WEEK`), except the yes/no `QUESTION`, which gets the `?` (or, without one, the whole sentence).
+
+    Example:
+        >>> align_text_to_gloss("i like coffee")
+        [('ME', (0, 1)), ('COFFEE', (7, 13)), ('LIKE', (2, 6))]
+    """
     question = text.strip().endswith("?")
-    tokens = tokenize(text)
+    tokens = tokenize_with_spans(text)
     if not tokens:
         raise ValueError("`text` is empty; expected an English sentence of the SynthSign grammar.")
     clauses: List[List[str]] = [[]]
-    joins: List[str] = []
-    for tok in tokens:
+    starts = [0]
+    joins: List[Tuple[str, int]] = []
+    for i, (tok, _) in enumerate(tokens):
         if tok in ("and", "but", "because"):
-            joins.append(tok)
+            joins.append((tok, i))
             clauses.append([])
+            starts.append(i + 1)
         else:
             clauses[-1].append(tok)
     out = _clause_gloss(clauses[0], question and not joins)
-    for conj, clause in zip(joins, clauses[1:]):
-        out += {"and": [], "but": ["BUT"], "because": ["WHY"]}[conj] + _clause_gloss(clause, False)
-    return out
+    for (conj, i), clause, first in zip(joins, clauses[1:], starts[1:]):
+        sign = {"and": [], "but": [("BUT", i)], "because": [("WHY", i)]}[conj]
+        out += sign + _clause_gloss(clause, False, first)
+    mark = text.rfind("?")
+    whole = (mark, mark + 1) if mark >= 0 else (tokens[0][1][0], tokens[-1][1][1])
+    return [(gloss, whole if i is None else tokens[i][1]) for gloss, i in out]
 
 
 # ------------------------------------------------------------------------------------------ sampling

@@ -22,6 +22,9 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
   The VAE stage can train on random windows (`vae_training.crop_frames`), the VAE being convolutional in time.
   The text is dropped to the denoiser's null condition with probability `denoiser.cond_drop_prob`
   (classifier-free guidance). Frozen text-encoder states are computed once per distinct sentence.
+  Optional, not in the paper and off in every config: `ldm_training.attention_guidance_weight` adds the guided
+  cross-attention loss of `attention_guidance` (each latent frame's attention pulled onto the words of the gloss
+  signed there, from `gloss_spans`).
 
 Entry points: `train_sign_sald(dataset_dir, output_dir, config="tiny", stage=None, seed=0, overrides=None)` (what
 `hf-sign train sign-sald` calls) and `python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O
@@ -53,6 +56,7 @@ from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, build_text_encoder, count_text_encoder_parameters, encode_prompts
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
 from ..data.io import load_corpus, split_rows
+from .attention_guidance import attention_guidance_loss, gloss_token_targets
 from .common import PoseRows, PoseTrainer
 from .config_utils import apply_overrides, deep_update, load_config, parse_overrides
 
@@ -131,10 +135,23 @@ class LatentTrainingSettings(StageTrainingSettings):
         length_loss_weight (`float`, defaults to 1.0): weight of the length predictor's log-length MSE.
         sample_posterior (`bool`, defaults to `True`): draw a fresh VAE posterior sample at every step instead of
             using the posterior mean.
+        attention_guidance_weight (`float`, defaults to 0.0): weight of the guided cross-attention loss
+            (`hf_sign.training.attention_guidance`; not in the paper). Needs `gloss_spans` in the train split and the
+            words each gloss signs (a `gloss_text_spans` column, or SynthSign text). 0 disables it.
+        attention_guidance_heads (`int`, defaults to 0): how many heads of every cross-attention layer it guides,
+            the first ones; 0 guides all of them.
     """
 
     length_loss_weight: float = 1.0
     sample_posterior: bool = True
+    attention_guidance_weight: float = 0.0
+    attention_guidance_heads: int = 0
+
+    def __post_init__(self):
+        if self.attention_guidance_weight < 0:
+            raise ValueError(f"`ldm_training.attention_guidance_weight` must be >= 0; got {self.attention_guidance_weight}.")
+        if self.attention_guidance_heads < 0:
+            raise ValueError(f"`ldm_training.attention_guidance_heads` must be >= 0; got {self.attention_guidance_heads}.")
 
 
 @dataclass
@@ -274,7 +291,9 @@ def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
             if len(poses) > max_frames:
                 out["skipped"] += split == "train"
                 continue
-            rows.append({"id": item["id"], "text": item["text"], "poses": poses, "num_frames": len(poses)})
+            row = {"id": item["id"], "text": item["text"], "poses": poses, "num_frames": len(poses)}
+            row.update({k: item[k] for k in ("gloss_spans", "gloss_text_spans") if item.get(k) is not None})
+            rows.append(row)
         out[split] = rows
         if split == "train":
             out["representation"] = str(dd[split][0]["representation"])
@@ -327,6 +346,11 @@ class LatentCollator:
             mean[i, :k], std[i, :k], mask[i, :k] = s["latent_mean"], s["latent_std"], True
         batch = {"latent_mean": mean, "latent_std": std, "latent_mask": mask,
                  "num_frames": torch.tensor([s["num_frames"] for s in samples], dtype=torch.float32)}
+        if "attention_target" in samples[0]:  # (N'_i, L_i) bool -> (B, N'_max, L_max), padding targets nothing
+            length = max(s["attention_target"].shape[1] for s in samples)
+            batch["attention_target"] = torch.zeros(b, n, length, dtype=torch.bool)
+            for i, s in enumerate(samples):
+                batch["attention_target"][i, : s["attention_target"].shape[0], : s["attention_target"].shape[1]] = s["attention_target"]
         if "text_states" in samples[0]:
             length = max(s["text_states"].shape[0] for s in samples)
             states = torch.zeros(b, length, samples[0]["text_states"].shape[1])
@@ -390,12 +414,15 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
     """
 
     def __init__(self, *args, noise_scheduler: DDPMScheduler, scale_latents, length_loss_weight: float,
-                 sample_posterior: bool, **kwargs):
+                 sample_posterior: bool, attention_guidance_weight: float = 0.0, attention_guidance_heads: int = 0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.noise_scheduler = noise_scheduler
         self.scale_latents = scale_latents  # SkeletonVAE.scale_latents: VAE latents -> diffusion space
         self.length_loss_weight = length_loss_weight
         self.sample_posterior = sample_posterior
+        self.attention_guidance_weight = attention_guidance_weight
+        self.attention_guidance_heads = attention_guidance_heads
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         module = self.accelerator.unwrap_model(model)
@@ -412,7 +439,10 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
         zt = self.noise_scheduler.add_noise(z0, noise, t)
         cond, cond_mask = denoiser.drop_condition(states, tmask) if model.training else (states, tmask)
-        pred = denoiser(zt, t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, attention_mask=mask).sample
+        guide = self.attention_guidance_weight > 0
+        out = denoiser(zt, t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, attention_mask=mask,
+                       output_cross_attentions=guide)
+        pred = out.sample
         kind = denoiser.config.prediction_type
         if kind == "epsilon":  # the paper's objective (eq. 8)
             target = noise
@@ -424,8 +454,18 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         loss_denoise = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
         loss_length = denoiser.length_loss(states, tmask, inputs["num_frames"])
         loss = loss_denoise + self.length_loss_weight * loss_length
-        self._record(loss_denoise=loss_denoise, loss_length=loss_length)
-        return (loss, {"loss_denoise": loss_denoise, "loss_length": loss_length}) if return_outputs else loss
+        terms = {"loss_denoise": loss_denoise, "loss_length": loss_length}
+        if guide:
+            if "attention_target" not in inputs:
+                raise ValueError("`attention_guidance_weight` > 0 needs `attention_target` in the batch (gloss_token_targets).")
+            # samples whose text was not replaced by the null condition (no text token equals the null embedding)
+            kept = (cond[:, 0] != denoiser.null_text_embedding.to(cond)).any(-1)
+            terms["loss_attention"] = attention_guidance_loss(
+                out.cross_attentions, inputs["attention_target"], kept, self.attention_guidance_heads
+            )
+            loss = loss + self.attention_guidance_weight * terms["loss_attention"]
+        self._record(**terms)
+        return (loss, terms) if return_outputs else loss
 
 
 # ------------------------------------------------------------------------------------------------- running
@@ -587,6 +627,11 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         r.pop("poses")  # the latents replace the poses for this stage
     if not settings.trainable:
         _encode_texts(text_encoder, tokenizer, rows)
+    if train_cfg.attention_guidance_weight > 0:
+        if not denoiser.config.use_cross_attention:
+            raise ValueError("`ldm_training.attention_guidance_weight` > 0 needs `denoiser.use_cross_attention: true`.")
+        for r in rows:
+            r["attention_target"] = gloss_token_targets(r, tokenizer, len(r["latent_mean"]), vae.temporal_downsample_factor)
     ddpm = DDPMScheduler(
         num_train_timesteps=cfg["scheduler"]["num_train_timesteps"], beta_schedule=cfg["scheduler"]["beta_schedule"],
         beta_start=cfg["scheduler"]["beta_start"], beta_end=cfg["scheduler"]["beta_end"],
@@ -602,6 +647,8 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         scale_latents=vae.scale_latents,
         length_loss_weight=train_cfg.length_loss_weight,
         sample_posterior=train_cfg.sample_posterior,
+        attention_guidance_weight=train_cfg.attention_guidance_weight,
+        attention_guidance_heads=train_cfg.attention_guidance_heads,
         group_by_length=train_cfg.group_by_length,
     )
     metrics = {f"ldm_{k}": v for k, v in _fit(trainer, resume).items()}

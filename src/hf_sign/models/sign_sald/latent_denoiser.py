@@ -61,9 +61,13 @@ class SkeletonLatentDenoiserOutput(BaseOutput):
     Args:
         sample (`torch.Tensor` of shape `(batch, num_latent_frames, num_joints, latent_channels)`): the prediction
             (noise for `prediction_type="epsilon"`).
+        cross_attentions (`tuple` of `torch.Tensor` of shape `(batch, num_heads, num_latent_frames, num_joints,
+            seq_len)`, *optional*): the cross-attention probabilities of every layer, returned when
+            `output_cross_attentions=True` (used by the attention-guidance loss).
     """
 
     sample: torch.Tensor
+    cross_attentions: Optional[Tuple[torch.Tensor, ...]] = None
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -83,13 +87,22 @@ class Attention(nn.Module):
         self.to_q, self.to_k, self.to_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.to_out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, key_mask: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, key_mask: Optional[torch.Tensor] = None,
+                return_weights: bool = False):
+        """Attend from x to `context` (default: x). With `return_weights`, returns `(out, probabilities (B, H, Lq, Lk))`."""
         context = x if context is None else context
         heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731  (B, H, L, D/H)
         q, k, v = heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context))
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        if not return_weights:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+            return self.to_out(out.transpose(1, 2).flatten(2))
+        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # the same maths as above, probabilities kept
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        probs = scores.softmax(-1)
+        out = F.dropout(probs, self.dropout, self.training) @ v
+        return self.to_out(out.transpose(1, 2).flatten(2)), probs
 
 
 class FiLM(nn.Module):
@@ -119,8 +132,10 @@ class SequentialAttentionLayer(nn.Module):
         self.films = nn.ModuleDict({n: FiLM(time_dim, dim) for n in names + ["ffn"]})
         self.ffn = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
 
-    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None):
+    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None, output_cross_attentions=False):
+        """Returns z, or `(z, cross-attention probabilities (B, H, N, J, L))` with `output_cross_attentions`."""
         b, n, j, d = z.shape
+        probs = None
         if "temporal" in self.attns:  # every atomic joint's sequence of frames
             h = self.norms["temporal"](z).transpose(1, 2).reshape(b * j, n, d)
             mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=0)
@@ -131,7 +146,10 @@ class SequentialAttentionLayer(nn.Module):
             z = z + self.films["skeletal"](h, temb)
         key = self.text_key
         h = self.norms[key](z).reshape(b, n * j, d)
-        if key == "cross":  # every pose token attends to the text tokens
+        if key == "cross" and output_cross_attentions:
+            h, probs = self.attns[key](h, context=text, key_mask=text_mask, return_weights=True)
+            probs = probs.unflatten(2, (n, j))
+        elif key == "cross":  # every pose token attends to the text tokens
             h = self.attns[key](h, context=text, key_mask=text_mask)
         else:  # "w/o CrossAttn": self-attention over [sentence token, pose tokens]
             tokens = torch.cat([self.norms[key](text_token)[:, None], h], dim=1)
@@ -139,7 +157,8 @@ class SequentialAttentionLayer(nn.Module):
             mask = None if pose_mask is None else torch.cat([pose_mask.new_ones(b, 1), pose_mask], dim=1)
             h = self.attns[key](tokens, key_mask=mask)[:, 1:]
         z = z + self.films[key](h.reshape(b, n, j, d), temb)
-        return z + self.films["ffn"](self.ffn(self.norms["ffn"](z)), temb)
+        z = z + self.films["ffn"](self.ffn(self.norms["ffn"](z)), temb)
+        return (z, probs) if output_cross_attentions else z
 
 
 class LengthPredictor(nn.Module):
@@ -311,6 +330,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
+        output_cross_attentions: bool = False,
         return_dict: bool = True,
     ) -> Union[SkeletonLatentDenoiserOutput, Tuple[torch.Tensor]]:
         """Predict the noise in `sample`.
@@ -322,6 +342,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             encoder_attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): True on real tokens.
             attention_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, *optional*): True on real latent
                 frames; padded frames are never attended to (their outputs are meaningless and must be masked).
+            output_cross_attentions (`bool`, *optional*, defaults to `False`): also return every layer's
+                cross-attention probabilities (needs `use_cross_attention=True`).
             return_dict (`bool`, *optional*, defaults to `True`): return a `SkeletonLatentDenoiserOutput`, else a tuple.
         """
         timestep, attention_mask = self._check_inputs(sample, timestep, attention_mask)
@@ -343,19 +365,27 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             text = text + relative_position_embedding(text_mask, d).to(text.dtype)
         text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
 
-        inputs = []  # the input of every layer, for the long skips
+        if output_cross_attentions and not self.config.use_cross_attention:
+            raise ValueError("`output_cross_attentions=True` needs `use_cross_attention=True` (this model has none).")
+
+        inputs, attentions = [], []  # the input of every layer (for the long skips); cross-attention probabilities
         for i, layer in enumerate(self.layers):
             z = self._long_skip(i, z, inputs)
             inputs.append(z)
+            args = (z, temb, text, text_mask, attention_mask, text_token, output_cross_attentions)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                z = self._gradient_checkpointing_func(layer, z, temb, text, text_mask, attention_mask, text_token)
+                z = self._gradient_checkpointing_func(layer, *args)
             else:
-                z = layer(z, temb, text, text_mask, attention_mask, text_token)
+                z = layer(*args)
+            if output_cross_attentions:
+                z, probs = z
+                attentions.append(probs)
         z = self._long_skip(len(self.layers), z, inputs)
         out = self.proj_out(self.norm_out(z))
+        attentions = tuple(attentions) if output_cross_attentions else None
         if not return_dict:
-            return (out,)
-        return SkeletonLatentDenoiserOutput(sample=out)
+            return (out,) if attentions is None else (out, attentions)
+        return SkeletonLatentDenoiserOutput(sample=out, cross_attentions=attentions)
 
     def _long_skip(self, position: int, z: torch.Tensor, inputs: list) -> torch.Tensor:
         tau = self.config.skip_tau
