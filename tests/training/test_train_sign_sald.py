@@ -127,6 +127,22 @@ def test_attention_guidance_trains_and_logs_its_loss(corpus, tmp_path):
         full_config("tiny", {"ldm_training.attention_guidance_weight": -1})
 
 
+def test_attention_guidance_without_gloss_spans_fails_before_training(corpus, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    bare = tmp_path / "bare"
+    shutil.copytree(corpus, bare)
+    for f in (bare / "data").glob("*.parquet"):
+        pq.write_table(pq.read_table(f).drop_columns(["gloss_spans"]), f)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="needs `gloss_spans` in every train sample; 16 have none"):
+        train_sign_sald(bare, out, config="tiny", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
+    assert not (out / "checkpoints").exists()  # no stage ran
+    train_sign_sald(bare, out, config="tiny", stage="vae", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
+
+
 # ------------------------------------------------------------------------------------------------ configs
 @pytest.mark.parametrize(
     "overrides, check",

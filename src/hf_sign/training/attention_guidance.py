@@ -5,7 +5,9 @@ at the `small` budget it does so only weakly: on validation sentences its most a
 41% of its mass on the words of the gloss being signed (uniform attention: 12%). Where the corpus says when each
 gloss is signed (`gloss_spans`) and which words it signs, the loss below supervises that directly, as guided
 attention does for text-to-speech alignment (Tachibana et al., 2018). Inference is unchanged: the model still
-reads only the text.
+reads only the text. Measured with the `small` recipe, which turns it on (weight 0.1, all heads; numbers in
+`small.yaml`): the attention mass on the right words doubles (0.41 -> 0.81 on validation sentences); every test
+metric moved the right way, by about one training-seed spread.
 
 For every training sentence, `gloss_token_targets` builds a boolean matrix (N', L): latent frame n' targets the
 text tokens of the gloss whose span holds the centre of the frames n' covers; frames in transitions and rest
@@ -52,7 +54,7 @@ def gloss_token_targets(row: Dict[str, Any], tokenizer, num_latent_frames: int, 
         downsample (`int`): full-rate frames per latent frame (`SkeletonVAE.temporal_downsample_factor`).
     """
     frame_spans = row.get("gloss_spans")
-    if frame_spans is None:
+    if not frame_spans:
         raise ValueError(f"Attention guidance needs `gloss_spans`; sample {row.get('id')!r} has none.")
     text_spans = _text_spans(row)
     if len(text_spans) != len(frame_spans):

@@ -22,7 +22,7 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
   The VAE stage can train on random windows (`vae_training.crop_frames`), the VAE being convolutional in time.
   The text is dropped to the denoiser's null condition with probability `denoiser.cond_drop_prob`
   (classifier-free guidance). Frozen text-encoder states are computed once per distinct sentence.
-  Optional, not in the paper and off in every config: `ldm_training.attention_guidance_weight` adds the guided
+  Optional, not in the paper and on in `small` only: `ldm_training.attention_guidance_weight` adds the guided
   cross-attention loss of `attention_guidance` (each latent frame's attention pulled onto the words of the gloss
   signed there, from `gloss_spans`).
 
@@ -683,7 +683,15 @@ def run_sign_sald_training(cfg: Dict[str, Any], dataset_dir: str, output_dir: st
         metrics_path = out / "sign_sald_metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         metrics.update(num_train=len(data["train"]), num_train_skipped_long=data["skipped"])
-        for name in STAGES if stage is None else (stage,):
+        stages = STAGES if stage is None else (stage,)
+        unaligned = [r["id"] for r in data["train"] if not r.get("gloss_spans")]  # missing or empty
+        if "ldm" in stages and cfg["ldm_training"]["attention_guidance_weight"] > 0 and unaligned:
+            # fail before the VAE stage spends its minutes, not when the ldm stage starts
+            raise ValueError(
+                f"`ldm_training.attention_guidance_weight` > 0 needs `gloss_spans` in every train sample; {len(unaligned)} "
+                f"have none (e.g. {unaligned[0]!r}). Pass `--set ldm_training.attention_guidance_weight=0` for this corpus."
+            )
+        for name in stages:
             run = run_vae_stage if name == "vae" else run_ldm_stage
             metrics.update(run(cfg, data, out, resume_from_checkpoint, use_cpu))
             metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
