@@ -350,7 +350,8 @@ class LatentCollator:
             length = max(s["attention_target"].shape[1] for s in samples)
             batch["attention_target"] = torch.zeros(b, n, length, dtype=torch.bool)
             for i, s in enumerate(samples):
-                batch["attention_target"][i, : s["attention_target"].shape[0], : s["attention_target"].shape[1]] = s["attention_target"]
+                rows, cols = s["attention_target"].shape
+                batch["attention_target"][i, :rows, :cols] = s["attention_target"]
         if "text_states" in samples[0]:
             length = max(s["text_states"].shape[0] for s in samples)
             states = torch.zeros(b, length, samples[0]["text_states"].shape[1])
