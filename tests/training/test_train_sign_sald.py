@@ -140,7 +140,9 @@ def test_attention_guidance_without_gloss_spans_fails_before_training(corpus, tm
     with pytest.raises(ValueError, match="needs `gloss_spans` in every train sample; 16 have none"):
         train_sign_sald(bare, out, config="tiny", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
     assert not (out / "checkpoints").exists()  # no stage ran
+    # the vae stage alone does not need the alignment
     train_sign_sald(bare, out, config="tiny", stage="vae", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
+    assert (out / "vae" / "config.json").is_file()
 
 
 # ------------------------------------------------------------------------------------------------ configs
