@@ -4,6 +4,7 @@ scheduler swap, output types and input errors, on tiny untrained components (CPU
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,14 @@ STEPS = 2
 
 
 
-def make_pipe(seed: int = 0) -> SignSALDPipeline:
+def make_pipe(seed: int = 0, **denoiser_kwargs) -> SignSALDPipeline:
     torch.manual_seed(seed)
     settings = TextEncoderSettings(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=12)
     text_encoder, tokenizer = build_text_encoder(settings, texts=TEXTS)
     vae = SkeletonVAE(hidden_dims=(16, 16), temporal_downsample=(2, 2), layers_per_stage=1, latent_dim=4, kernel_size=3).eval()
     denoiser = SkeletonLatentDenoiser(
         num_joints=7, latent_channels=4, hidden_dim=32, num_layers=2, num_heads=2, ff_mult=2, text_dim=16,
-        max_frames=64, length_predictor_hidden=16,
+        max_frames=64, length_predictor_hidden=16, **denoiser_kwargs,
     ).eval()
     rng = np.random.default_rng(seed)
     normalizer = PoseNormalizer.fit([rng.normal(0, 0.2, (30, 133))], representation="smplx133")
@@ -165,6 +166,33 @@ def test_save_load_round_trip(pipe, tmp_path):
         got = run(loaded, TEXTS[:2], num_frames=[7, 10], guidance_scale=2.0).poses
         for a, b in zip(expected, got):
             np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_duration_conditioned_pipeline(tmp_path):
+    """Predicted word timing reaches the denoiser; batch == single and save/load hold with it."""
+    pipe = make_pipe(duration_conditioning=True)
+    with torch.no_grad():  # untrained, the predictor gives under a frame per token; make every word last ~6 frames
+        pipe.denoiser.duration_predictor.net[-1].bias[0] = math.log(7.0)
+    states, mask = pipe_states(pipe, TEXTS[:1])
+    durations, order = pipe.denoiser.predict_token_timing(states, mask)
+    assert (durations[mask] > 1.0).all() and order.shape == durations.shape
+
+    batch = run(pipe, TEXTS[:3], num_frames=[9, 16, 4], generator=[gen(1), gen(2), gen(3)], guidance_scale=2.0)
+    for i, (text, n) in enumerate(zip(TEXTS[:3], [9, 16, 4])):
+        single = run(pipe, text, num_frames=n, generator=gen(i + 1), guidance_scale=2.0)
+        np.testing.assert_allclose(batch.poses[i], single.poses[0], atol=1e-4, rtol=1e-4)
+
+    expected = run(pipe, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses
+    pipe.save_pretrained(tmp_path)
+    loaded = SignSALDPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    for a, b in zip(expected, run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with torch.no_grad():  # reversing the predicted signing order changes the signing
+        loaded.denoiser.duration_predictor.net[-1].weight[1].neg_()
+        loaded.denoiser.duration_predictor.net[-1].bias[1].neg_()
+    reordered = run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses
+    assert np.abs(expected[0] - reordered[0]).max() > 1e-4
 
 
 def test_remote_code_needs_trust(pipe, tmp_path):

@@ -17,6 +17,7 @@ from hf_sign.training.sign_sald_trainer import (
     build_vae,
     full_config,
     main,
+    masked_latent_mse,
     sign_sald_param_counts,
     train_sign_sald,
 )
@@ -127,6 +128,35 @@ def test_attention_guidance_trains_and_logs_its_loss(corpus, tmp_path):
         full_config("tiny", {"ldm_training.attention_guidance_weight": -1})
 
 
+def test_duration_conditioning_trains_and_generates(corpus, tmp_path):
+    overrides = {**FAST, "denoiser.duration_conditioning": True}
+    train_sign_sald(corpus, tmp_path, config="tiny", overrides=overrides)
+    state = json.loads(next((tmp_path / "checkpoints" / "ldm").glob("checkpoint-*/trainer_state.json")).read_text())
+    logged = [h["loss_duration"] for h in state["log_history"] if "loss_duration" in h]
+    assert logged and all(0 < v < 50 for v in logged)
+    pipe = SignSALDPipeline.from_pretrained(tmp_path)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.denoiser.config.duration_conditioning
+    out = pipe(["hello.", "where was the brother yesterday?"], num_inference_steps=2, generator=torch.manual_seed(0))
+    assert [p.shape[1] for p in out.poses] == [133, 133] and all(np.isfinite(p).all() for p in out.poses)
+
+
+def test_latent_joint_loss_weights(corpus, tmp_path):
+    pred, target = torch.zeros(2, 3, 2, 4), torch.zeros(2, 3, 2, 4)
+    target[:, :, 0] = 1.0  # every error sits on atomic joint 0
+    target[1, 2] = 100.0  # a padded frame: never counted
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    assert masked_latent_mse(pred, target, mask).item() == pytest.approx(0.5)
+    assert masked_latent_mse(pred, target, mask, torch.tensor([3.0, 1.0])).item() == pytest.approx(0.75)  # 1.5 x 0.5
+    assert masked_latent_mse(pred, target, mask, torch.tensor([0.0, 1.0])).item() == 0.0
+    for bad in ([], [1, -1], [0, 0], "hands"):
+        with pytest.raises(ValueError, match="latent_joint_loss_weights"):
+            full_config("tiny", {"ldm_training.latent_joint_loss_weights": bad})
+    with pytest.raises(ValueError, match="has 2 weights; the configured VAE's latent has 7"):
+        train_sign_sald(corpus, tmp_path, config="tiny", overrides={**FAST, "ldm_training.latent_joint_loss_weights": [1, 3]})
+    assert not (tmp_path / "checkpoints").exists()  # failed before the VAE stage
+
+
 def test_attention_guidance_without_gloss_spans_fails_before_training(corpus, tmp_path):
     import shutil
 
@@ -137,9 +167,11 @@ def test_attention_guidance_without_gloss_spans_fails_before_training(corpus, tm
     for f in (bare / "data").glob("*.parquet"):
         pq.write_table(pq.read_table(f).drop_columns(["gloss_spans"]), f)
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match="needs `gloss_spans` in every train sample; 16 have none"):
+    with pytest.raises(ValueError, match="need `gloss_spans` in every train sample; 16 have none"):
         train_sign_sald(bare, out, config="tiny", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
     assert not (out / "checkpoints").exists()  # no stage ran
+    with pytest.raises(ValueError, match="`denoiser.duration_conditioning` need .*--set denoiser.duration_conditioning=false"):
+        train_sign_sald(bare, out, config="tiny", overrides={**FAST, "denoiser.duration_conditioning": True})
     # the vae stage alone does not need the alignment
     train_sign_sald(bare, out, config="tiny", stage="vae", overrides={**FAST, "ldm_training.attention_guidance_weight": 0.1})
     assert (out / "vae" / "config.json").is_file()

@@ -56,7 +56,7 @@ from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, build_text_encoder, count_text_encoder_parameters, encode_prompts
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
 from ..data.io import load_corpus, split_rows
-from .attention_guidance import attention_guidance_loss, gloss_token_targets
+from .attention_guidance import attention_guidance_loss, gloss_token_targets, gloss_token_timing
 from .common import PoseRows, PoseTrainer
 from .config_utils import apply_overrides, deep_update, load_config, parse_overrides
 
@@ -140,18 +140,31 @@ class LatentTrainingSettings(StageTrainingSettings):
             words each gloss signs (a `gloss_text_spans` column, or SynthSign text). 0 disables it.
         attention_guidance_heads (`int`, defaults to 0): how many heads of every cross-attention layer it guides,
             the first ones; 0 guides all of them.
+        latent_joint_loss_weights (`List[float]`, *optional*): one weight per latent atomic joint (J' values, in the
+            VAE's atomic-joint order) for the diffusion MSE, normalised to mean 1; `None` weighs them equally (the
+            paper). Not in the paper.
     """
 
     length_loss_weight: float = 1.0
     sample_posterior: bool = True
     attention_guidance_weight: float = 0.0
     attention_guidance_heads: int = 0
+    latent_joint_loss_weights: Optional[List[float]] = None
 
     def __post_init__(self):
         if self.attention_guidance_weight < 0:
             raise ValueError(f"`ldm_training.attention_guidance_weight` must be >= 0; got {self.attention_guidance_weight}.")
         if self.attention_guidance_heads < 0:
             raise ValueError(f"`ldm_training.attention_guidance_heads` must be >= 0; got {self.attention_guidance_heads}.")
+        weights = self.latent_joint_loss_weights
+        if weights is not None and (
+            not isinstance(weights, (list, tuple)) or not weights
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) or sum(weights) <= 0
+        ):
+            raise ValueError(
+                f"`ldm_training.latent_joint_loss_weights` must be null or a list of numbers >= 0 (one per latent atomic "
+                f"joint, not all 0); got {weights!r}."
+            )
 
 
 @dataclass
@@ -352,6 +365,11 @@ class LatentCollator:
             for i, s in enumerate(samples):
                 rows, cols = s["attention_target"].shape
                 batch["attention_target"][i, :rows, :cols] = s["attention_target"]
+        for key in ("token_durations", "token_order"):  # (L_i,) -> (B, L_max), padding tokens get 0
+            if key in samples[0]:
+                batch[key] = torch.zeros(b, max(len(s[key]) for s in samples))
+                for i, s in enumerate(samples):
+                    batch[key][i, : len(s[key])] = s[key]
         if "text_states" in samples[0]:
             length = max(s["text_states"].shape[0] for s in samples)
             states = torch.zeros(b, length, samples[0]["text_states"].shape[1])
@@ -407,6 +425,19 @@ class LatentDiffusionModule(nn.Module):
         self.text_encoder = text_encoder
 
 
+def masked_latent_mse(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, joint_weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Mean squared error over the real latent frames of (B, N', J', C) tensors; `mask` (B, N') marks real frames.
+
+    `joint_weights` (J',) weighs the atomic joints, normalised to mean 1 so the loss keeps its scale (None: equal).
+    """
+    w = mask[:, :, None, None].to(pred.dtype)
+    if joint_weights is not None:
+        w = w * (joint_weights / joint_weights.mean()).to(pred)[None, None, :, None]
+    return ((pred - target) ** 2 * w).sum() / (mask.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
+
+
 class LatentDenoiserTrainer(_SignSALDTrainer):
     """Stage `ldm`: MSE on noised VAE latents (masked by the latent mask) + the length predictor's loss.
 
@@ -416,7 +447,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
 
     def __init__(self, *args, noise_scheduler: DDPMScheduler, scale_latents, length_loss_weight: float,
                  sample_posterior: bool, attention_guidance_weight: float = 0.0, attention_guidance_heads: int = 0,
-                 **kwargs):
+                 latent_joint_loss_weights: Optional[List[float]] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.noise_scheduler = noise_scheduler
         self.scale_latents = scale_latents  # SkeletonVAE.scale_latents: VAE latents -> diffusion space
@@ -424,6 +455,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         self.sample_posterior = sample_posterior
         self.attention_guidance_weight = attention_guidance_weight
         self.attention_guidance_heads = attention_guidance_heads
+        self.joint_weights = None if latent_joint_loss_weights is None else torch.tensor(latent_joint_loss_weights)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         module = self.accelerator.unwrap_model(model)
@@ -440,9 +472,17 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
         zt = self.noise_scheduler.add_noise(z0, noise, t)
         cond, cond_mask = denoiser.drop_condition(states, tmask) if model.training else (states, tmask)
+        # samples whose text was not replaced by the null condition (no text token equals the null embedding)
+        kept = (cond[:, 0] != denoiser.null_text_embedding.to(cond)).any(-1)
         guide = self.attention_guidance_weight > 0
+        timing = {}
+        if denoiser.config.duration_conditioning:
+            if "token_durations" not in inputs:
+                raise ValueError("`denoiser.duration_conditioning` needs `token_durations` in the batch (gloss_token_timing).")
+            # ground-truth timing in training (teacher forcing); none for the null condition, as at inference
+            timing = {"token_durations": inputs["token_durations"] * kept[:, None], "token_order": inputs["token_order"]}
         out = denoiser(zt, t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, attention_mask=mask,
-                       output_cross_attentions=guide)
+                       output_cross_attentions=guide, **timing)
         pred = out.sample
         kind = denoiser.config.prediction_type
         if kind == "epsilon":  # the paper's objective (eq. 8)
@@ -451,16 +491,16 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
             target = z0
         else:  # "v_prediction"
             target = self.noise_scheduler.get_velocity(z0, noise, t)
-        w = mask[:, :, None, None].to(pred.dtype)
-        loss_denoise = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
+        loss_denoise = masked_latent_mse(pred, target, mask, self.joint_weights)
         loss_length = denoiser.length_loss(states, tmask, inputs["num_frames"])
         loss = loss_denoise + self.length_loss_weight * loss_length
         terms = {"loss_denoise": loss_denoise, "loss_length": loss_length}
+        if timing:
+            terms["loss_duration"] = denoiser.duration_loss(states, tmask, inputs["token_durations"], inputs["token_order"])
+            loss = loss + self.length_loss_weight * terms["loss_duration"]
         if guide:
             if "attention_target" not in inputs:
                 raise ValueError("`attention_guidance_weight` > 0 needs `attention_target` in the batch (gloss_token_targets).")
-            # samples whose text was not replaced by the null condition (no text token equals the null embedding)
-            kept = (cond[:, 0] != denoiser.null_text_embedding.to(cond)).any(-1)
             terms["loss_attention"] = attention_guidance_loss(
                 out.cross_attentions, inputs["attention_target"], kept, self.attention_guidance_heads
             )
@@ -633,6 +673,15 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
             raise ValueError("`ldm_training.attention_guidance_weight` > 0 needs `denoiser.use_cross_attention: true`.")
         for r in rows:
             r["attention_target"] = gloss_token_targets(r, tokenizer, len(r["latent_mean"]), vae.temporal_downsample_factor)
+    if denoiser.config.duration_conditioning:
+        for r in rows:
+            r["token_durations"], r["token_order"] = gloss_token_timing(r, tokenizer)
+    weights = train_cfg.latent_joint_loss_weights
+    if weights is not None and len(weights) != vae.latent_num_joints:
+        raise ValueError(
+            f"`ldm_training.latent_joint_loss_weights` has {len(weights)} weights; the VAE's latent has "
+            f"{vae.latent_num_joints} atomic joints (one weight each)."
+        )
     ddpm = DDPMScheduler(
         num_train_timesteps=cfg["scheduler"]["num_train_timesteps"], beta_schedule=cfg["scheduler"]["beta_schedule"],
         beta_start=cfg["scheduler"]["beta_start"], beta_end=cfg["scheduler"]["beta_end"],
@@ -650,6 +699,7 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         sample_posterior=train_cfg.sample_posterior,
         attention_guidance_weight=train_cfg.attention_guidance_weight,
         attention_guidance_heads=train_cfg.attention_guidance_heads,
+        latent_joint_loss_weights=train_cfg.latent_joint_loss_weights,
         group_by_length=train_cfg.group_by_length,
     )
     metrics = {f"ldm_{k}": v for k, v in _fit(trainer, resume).items()}
@@ -686,11 +736,21 @@ def run_sign_sald_training(cfg: Dict[str, Any], dataset_dir: str, output_dir: st
         metrics.update(num_train=len(data["train"]), num_train_skipped_long=data["skipped"])
         stages = STAGES if stage is None else (stage,)
         unaligned = [r["id"] for r in data["train"] if not r.get("gloss_spans")]  # missing or empty
-        if "ldm" in stages and cfg["ldm_training"]["attention_guidance_weight"] > 0 and unaligned:
+        needs = [k for k, on in (("ldm_training.attention_guidance_weight", cfg["ldm_training"]["attention_guidance_weight"] > 0),
+                                 ("denoiser.duration_conditioning", cfg["denoiser"].get("duration_conditioning"))) if on]
+        if "ldm" in stages and needs and unaligned:
             # fail before the VAE stage spends its minutes, not when the ldm stage starts
             raise ValueError(
-                f"`ldm_training.attention_guidance_weight` > 0 needs `gloss_spans` in every train sample; {len(unaligned)} "
-                f"have none (e.g. {unaligned[0]!r}). Pass `--set ldm_training.attention_guidance_weight=0` for this corpus."
+                f"{' and '.join(f'`{k}`' for k in needs)} need `gloss_spans` in every train sample; {len(unaligned)} have "
+                f"none (e.g. {unaligned[0]!r}). For this corpus pass "
+                f"{' '.join('--set ' + k + ('=0' if 'weight' in k else '=false') for k in needs)}."
+            )
+        weights = cfg["ldm_training"]["latent_joint_loss_weights"]
+        latent_joints = cfg["vae"]["num_atomic_joints"] if cfg["vae"]["skeleton_aware"] else 1
+        if "ldm" in stages and weights is not None and len(weights) != latent_joints:
+            raise ValueError(
+                f"`ldm_training.latent_joint_loss_weights` has {len(weights)} weights; the configured VAE's latent has "
+                f"{latent_joints} atomic joints (one weight each)."
             )
         for name in stages:
             run = run_vae_stage if name == "vae" else run_ldm_stage

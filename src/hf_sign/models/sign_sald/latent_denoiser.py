@@ -31,6 +31,13 @@ Ablations (Table 3): `use_temporal_attention=False` / `use_skeletal_attention=Fa
 `use_cross_attention=False` ("w/o CrossAttn") replaces cross-attention with self-attention over the concatenation of
 one sentence-level text token (masked mean of the projected text states) and all N' * J' pose tokens.
 
+Duration conditioning (`duration_conditioning=True`; not in the paper, on in `small`): every latent frame also gets,
+added to its tokens, the projected text state of the token it signs and the phase within that token's frames, from
+per-token durations (a length regulator, as in FastSpeech). Training uses durations from the corpus's `gloss_spans`
+(`hf_sign.training.attention_guidance.gloss_token_timing`); at inference a per-token `DurationPredictor` gives
+them, rescaled to the chosen length. Without durations (and for the null condition) every valid token gets an
+equal share of the frames.
+
 Length prediction: the number of frames to generate is predicted by a small MLP on the masked mean of the text
 states, regressing log(num_frames) (full-rate frames) with an MSE loss (`length_loss`); it lives in this model so
 it is saved, loaded and trained with the denoiser, but shares no weights with it.
@@ -178,6 +185,70 @@ class LengthPredictor(nn.Module):
         return self.net(torch.cat([_masked_mean(text, mask), count], dim=-1))[:, 0]
 
 
+class DurationPredictor(nn.Module):
+    """Per-token MLP giving `(log(1 + frames signed for the token), signing-order key)` from its text hidden state.
+
+    The key places the token in the signing: sign languages reorder (SynthSign puts time words first and wh-words
+    last), so the frames are laid out in the order of the keys, not of the text.
+    """
+
+    def __init__(self, text_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
+
+    def forward(self, text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(text)
+        return out[..., 0], out[..., 1]
+
+
+def align_frames_to_tokens(
+    token_durations: Optional[torch.Tensor],
+    text_mask: torch.Tensor,
+    frame_mask: torch.Tensor,
+    token_order: Optional[torch.Tensor] = None,
+) -> Tuple[torch.LongTensor, torch.Tensor, torch.Tensor]:
+    """Which text token each latent frame signs, and where in that token's frames it is (a length regulator).
+
+    Args:
+        token_durations (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): frames per token in any unit; every
+            sample's durations are rescaled to fill its valid latent frames. Masked tokens get none. A sample whose
+            valid durations sum to 0 (and every sample when `None`) spreads its frames evenly over its valid tokens.
+        text_mask (`torch.Tensor` of shape `(batch, seq_len)`, bool): valid text tokens.
+        frame_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, bool): valid latent frames (a prefix).
+        token_order (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): sort keys; the tokens' segments follow
+            each other in ascending key order (ties keep the text order). Default: the text order.
+
+    Returns:
+        `(token_index (B, N'), phase (B, N') in [0, 1), segment_frames (B, N'))`: the token of each frame's centre,
+        the centre's position within that token's segment and the segment's length in latent frames (padded frames
+        repeat the last valid frame's values; they are masked downstream).
+    """
+    mask = text_mask.to(torch.float32)
+    for name, value in (("token_durations", token_durations), ("token_order", token_order)):
+        if value is not None and tuple(value.shape) != tuple(text_mask.shape):
+            raise ValueError(f"`{name}` must have shape {tuple(text_mask.shape)} (batch, seq_len); got {tuple(value.shape)}.")
+    if token_durations is None:
+        durations = mask
+    else:
+        durations = token_durations.to(torch.float32).clamp_min(0.0) * mask
+        durations = torch.where(durations.sum(1, keepdim=True) <= 0, mask, durations)
+    if token_order is None:
+        order = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    else:
+        order = torch.sort(token_order.to(torch.float32), dim=1, stable=True).indices
+    durations = durations.gather(1, order)  # in signing order
+    frames = frame_mask.sum(1, keepdim=True).to(torch.float32)
+    durations = durations * frames / durations.sum(1, keepdim=True)
+    ends = durations.cumsum(1)
+    centres = torch.arange(frame_mask.shape[1], device=frame_mask.device, dtype=torch.float32)[None] + 0.5
+    centres = torch.minimum(centres, frames - 0.5)  # padded frames reuse the last valid position
+    # the first segment ending after the centre (zero-length segments are skipped by `right=True`)
+    slot = torch.searchsorted(ends.contiguous(), centres.contiguous(), right=True).clamp_max(durations.shape[1] - 1)
+    length = durations.gather(1, slot)
+    phase = (centres - (ends.gather(1, slot) - length)) / length.clamp_min(1e-6)
+    return order.gather(1, slot), phase.clamp(0.0, 1.0 - 1e-6), length
+
+
 def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100.0) -> torch.Tensor:
     """Sinusoidal embedding (B, L, dim) of each token's relative position `i / (valid_length - 1)` in [0, 1].
 
@@ -220,6 +291,12 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
             tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data (its effect
             has not been measured in isolation yet).
+        duration_conditioning (`bool`, *optional*, defaults to `False`): add to every latent frame the projected
+            text state of the token it signs and a sinusoidal embedding of its phase within that token's frames
+            (`align_frames_to_tokens`), from `token_durations`; adds a `DurationPredictor`. Not in the paper.
+        duration_per_joint (`bool`, *optional*, defaults to `False`): project that frame conditioning separately for
+            every atomic joint (so e.g. the hands get their own map from the word to the latent) instead of adding
+            one vector to all of a frame's joints.
     """
 
     _supports_gradient_checkpointing = True
@@ -245,6 +322,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         length_predictor_hidden: int = 128,
         relative_positions: bool = False,
+        duration_conditioning: bool = False,
+        duration_per_joint: bool = False,
     ):
         super().__init__()
         if skip_tau and skip_tau < 2:
@@ -280,6 +359,10 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.proj_out = nn.Linear(hidden_dim, latent_channels)
         self.length_predictor = LengthPredictor(text_dim, length_predictor_hidden, max(max_frames / 4.0, 1.0))
+        if duration_conditioning:
+            self.duration_predictor = DurationPredictor(text_dim, length_predictor_hidden)
+            # [text state of the frame's token, phase embedding, log segment length] -> a frame embedding
+            self.duration_proj = nn.Linear(2 * hidden_dim + 1, hidden_dim * (num_joints if duration_per_joint else 1))
 
     # ------------------------------------------------------------------------------------------ checks
     def _check_text(self, states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -330,6 +413,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
+        token_durations: Optional[torch.Tensor] = None,
+        token_order: Optional[torch.Tensor] = None,
         output_cross_attentions: bool = False,
         return_dict: bool = True,
     ) -> Union[SkeletonLatentDenoiserOutput, Tuple[torch.Tensor]]:
@@ -363,6 +448,12 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
             z = z + relative_position_embedding(frames, d).to(z.dtype)[:, :, None, :]
             text = text + relative_position_embedding(text_mask, d).to(text.dtype)
+        if self.config.duration_conditioning:
+            frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
+            cond = self._duration_embedding(text, text_mask, frames, token_durations, token_order).to(z.dtype)
+            z = z + cond.unflatten(-1, (-1, d))  # (B, N', 1 or J', D)
+        elif token_durations is not None or token_order is not None:
+            raise ValueError("`token_durations` / `token_order` need a denoiser with `duration_conditioning=True`.")
         text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
 
         if output_cross_attentions and not self.config.use_cross_attention:
@@ -386,6 +477,15 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         if not return_dict:
             return (out,) if attentions is None else (out, attentions)
         return SkeletonLatentDenoiserOutput(sample=out, cross_attentions=attentions)
+
+    def _duration_embedding(self, text, text_mask, frame_mask, token_durations, token_order) -> torch.Tensor:
+        """(B, N', D): the text state of each frame's token, its phase and log segment length, projected."""
+        index, phase, length = align_frames_to_tokens(token_durations, text_mask, frame_mask, token_order)
+        d = self.config.hidden_dim
+        token_state = text.gather(1, index[..., None].expand(-1, -1, d))
+        phase_emb = get_timestep_embedding(phase.flatten() * 100.0, d, flip_sin_to_cos=True, downscale_freq_shift=0)
+        feats = [token_state, phase_emb.reshape(*phase.shape, d).to(text.dtype), length.clamp_min(1e-3).log()[..., None].to(text.dtype)]
+        return self.duration_proj(torch.cat(feats, dim=-1))
 
     def _long_skip(self, position: int, z: torch.Tensor, inputs: list) -> torch.Tensor:
         tau = self.config.skip_tau
@@ -456,3 +556,39 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         if tuple(num_frames.shape) != tuple(log_n.shape):
             raise ValueError(f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}.")
         return F.mse_loss(log_n, num_frames.to(log_n).clamp_min(1.0).log())
+
+    # ------------------------------------------------------------------------------------------ durations
+    def _check_durations_enabled(self):
+        if not self.config.duration_conditioning:
+            raise ValueError("This denoiser has no duration predictor (`duration_conditioning=False`).")
+
+    def predict_token_timing(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`(durations, order)`, both (batch, seq_len): predicted full-rate frames signed for every text token (0 on
+        masked tokens and below one frame, i.e. words that are not signed) and their signing-order keys."""
+        self._check_durations_enabled()
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        log_d, order = self.duration_predictor(encoder_hidden_states)
+        durations = torch.expm1(log_d).clamp_min(0.0) * mask
+        return torch.where(durations < 1.0, torch.zeros_like(durations), durations), order
+
+    def duration_loss(
+        self,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: Optional[torch.Tensor],
+        token_durations: torch.Tensor,
+        token_order: torch.Tensor,
+    ) -> torch.Tensor:
+        """MSE of log(1 + frames) over the valid tokens plus MSE of the order keys over the signed tokens."""
+        self._check_durations_enabled()
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        for name, value in (("token_durations", token_durations), ("token_order", token_order)):
+            if tuple(value.shape) != tuple(mask.shape):
+                raise ValueError(f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}.")
+        log_d, order = self.duration_predictor(encoder_hidden_states)
+        target = token_durations.to(log_d).clamp_min(0.0)
+        err_d = ((log_d - target.log1p()) ** 2 * mask).sum() / mask.sum().clamp_min(1)
+        signed = mask & (target > 0)
+        err_o = ((order - token_order.to(order)) ** 2 * signed).sum() / signed.sum().clamp_min(1)
+        return err_d + err_o
