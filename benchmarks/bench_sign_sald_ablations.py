@@ -39,13 +39,16 @@ from hf_sign.training.sign_sald_trainer import train_sign_sald
 # key -> (row label, overrides, changes the VAE). Dict order is the paper's Table 3 row order.
 VARIANTS: Dict[str, tuple] = {
     "no_stlatent": ("w/o ST-Latent", {"vae.skeleton_aware": False}, True),
-    "no_crossattn": ("w/o CrossAttn", {"denoiser.use_cross_attention": False}, False),
+    # guided cross-attention (on in `small`) has nothing to guide without cross-attention
+    "no_crossattn": ("w/o CrossAttn", {"denoiser.use_cross_attention": False, "ldm_training.attention_guidance_weight": 0.0}, False),
     "no_tempattn": ("w/o TempAttn", {"denoiser.use_temporal_attention": False}, False),
     "no_skelattn": ("w/o SkelAttn", {"denoiser.use_skeletal_attention": False}, False),
     "j5": ("J'=5", {"vae.num_atomic_joints": 5}, True),
     "j9": ("J'=9", {"vae.num_atomic_joints": 9}, True),
     "no_stlatent_crossattn": (
-        "w/o ST-Latent + CrossAttn", {"vae.skeleton_aware": False, "denoiser.use_cross_attention": False}, True
+        "w/o ST-Latent + CrossAttn",
+        {"vae.skeleton_aware": False, "denoiser.use_cross_attention": False, "ldm_training.attention_guidance_weight": 0.0},
+        True,
     ),
     "full": ("Full model (J'=7)", {}, False),
 }

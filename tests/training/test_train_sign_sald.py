@@ -17,6 +17,7 @@ from hf_sign.training.sign_sald_trainer import (
     build_vae,
     full_config,
     main,
+    latent_joint_weights,
     masked_latent_mse,
     sign_sald_param_counts,
     train_sign_sald,
@@ -149,12 +150,21 @@ def test_latent_joint_loss_weights(corpus, tmp_path):
     assert masked_latent_mse(pred, target, mask).item() == pytest.approx(0.5)
     assert masked_latent_mse(pred, target, mask, torch.tensor([3.0, 1.0])).item() == pytest.approx(0.75)  # 1.5 x 0.5
     assert masked_latent_mse(pred, target, mask, torch.tensor([0.0, 1.0])).item() == 0.0
-    for bad in ([], [1, -1], [0, 0], "hands"):
+    for bad in ([1, 3], {"left_hand": -1}, "hands"):
         with pytest.raises(ValueError, match="latent_joint_loss_weights"):
             full_config("tiny", {"ldm_training.latent_joint_loss_weights": bad})
-    with pytest.raises(ValueError, match="has 2 weights; the configured VAE's latent has 7"):
-        train_sign_sald(corpus, tmp_path, config="tiny", overrides={**FAST, "ldm_training.latent_joint_loss_weights": [1, 3]})
+    vae = full_config("tiny")["vae"]
+    assert latent_joint_weights({"left_hand": 3, "right_hand": 2}, vae) == [1, 1, 1, 1, 1, 3, 2]
+    assert latent_joint_weights({"left_hand": 3}, {**vae, "num_atomic_joints": 5}) == [1, 1, 1, 3, 1]
+    assert latent_joint_weights({"left_hand": 3}, {**vae, "skeleton_aware": False}) is None  # flat latent: warned
+    with pytest.raises(ValueError, match="every atomic joint weight 0"):
+        latent_joint_weights(dict.fromkeys(("root", "spine", "head", "left_shoulder", "right_shoulder", "left_hand", "right_hand"), 0), vae)
+    with pytest.raises(ValueError, match=r"names \['left_elbow'\], not atomic joints .*J' = 7"):
+        train_sign_sald(corpus, tmp_path, config="tiny", overrides={**FAST, "ldm_training.latent_joint_loss_weights": {"left_elbow": 2}})
     assert not (tmp_path / "checkpoints").exists()  # failed before the VAE stage
+    # trains end to end with the weights
+    train_sign_sald(corpus, tmp_path / "w", config="tiny", overrides={**FAST, "ldm_training.latent_joint_loss_weights": "{left_hand: 3}"})
+    assert (tmp_path / "w" / "model_index.json").is_file()
 
 
 def test_attention_guidance_without_gloss_spans_fails_before_training(corpus, tmp_path):

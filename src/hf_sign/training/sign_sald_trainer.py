@@ -55,6 +55,7 @@ from ..data.normalization import PoseNormalizer
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, build_text_encoder, count_text_encoder_parameters, encode_prompts
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
+from ..skeletons.spec import get_skeleton
 from ..data.io import load_corpus, split_rows
 from .attention_guidance import attention_guidance_loss, gloss_token_targets, gloss_token_timing
 from .common import PoseRows, PoseTrainer
@@ -140,16 +141,17 @@ class LatentTrainingSettings(StageTrainingSettings):
             words each gloss signs (a `gloss_text_spans` column, or SynthSign text). 0 disables it.
         attention_guidance_heads (`int`, defaults to 0): how many heads of every cross-attention layer it guides,
             the first ones; 0 guides all of them.
-        latent_joint_loss_weights (`List[float]`, *optional*): one weight per latent atomic joint (J' values, in the
-            VAE's atomic-joint order) for the diffusion MSE, normalised to mean 1; `None` weighs them equally (the
-            paper). Not in the paper.
+        latent_joint_loss_weights (`Dict[str, float]`, *optional*): weights of the diffusion MSE by atomic joint name
+            (`SkeletonSpec.atomic_joint_names`, e.g. `{left_hand: 3, right_hand: 3}`; unnamed joints weigh 1),
+            normalised to mean 1; `None` weighs them equally (the paper). Not in the paper. Ignored, with a warning,
+            for the flat "w/o ST-Latent" VAE, whose latent has no atomic joints.
     """
 
     length_loss_weight: float = 1.0
     sample_posterior: bool = True
     attention_guidance_weight: float = 0.0
     attention_guidance_heads: int = 0
-    latent_joint_loss_weights: Optional[List[float]] = None
+    latent_joint_loss_weights: Optional[Dict[str, float]] = None
 
     def __post_init__(self):
         if self.attention_guidance_weight < 0:
@@ -158,13 +160,36 @@ class LatentTrainingSettings(StageTrainingSettings):
             raise ValueError(f"`ldm_training.attention_guidance_heads` must be >= 0; got {self.attention_guidance_heads}.")
         weights = self.latent_joint_loss_weights
         if weights is not None and (
-            not isinstance(weights, (list, tuple)) or not weights
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) or sum(weights) <= 0
+            not isinstance(weights, dict)
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights.values())
         ):
             raise ValueError(
-                f"`ldm_training.latent_joint_loss_weights` must be null or a list of numbers >= 0 (one per latent atomic "
-                f"joint, not all 0); got {weights!r}."
+                "`ldm_training.latent_joint_loss_weights` must be null or a mapping from atomic joint name to a weight "
+                f">= 0 (e.g. {{left_hand: 3, right_hand: 3}}); got {weights!r}."
             )
+
+
+def latent_joint_weights(weights: Optional[Dict[str, float]], vae_config: Dict[str, Any]) -> Optional[List[float]]:
+    """`ldm_training.latent_joint_loss_weights` as one weight per latent atomic joint of a VAE with `vae_config`.
+
+    Unknown names raise (listing the valid ones); the flat VAE (`skeleton_aware: false`) gets `None` and a warning.
+    """
+    if not weights:
+        return None
+    if not vae_config["skeleton_aware"]:
+        logger.warning("`ldm_training.latent_joint_loss_weights` is ignored: the flat VAE's latent has no atomic joints.")
+        return None
+    names = list(get_skeleton(vae_config["skeleton"]).atomic_joint_names[vae_config["num_atomic_joints"]])
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(
+            f"`ldm_training.latent_joint_loss_weights` names {unknown}, not atomic joints of the VAE's latent "
+            f"(J' = {len(names)}: {names})."
+        )
+    out = [float(weights.get(n, 1.0)) for n in names]
+    if sum(out) <= 0:
+        raise ValueError("`ldm_training.latent_joint_loss_weights` gives every atomic joint weight 0.")
+    return out
 
 
 @dataclass
@@ -676,12 +701,6 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
     if denoiser.config.duration_conditioning:
         for r in rows:
             r["token_durations"], r["token_order"] = gloss_token_timing(r, tokenizer)
-    weights = train_cfg.latent_joint_loss_weights
-    if weights is not None and len(weights) != vae.latent_num_joints:
-        raise ValueError(
-            f"`ldm_training.latent_joint_loss_weights` has {len(weights)} weights; the VAE's latent has "
-            f"{vae.latent_num_joints} atomic joints (one weight each)."
-        )
     ddpm = DDPMScheduler(
         num_train_timesteps=cfg["scheduler"]["num_train_timesteps"], beta_schedule=cfg["scheduler"]["beta_schedule"],
         beta_start=cfg["scheduler"]["beta_start"], beta_end=cfg["scheduler"]["beta_end"],
@@ -699,7 +718,7 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         sample_posterior=train_cfg.sample_posterior,
         attention_guidance_weight=train_cfg.attention_guidance_weight,
         attention_guidance_heads=train_cfg.attention_guidance_heads,
-        latent_joint_loss_weights=train_cfg.latent_joint_loss_weights,
+        latent_joint_loss_weights=latent_joint_weights(train_cfg.latent_joint_loss_weights, vae.config),
         group_by_length=train_cfg.group_by_length,
     )
     metrics = {f"ldm_{k}": v for k, v in _fit(trainer, resume).items()}
@@ -745,13 +764,8 @@ def run_sign_sald_training(cfg: Dict[str, Any], dataset_dir: str, output_dir: st
                 f"none (e.g. {unaligned[0]!r}). For this corpus pass "
                 f"{' '.join('--set ' + k + ('=0' if 'weight' in k else '=false') for k in needs)}."
             )
-        weights = cfg["ldm_training"]["latent_joint_loss_weights"]
-        latent_joints = cfg["vae"]["num_atomic_joints"] if cfg["vae"]["skeleton_aware"] else 1
-        if "ldm" in stages and weights is not None and len(weights) != latent_joints:
-            raise ValueError(
-                f"`ldm_training.latent_joint_loss_weights` has {len(weights)} weights; the configured VAE's latent has "
-                f"{latent_joints} atomic joints (one weight each)."
-            )
+        if "ldm" in stages:  # unknown atomic joint names fail here, before the VAE stage
+            latent_joint_weights(cfg["ldm_training"]["latent_joint_loss_weights"], cfg["vae"])
         for name in stages:
             run = run_vae_stage if name == "vae" else run_ldm_stage
             metrics.update(run(cfg, data, out, resume_from_checkpoint, use_cpu))
