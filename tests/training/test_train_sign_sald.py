@@ -150,6 +150,7 @@ def test_latent_joint_loss_weights(corpus, tmp_path):
     assert masked_latent_mse(pred, target, mask).item() == pytest.approx(0.5)
     assert masked_latent_mse(pred, target, mask, torch.tensor([3.0, 1.0])).item() == pytest.approx(0.75)  # 1.5 x 0.5
     assert masked_latent_mse(pred, target, mask, torch.tensor([0.0, 1.0])).item() == 0.0
+    assert masked_latent_mse(pred, target, mask, torch.tensor([3, 1])).item() == pytest.approx(0.75)  # integers
     for bad in ([1, 3], {"left_hand": -1}, "hands"):
         with pytest.raises(ValueError, match="latent_joint_loss_weights"):
             full_config("tiny", {"ldm_training.latent_joint_loss_weights": bad})

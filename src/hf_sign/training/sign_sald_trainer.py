@@ -24,7 +24,9 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
   (classifier-free guidance). Frozen text-encoder states are computed once per distinct sentence.
   Optional, not in the paper and on in `small` only: `ldm_training.attention_guidance_weight` adds the guided
   cross-attention loss of `attention_guidance` (each latent frame's attention pulled onto the words of the gloss
-  signed there, from `gloss_spans`).
+  signed there, from `gloss_spans`); `denoiser.duration_conditioning` feeds the denoiser the true word timing
+  (`gloss_token_timing`, from `gloss_spans`) and adds the duration predictor's loss (weighted like the length
+  loss); `ldm_training.latent_joint_loss_weights` weighs the atomic joints in the diffusion MSE.
 
 Entry points: `train_sign_sald(dataset_dir, output_dir, config="tiny", stage=None, seed=0, overrides=None)` (what
 `hf-sign train sign-sald` calls) and `python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O
@@ -459,7 +461,8 @@ def masked_latent_mse(
     """
     w = mask[:, :, None, None].to(pred.dtype)
     if joint_weights is not None:
-        w = w * (joint_weights / joint_weights.mean()).to(pred)[None, None, :, None]
+        joint_weights = joint_weights.to(pred)  # integer weights too
+        w = w * (joint_weights / joint_weights.mean())[None, None, :, None]
     return ((pred - target) ** 2 * w).sum() / (mask.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
 
 
