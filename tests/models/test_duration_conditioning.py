@@ -87,9 +87,11 @@ def _inputs(seed=0, batch=2, frames=6, text_len=5):
                 encoder_hidden_states=torch.randn(batch, text_len, 8, generator=g))
 
 
-def test_denoiser_reads_the_timing():
+@pytest.mark.parametrize("per_joint", [False, True])
+def test_denoiser_reads_the_timing(per_joint):
     torch.manual_seed(0)
-    model = SkeletonLatentDenoiser(**DEN).eval()
+    model = SkeletonLatentDenoiser(**DEN, duration_per_joint=per_joint).eval()
+    assert model.duration_proj.out_features == 32 * (3 if per_joint else 1)
     inputs = _inputs()
     with torch.no_grad():
         even = model(**inputs).sample

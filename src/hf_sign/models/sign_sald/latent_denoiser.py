@@ -286,7 +286,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             sample's text by the learned null condition during training (classifier-free guidance).
         prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the output means; the scheduler must use
             the same (documentation for pipelines).
-        length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP.
+        length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP (and of
+            the duration predictor's).
         relative_positions (`bool`, *optional*, defaults to `False`): add `relative_position_embedding` to the pose
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
             tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data (its effect
@@ -444,12 +445,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         ).to(sample.dtype)
         z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
         text = self.text_proj(encoder_hidden_states)
+        frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
         if self.config.relative_positions:
-            frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
             z = z + relative_position_embedding(frames, d).to(z.dtype)[:, :, None, :]
             text = text + relative_position_embedding(text_mask, d).to(text.dtype)
         if self.config.duration_conditioning:
-            frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
             cond = self._duration_embedding(text, text_mask, frames, token_durations, token_order).to(z.dtype)
             z = z + cond.unflatten(-1, (-1, d))  # (B, N', 1 or J', D)
         elif token_durations is not None or token_order is not None:
@@ -479,7 +479,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         return SkeletonLatentDenoiserOutput(sample=out, cross_attentions=attentions)
 
     def _duration_embedding(self, text, text_mask, frame_mask, token_durations, token_order) -> torch.Tensor:
-        """(B, N', D): the text state of each frame's token, its phase and log segment length, projected."""
+        """(B, N', D or J' * D): the text state of each frame's token, its phase and log segment length, projected."""
         index, phase, length = align_frames_to_tokens(token_durations, text_mask, frame_mask, token_order)
         d = self.config.hidden_dim
         token_state = text.gather(1, index[..., None].expand(-1, -1, d))
