@@ -59,7 +59,8 @@ from ..models.text_encoders import TextEncoderSettings, build_text_encoder, coun
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
 from ..skeletons.spec import get_skeleton
 from ..data.io import load_corpus, split_rows
-from .attention_guidance import attention_guidance_loss, gloss_token_targets, gloss_token_timing
+from .attention_guidance import attention_guidance_loss, gloss_token_targets
+from .gloss_alignment import gloss_token_timing
 from .common import PoseRows, PoseTrainer
 from .config_utils import apply_overrides, deep_update, load_config, parse_overrides
 

@@ -34,7 +34,7 @@ one sentence-level text token (masked mean of the projected text states) and all
 Duration conditioning (`duration_conditioning=True`; not in the paper, on in `small`): every latent frame also gets,
 added to its tokens, the projected text state of the token it signs and the phase within that token's frames, from
 per-token durations (a length regulator, as in FastSpeech). Training uses durations from the corpus's `gloss_spans`
-(`hf_sign.training.attention_guidance.gloss_token_timing`); at inference a per-token `DurationPredictor` gives
+(`hf_sign.training.gloss_alignment.gloss_token_timing`); at inference a per-token `DurationPredictor` gives
 them, rescaled to the chosen length. Without durations (and for the null condition) every valid token gets an
 equal share of the frames.
 
