@@ -171,11 +171,16 @@ def test_save_load_round_trip(pipe, tmp_path):
 def test_duration_conditioned_pipeline(tmp_path):
     """Predicted word timing reaches the denoiser; batch == single and save/load hold with it."""
     pipe = make_pipe(duration_conditioning=True)
+    states, mask = pipe_states(pipe, TEXTS[:2])
+    # untrained, no word gets a frame: the length predictor decides the length
+    assert (pipe.denoiser.predict_token_timing(states, mask)[0] == 0).all()
+    assert run(pipe, TEXTS[:2]).num_frames == pipe.denoiser.predict_num_frames(states, mask).tolist()
     with torch.no_grad():  # untrained, the predictor gives under a frame per token; make every word last ~6 frames
         pipe.denoiser.duration_predictor.net[-1].bias[0] = math.log(7.0)
-    states, mask = pipe_states(pipe, TEXTS[:1])
     durations, order = pipe.denoiser.predict_token_timing(states, mask)
     assert (durations[mask] > 1.0).all() and order.shape == durations.shape
+    # the default length is the sum of the words' durations
+    assert run(pipe, TEXTS[:2]).num_frames == durations.sum(1).round().long().tolist()
 
     batch = run(pipe, TEXTS[:3], num_frames=[9, 16, 4], generator=[gen(1), gen(2), gen(3)], guidance_scale=2.0)
     for i, (text, n) in enumerate(zip(TEXTS[:3], [9, 16, 4])):
