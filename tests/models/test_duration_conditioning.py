@@ -39,19 +39,6 @@ def test_durations_are_rescaled_and_order_keys_reorder():
     assert float(phase.max()) < 1.0 and float(phase.min()) >= 0.0
 
 
-def test_neighbouring_segments():
-    durations, order = torch.tensor([[2.0, 0.0, 4.0, 2.0]]), torch.tensor([[0.9, 0.5, 0.1, 0.5]])
-    # signed as token 2 (4 frames), token 3 (2), token 0 (2); token 1 has no frames and is nobody's neighbour
-    index, _, _, before, after = align_frames_to_tokens(durations, _ones(1, 4), _ones(1, 8), order, return_neighbours=True)
-    assert index.tolist() == [[2, 2, 2, 2, 3, 3, 0, 0]]
-    assert before.tolist() == [[2, 2, 2, 2, 2, 2, 3, 3]]  # the first segment is its own predecessor
-    assert after.tolist() == [[3, 3, 3, 3, 0, 0, 0, 0]]  # the last its own successor
-    torch.manual_seed(0)
-    model = SkeletonLatentDenoiser(**DEN, duration_neighbours=True).eval()
-    assert model.duration_proj.in_features == 4 * 32 + 1
-    assert model(**_inputs(), token_durations=torch.ones(2, 5)).sample.shape == (2, 6, 3, 4)
-
-
 def test_no_durations_masked_tokens_and_null_samples_share_evenly():
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
     durations = torch.tensor([[0.0, 0.0, 5.0, 5.0], [3.0, 1.0, 0.0, 0.0]])  # row 0: only masked tokens have time

@@ -206,8 +206,7 @@ def align_frames_to_tokens(
     text_mask: torch.Tensor,
     frame_mask: torch.Tensor,
     token_order: Optional[torch.Tensor] = None,
-    return_neighbours: bool = False,
-) -> Tuple[torch.Tensor, ...]:
+) -> Tuple[torch.LongTensor, torch.Tensor, torch.Tensor]:
     """Which text token each latent frame signs, and where in that token's frames it is (a length regulator).
 
     Args:
@@ -218,14 +217,11 @@ def align_frames_to_tokens(
         frame_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, bool): valid latent frames (a prefix).
         token_order (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): sort keys; the tokens' segments follow
             each other in ascending key order (ties keep the text order). Default: the text order.
-        return_neighbours (`bool`, *optional*, defaults to `False`): also return the tokens of the segments before and
-            after each frame's (its own at the start / end of the signing).
 
     Returns:
         `(token_index (B, N'), phase (B, N') in [0, 1), segment_frames (B, N'))`: the token of each frame's centre,
         the centre's position within that token's segment and the segment's length in latent frames (padded frames
-        repeat the last valid frame's values; they are masked downstream); with `return_neighbours`, also the
-        previous and next segments' tokens (B, N').
+        repeat the last valid frame's values; they are masked downstream).
     """
     mask = text_mask.to(torch.float32)
     for name, value in (("token_durations", token_durations), ("token_order", token_order)):
@@ -249,18 +245,8 @@ def align_frames_to_tokens(
     # the first segment ending after the centre (zero-length segments are skipped by `right=True`)
     slot = torch.searchsorted(ends.contiguous(), centres.contiguous(), right=True).clamp_max(durations.shape[1] - 1)
     length = durations.gather(1, slot)
-    end = ends.gather(1, slot)
-    phase = (centres - (end - length)) / length.clamp_min(1e-6)
-    out = (order.gather(1, slot), phase.clamp(0.0, 1.0 - 1e-6), length)
-    if not return_neighbours:
-        return out
-    last = durations.shape[1] - 1
-    # the segments holding a point just after this one's end / just before its start
-    after = torch.searchsorted(ends.contiguous(), (end + 1e-3).contiguous(), right=True).clamp_max(last)
-    before = torch.searchsorted(ends.contiguous(), (end - length - 1e-3).clamp_min(0.0).contiguous(), right=True).clamp_max(last)
-    after = torch.where(end >= frames - 1e-3, slot, after)
-    before = torch.where(end - length <= 1e-3, slot, before)
-    return out + (order.gather(1, before), order.gather(1, after))
+    phase = (centres - (ends.gather(1, slot) - length)) / length.clamp_min(1e-6)
+    return order.gather(1, slot), phase.clamp(0.0, 1.0 - 1e-6), length
 
 
 def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100.0) -> torch.Tensor:
@@ -312,8 +298,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         duration_per_joint (`bool`, *optional*, defaults to `False`): project that frame conditioning separately for
             every atomic joint (so e.g. the hands get their own map from the word to the latent) instead of adding
             one vector to all of a frame's joints.
-        duration_neighbours (`bool`, *optional*, defaults to `False`): also give every frame the text states of the
-            words signed before and after its own (transitions and coarticulation depend on both).
     """
 
     _supports_gradient_checkpointing = True
@@ -341,7 +325,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         relative_positions: bool = False,
         duration_conditioning: bool = False,
         duration_per_joint: bool = False,
-        duration_neighbours: bool = False,
     ):
         super().__init__()
         if skip_tau and skip_tau < 2:
@@ -380,8 +363,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         if duration_conditioning:
             self.duration_predictor = DurationPredictor(text_dim, length_predictor_hidden)
             # [text state of the frame's token, phase embedding, log segment length] -> a frame embedding
-            width = (4 if duration_neighbours else 2) * hidden_dim + 1
-            self.duration_proj = nn.Linear(width, hidden_dim * (num_joints if duration_per_joint else 1))
+            self.duration_proj = nn.Linear(2 * hidden_dim + 1, hidden_dim * (num_joints if duration_per_joint else 1))
 
     # ------------------------------------------------------------------------------------------ checks
     def _check_text(self, states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -498,14 +480,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
     def _duration_embedding(self, text, text_mask, frame_mask, token_durations, token_order) -> torch.Tensor:
         """(B, N', D or J' * D): the text state of each frame's token, its phase and log segment length, projected."""
-        neighbours = self.config.duration_neighbours
-        index, phase, length, *around = align_frames_to_tokens(
-            token_durations, text_mask, frame_mask, token_order, return_neighbours=neighbours
-        )
+        index, phase, length = align_frames_to_tokens(token_durations, text_mask, frame_mask, token_order)
         d = self.config.hidden_dim
-        states = [text.gather(1, i[..., None].expand(-1, -1, d)) for i in [index, *around]]
+        token_state = text.gather(1, index[..., None].expand(-1, -1, d))
         phase_emb = get_timestep_embedding(phase.flatten() * 100.0, d, flip_sin_to_cos=True, downscale_freq_shift=0)
-        feats = [*states, phase_emb.reshape(*phase.shape, d).to(text.dtype), length.clamp_min(1e-3).log()[..., None].to(text.dtype)]
+        feats = [token_state, phase_emb.reshape(*phase.shape, d).to(text.dtype), length.clamp_min(1e-3).log()[..., None].to(text.dtype)]
         return self.duration_proj(torch.cat(feats, dim=-1))
 
     def _long_skip(self, position: int, z: torch.Tensor, inputs: list) -> torch.Tensor:
