@@ -174,8 +174,9 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
         return prompts
 
     # ------------------------------------------------------------------------------------------ steps
-    def _resolve_lengths(self, states, mask, batch, num_frames, duration_s, latents) -> List[int]:
-        """Full-rate frames per sample: explicit, from a duration, from given latents, or predicted from the text."""
+    def _resolve_lengths(self, states, mask, batch, num_frames, duration_s, latents, token_durations=None) -> List[int]:
+        """Full-rate frames per sample: explicit, from a duration, from given latents, or predicted from the text
+        (with `token_durations`, the predicted word durations of a duration-conditioned denoiser: their sum)."""
         if num_frames is not None:
             return [int(n) for n in _as_list(num_frames, batch, "num_frames")]
         if duration_s is not None:
@@ -183,11 +184,11 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
         if latents is not None:
             return [latents.shape[1] * self.vae.temporal_downsample_factor] * batch
         predicted = self.denoiser.predict_num_frames(states, mask)
-        if self.denoiser.config.duration_conditioning:
+        if token_durations is not None:
             # the sum of the words' predicted durations, which the frames are then shared by (on SynthSign's
             # validation split it misses the true length by 13.9 frames on average; the length predictor by 17.6);
             # the length predictor only where no word gets a frame
-            total = self.denoiser.predict_token_timing(states, mask)[0].sum(1).round()
+            total = token_durations.sum(1).round()
             predicted = torch.where(total >= 1, total.clamp(max=self.denoiser.config.max_frames).long(), predicted)
         return predicted.tolist()
 
@@ -273,18 +274,19 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
 
         states, text_mask = encode_prompts(self.text_encoder, self.tokenizer, prompts, device=device)
         states = states.to(dtype)
-        lengths = self._resolve_lengths(states, text_mask, batch, num_frames, duration_s, latents)
+        timing = {}
+        if self.denoiser.config.duration_conditioning:  # where each word is signed, rescaled to the chosen lengths
+            durations, order = self.denoiser.predict_token_timing(states, text_mask)
+            timing = {"token_durations": durations, "token_order": order}
+        lengths = self._resolve_lengths(
+            states, text_mask, batch, num_frames, duration_s, latents, timing.get("token_durations")
+        )
         z = self._initial_latents(lengths, latents, generator, device, dtype)
         factor = self.vae.temporal_downsample_factor
         latent_lengths = torch.tensor([-(-n // factor) for n in lengths], device=device)
         latent_mask = torch.arange(z.shape[1], device=device)[None, :] < latent_lengths[:, None]
         pad = latent_mask[:, :, None, None].to(dtype)
         z = z * pad
-
-        timing = {}
-        if self.denoiser.config.duration_conditioning:  # where each word is signed, rescaled to the chosen lengths
-            durations, order = self.denoiser.predict_token_timing(states, text_mask)
-            timing = {"token_durations": durations, "token_order": order}
 
         do_cfg = guidance_scale > 1.0
         if do_cfg:

@@ -136,7 +136,8 @@ class LatentTrainingSettings(StageTrainingSettings):
     """`ldm_training` section: `StageTrainingSettings` plus
 
     Args:
-        length_loss_weight (`float`, defaults to 1.0): weight of the length predictor's log-length MSE.
+        length_loss_weight (`float`, defaults to 1.0): weight of the length predictor's log-length MSE (and of the
+            duration predictor's loss, with `denoiser.duration_conditioning`).
         sample_posterior (`bool`, defaults to `True`): draw a fresh VAE posterior sample at every step instead of
             using the posterior mean.
         attention_guidance_weight (`float`, defaults to 0.0): weight of the guided cross-attention loss
