@@ -237,3 +237,29 @@ def test_configs_and_param_counts():
     assert tiny["vae"] < small["vae"] < paper["vae"] and tiny["denoiser"] < small["denoiser"] < paper["denoiser"]
     with pytest.raises(ValueError, match="Unknown sign-sald config"):
         full_config("huge")
+
+
+def test_min_snr_weighting(corpus, tmp_path):
+    from diffusers import DDPMScheduler
+
+    from hf_sign.training.sign_sald_trainer import min_snr_weights
+
+    ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    t = torch.arange(1000)
+    alpha_bar = ddpm.alphas_cumprod.double()
+    snr = alpha_bar / (1 - alpha_bar)
+    for kind, raw in [("epsilon", snr.clamp(max=5) / snr), ("v_prediction", snr.clamp(max=5) / (snr + 1)), ("sample", snr.clamp(max=5))]:
+        w = min_snr_weights(ddpm, t, 5.0, kind).double()
+        assert w.mean().item() == pytest.approx(1.0, rel=1e-4)  # normalised over the timesteps
+        torch.testing.assert_close(w, raw / raw.mean(), rtol=1e-4, atol=1e-6)
+    v = min_snr_weights(ddpm, t, 5.0, "v_prediction")
+    assert v[999] < 0.01 and v[0] < 0.01 and v.argmax() < 500  # the ends weigh little, the middle most
+    # per-sample weights scale the masked MSE
+    pred, target, mask = torch.zeros(2, 3, 2, 4), torch.ones(2, 3, 2, 4), torch.ones(2, 3, dtype=torch.bool)
+    assert masked_latent_mse(pred, target, mask, sample_weights=torch.tensor([2.0, 0.0])).item() == pytest.approx(1.0)
+    for bad in (0, -1, "big"):
+        with pytest.raises(ValueError, match="snr_gamma"):
+            full_config("tiny", {"ldm_training.snr_gamma": bad})
+    train_sign_sald(corpus, tmp_path, config="tiny", overrides={**FAST, "ldm_training.snr_gamma": 5})
+    state = json.loads(next((tmp_path / "checkpoints" / "ldm").glob("checkpoint-*/trainer_state.json")).read_text())
+    assert all(np.isfinite(h["loss"]) for h in state["log_history"] if "loss" in h)

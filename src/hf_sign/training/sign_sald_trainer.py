@@ -149,6 +149,11 @@ class LatentTrainingSettings(StageTrainingSettings):
             (`SkeletonSpec.atomic_joint_names`, e.g. `{left_hand: 3, right_hand: 3}`; unnamed joints weigh 1),
             normalised to mean 1; `None` weighs them equally (the paper). Not in the paper. Ignored, with a warning,
             for the flat "w/o ST-Latent" VAE, whose latent has no atomic joints.
+        snr_gamma (`float`, *optional*): Min-SNR-gamma loss weighting (Hang et al., 2023; `--snr_gamma` of the diffusers
+            training scripts): each sample's diffusion MSE is weighted by min(SNR(t), gamma) / SNR(t) for epsilon,
+            / (SNR(t) + 1) for v-prediction, and min(SNR(t), gamma) for the clean latent (normalised to mean 1 over the
+            timesteps), so the near-noiseless steps stop dominating. `None` weighs all steps equally (the paper). 5 is
+            the published default.
     """
 
     length_loss_weight: float = 1.0
@@ -156,8 +161,11 @@ class LatentTrainingSettings(StageTrainingSettings):
     attention_guidance_weight: float = 0.0
     attention_guidance_heads: int = 0
     latent_joint_loss_weights: Optional[Dict[str, float]] = None
+    snr_gamma: Optional[float] = None
 
     def __post_init__(self):
+        if self.snr_gamma is not None and not (isinstance(self.snr_gamma, (int, float)) and self.snr_gamma > 0):
+            raise ValueError(f"`ldm_training.snr_gamma` must be null or a number > 0; got {self.snr_gamma!r}.")
         if self.attention_guidance_weight < 0:
             raise ValueError(f"`ldm_training.attention_guidance_weight` must be >= 0; got {self.attention_guidance_weight}.")
         if self.attention_guidance_heads < 0:
@@ -455,17 +463,41 @@ class LatentDiffusionModule(nn.Module):
 
 
 def masked_latent_mse(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, joint_weights: Optional[torch.Tensor] = None
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, joint_weights: Optional[torch.Tensor] = None,
+    sample_weights: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Mean squared error over the real latent frames of (B, N', J', C) tensors; `mask` (B, N') marks real frames.
 
     `joint_weights` (J',) weighs the atomic joints, normalised to mean 1 so the loss keeps its scale (None: equal).
+    `sample_weights` (B,) weighs whole samples as given (e.g. `min_snr_weights`).
     """
     w = mask[:, :, None, None].to(pred.dtype)
     if joint_weights is not None:
         joint_weights = joint_weights.to(pred)  # integer weights too
         w = w * (joint_weights / joint_weights.mean())[None, None, :, None]
+    if sample_weights is not None:
+        w = w * sample_weights.to(pred)[:, None, None, None]
     return ((pred - target) ** 2 * w).sum() / (mask.sum() * pred.shape[2] * pred.shape[3]).clamp_min(1.0)
+
+
+def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
+    """Min-SNR-gamma weights (B,) of the diffusion MSE at `timesteps` for the given regression target.
+
+    SNR(t) = alpha_bar_t / (1 - alpha_bar_t). Weighting the epsilon loss by min(SNR, gamma) / SNR makes it the clean-latent
+    loss clipped at gamma; v = sqrt(alpha_bar) * eps - sqrt(1 - alpha_bar) * z0 carries a further 1 / (SNR + 1). The
+    weights are divided by their mean over all training timesteps, so the diffusion loss keeps its scale against the
+    other loss terms.
+    """
+    alpha_bar = scheduler.alphas_cumprod.float()
+    snr = alpha_bar / (1.0 - alpha_bar)
+    clipped = snr.clamp(max=gamma)
+    if prediction_type == "epsilon":
+        weights = clipped / snr
+    elif prediction_type == "v_prediction":
+        weights = clipped / (snr + 1.0)
+    else:  # "sample"
+        weights = clipped
+    return (weights / weights.mean()).to(timesteps.device)[timesteps]
 
 
 class LatentDenoiserTrainer(_SignSALDTrainer):
@@ -477,7 +509,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
 
     def __init__(self, *args, noise_scheduler: DDPMScheduler, scale_latents, length_loss_weight: float,
                  sample_posterior: bool, attention_guidance_weight: float = 0.0, attention_guidance_heads: int = 0,
-                 latent_joint_loss_weights: Optional[List[float]] = None, **kwargs):
+                 latent_joint_loss_weights: Optional[List[float]] = None, snr_gamma: Optional[float] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.noise_scheduler = noise_scheduler
         self.scale_latents = scale_latents  # SkeletonVAE.scale_latents: VAE latents -> diffusion space
@@ -486,6 +518,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         self.attention_guidance_weight = attention_guidance_weight
         self.attention_guidance_heads = attention_guidance_heads
         self.joint_weights = None if latent_joint_loss_weights is None else torch.tensor(latent_joint_loss_weights)
+        self.snr_gamma = snr_gamma
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         module = self.accelerator.unwrap_model(model)
@@ -521,7 +554,8 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
             target = z0
         else:  # "v_prediction"
             target = self.noise_scheduler.get_velocity(z0, noise, t)
-        loss_denoise = masked_latent_mse(pred, target, mask, self.joint_weights)
+        snr_w = None if self.snr_gamma is None else min_snr_weights(self.noise_scheduler, t, self.snr_gamma, kind)
+        loss_denoise = masked_latent_mse(pred, target, mask, self.joint_weights, snr_w)
         loss_length = denoiser.length_loss(states, tmask, inputs["num_frames"])
         loss = loss_denoise + self.length_loss_weight * loss_length
         terms = {"loss_denoise": loss_denoise, "loss_length": loss_length}
@@ -724,6 +758,7 @@ def run_ldm_stage(cfg, data, out: Path, resume: bool, use_cpu: bool) -> Dict[str
         attention_guidance_weight=train_cfg.attention_guidance_weight,
         attention_guidance_heads=train_cfg.attention_guidance_heads,
         latent_joint_loss_weights=latent_joint_weights(train_cfg.latent_joint_loss_weights, vae.config),
+        snr_gamma=train_cfg.snr_gamma,
         group_by_length=train_cfg.group_by_length,
     )
     metrics = {f"ldm_{k}": v for k, v in _fit(trainer, resume).items()}
