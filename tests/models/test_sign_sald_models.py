@@ -211,6 +211,30 @@ class TestSkeletonVAE(ModelTesterMixin):
             SkeletonVAE(**{**VAE_TINY, "num_atomic_joints": 6})
 
 
+class TestSkeletonVAELinearPooling(TestSkeletonVAE):
+    """Every SkeletonVAE test again with `skeletal_pooling="linear"` (shapes, masking, save/load, training ...)."""
+
+    def get_init_kwargs(self):
+        return {**VAE_TINY, "skeletal_pooling": "linear"}
+
+    def test_linear_pooling_starts_as_the_average(self):
+        torch.manual_seed(0)
+        average = SkeletonVAE(**VAE_TINY).eval()
+        linear = SkeletonVAE(**self.get_init_kwargs()).eval()
+        shared = {k: v for k, v in average.state_dict().items() if "skeletal" not in k}  # all but the joint pooling
+        missing, _ = linear.load_state_dict(shared, strict=False)
+        assert missing and all("skeletal" in k or k.endswith("pools.0.bias") for k in missing)
+        x = motion(2, 8)
+        with torch.no_grad():
+            z = average.encode(x).latent_dist.mean
+            torch.testing.assert_close(linear.encode(x).latent_dist.mean, z, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(linear.decode(z).sample, average.decode(z).sample, atol=1e-5, rtol=1e-5)
+        # one (D, D) matrix per joint in the first STPool / last STUnpool
+        assert linear.encoder_pools[0].skeletal.shape == (average.num_nodes, 16, 16)
+        with pytest.raises(ValueError, match="skeletal_pooling"):
+            SkeletonVAE(**{**VAE_TINY, "skeletal_pooling": "max"})
+
+
 # =========================================================================================== denoiser
 def denoiser_inputs(seed=0, batch=2, frames=4, text_len=5, joints=7, channels=8):
     g = torch.Generator().manual_seed(seed)

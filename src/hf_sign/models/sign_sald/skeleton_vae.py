@@ -11,7 +11,8 @@ Pipeline of the encoder, top to bottom (shapes for batch B, frames N, feature jo
   run on every joint's sequence (weights shared across joints), then LayerNorm, activation and a residual.
 * STPool (eq. 2): `P_temp(P_skel(h))`. Skeletal pooling averages the joints of each atomic-joint group of the spec
   (`pooling_groups[num_atomic_joints]`), as a learnable matrix that is initialised to that average and can only
-  weigh joints inside their own group. It happens in the first STPool; later stages work on the J' atomic joints
+  weigh joints inside their own group (`skeletal_pooling="linear"`: a learnable linear map of the group's
+  concatenated member features instead, initialised to the same average). It happens in the first STPool; later stages work on the J' atomic joints
   over the pooled (group-level) adjacency. Temporal pooling is a learnable strided convolution (kernel = stride =
   factor), one factor per stage.
 
@@ -144,20 +145,32 @@ class STConv(nn.Module):
 class STPool(nn.Module):
     """Skeletal-temporal pooling (eq. 2): `P_temp(P_skel(h))`, (B, N, J, C) -> (B, N / factor, J', C).
 
-    `P_skel` is a learnable (J', J) matrix restricted to the group assignment and initialised to the group average
-    (`pooling`, None for no skeletal pooling); `P_temp` a strided convolution with kernel = stride = `factor`.
+    `P_skel` (`pooling` is the (J', J) group average; None for no skeletal pooling) is, with `mode="average"`, a
+    learnable (J', J) matrix restricted to the group assignment and initialised to the group average; with
+    `mode="linear"`, every member joint j of group g gets its own (C, C) matrix W_j and the group's feature is
+    sum_j h_j W_j + b_g, a linear map of the concatenated members' features, initialised to the group average (W_j = I /
+    |g|). The average squeezes a 16-joint hand into C numbers by one scalar weight per joint; the linear map can keep
+    every finger in its own subspace. `P_temp` is a strided convolution with kernel = stride = `factor`.
     """
 
-    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None):
+    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None, mode: str = "average"):
         super().__init__()
         self.skeletal = None
+        self.mode = mode
         if pooling is not None:
             self.register_buffer("membership", (pooling > 0).float(), persistent=False)
-            self.skeletal = nn.Parameter(pooling.clone())
+            if mode == "linear":
+                scale = pooling.sum(0)  # each joint's share of its group's average, 1 / |g|
+                self.skeletal = nn.Parameter(scale[:, None, None] * torch.eye(dim).expand(len(scale), dim, dim).clone())
+                self.bias = nn.Parameter(torch.zeros(pooling.shape[0], dim))
+            else:
+                self.skeletal = nn.Parameter(pooling.clone())
         self.temporal = nn.Conv1d(dim, dim, factor, stride=factor)
 
     def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if self.skeletal is not None:
+        if self.skeletal is not None and self.mode == "linear":
+            h = torch.einsum("gj,bnjd->bngd", self.membership, torch.einsum("bnjc,jcd->bnjd", h, self.skeletal)) + self.bias
+        elif self.skeletal is not None:
             h = torch.einsum("gj,bnjc->bngc", self.skeletal * self.membership, h)
         b, n, j, c = h.shape
         h = self.temporal(h.permute(0, 2, 3, 1).reshape(b * j, c, n))
@@ -167,27 +180,35 @@ class STPool(nn.Module):
 class STUnpool(nn.Module):
     """Skeletal-temporal unpooling, the inverse of `STPool`: (B, N', J', C) -> (B, N' * factor, J, C).
 
-    Time is upsampled by a transposed convolution (kernel = stride = `factor`); joints are restored by the transpose
-    of the group assignment (learnable, initialised to copy each atomic joint to its member joints) plus a learnable
-    per-joint embedding.
+    Time is upsampled by a transposed convolution (kernel = stride = `factor`). Joints are restored, with
+    `mode="average"`, by the transpose of the group assignment (learnable, initialised to copy each atomic joint to its
+    member joints); with `mode="linear"`, by a (C, C) matrix per member joint applied to its group's feature
+    (initialised to the identity, i.e. the same copy). Both add a learnable per-joint embedding.
     """
 
-    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None):
+    def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None, mode: str = "average"):
         super().__init__()
         self.temporal = nn.ConvTranspose1d(dim, dim, factor, stride=factor)
         self.skeletal = None
+        self.mode = mode
         if pooling is not None:
             # contiguous: a transposed view (and its clone) is not, and safetensors refuses to save it
             membership = (pooling > 0).float().t().contiguous()  # (J, J')
             self.register_buffer("membership", membership, persistent=False)
-            self.skeletal = nn.Parameter(membership.clone())
+            if mode == "linear":
+                self.skeletal = nn.Parameter(torch.eye(dim).expand(membership.shape[0], dim, dim).clone())
+            else:
+                self.skeletal = nn.Parameter(membership.clone())
             self.joint_embedding = nn.Parameter(torch.zeros(membership.shape[0], dim))
 
     def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, n, j, c = h.shape
         h = self.temporal(h.permute(0, 2, 3, 1).reshape(b * j, c, n))
         h = h.reshape(b, j, c, -1).permute(0, 3, 1, 2)
-        if self.skeletal is not None:
+        if self.skeletal is not None and self.mode == "linear":
+            members = torch.einsum("jg,bngc->bnjc", self.membership, h)  # every joint gets its group's feature
+            h = torch.einsum("bnjc,jcd->bnjd", members, self.skeletal) + self.joint_embedding
+        elif self.skeletal is not None:
             h = torch.einsum("jg,bngc->bnjc", self.skeletal * self.membership, h) + self.joint_embedding
         return _zero_padding(h, mask)
 
@@ -218,6 +239,10 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         flat_width_multiplier (`float`, *optional*, defaults to 1.5): with `skeleton_aware=False`, the frame-vector
             widths are `round(hidden_dims * flat_width_multiplier)` (one node carries the whole frame); 1.5 keeps the
             parameter count close to the skeleton-aware model's at the paper size (3.1M vs 2.8M).
+        skeletal_pooling (`str`, *optional*, defaults to `"average"`): how STPool aggregates each atomic joint's member
+            joints (and STUnpool restores them): `"average"`, a learnable weighted average (one weight per joint; the
+            paper's "aggregates the features of spatially adjacent joints"), or `"linear"`, a learnable linear map of
+            all members' features (one (D, D) matrix per joint, initialised to the average). Not in the paper.
         scaling_factor (`float`, *optional*, defaults to 1.0): latents are multiplied by it before diffusion (see
             `estimate_scaling_factor`).
         latents_mean (`List[float]`, *optional*): per-element latent mean (J' * C values, joint-major); with
@@ -250,6 +275,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         act_fn: str = "silu",
         skeleton_aware: bool = True,
         flat_width_multiplier: float = 1.5,
+        skeletal_pooling: str = "average",
         scaling_factor: float = 1.0,
         latents_mean: Optional[List[float]] = None,
         latents_std: Optional[List[float]] = None,
@@ -272,6 +298,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             raise ValueError(f"`kernel_size` must be odd (same-length temporal convolution); got {kernel_size}.")
         if layers_per_stage < 1:
             raise ValueError(f"`layers_per_stage` must be >= 1; got {layers_per_stage}.")
+        if skeletal_pooling not in ("average", "linear"):
+            raise ValueError(f"`skeletal_pooling` must be 'average' or 'linear'; got {skeletal_pooling!r}.")
         if num_atomic_joints not in spec.pooling_groups:
             raise ValueError(
                 f"`num_atomic_joints`={num_atomic_joints} is not a pooling of skeleton {skeleton!r}; "
@@ -311,7 +339,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         prev = w0
         for s, (w, f) in enumerate(zip(widths, temporal_downsample)):
             self.encoder_convs.append(stconvs(adjacencies[s], [prev] + [w] * layers_per_stage))
-            self.encoder_pools.append(STPool(w, f, pooling if s == 0 else None))
+            self.encoder_pools.append(STPool(w, f, pooling if s == 0 else None, skeletal_pooling))
             prev = w
         self.encoder_out = nn.Linear(widths[-1], 2 * latent_channels)
 
@@ -321,7 +349,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         self.decoder_convs = nn.ModuleList()
         for s in reversed(range(len(widths))):
             out = widths[s - 1] if s > 0 else w0
-            self.decoder_unpools.append(STUnpool(widths[s], temporal_downsample[s], pooling if s == 0 else None))
+            self.decoder_unpools.append(STUnpool(widths[s], temporal_downsample[s], pooling if s == 0 else None, skeletal_pooling))
             self.decoder_convs.append(stconvs(adjacencies[s], [widths[s]] * layers_per_stage + [out]))
         self.decoder_out = nn.Sequential(
             JointLinear([w0] * num_joints, [w0] * num_joints), get_activation(act_fn), JointLinear([w0] * num_joints, joint_in)
