@@ -26,7 +26,8 @@ OUTPUT_DIR/checkpoints/{vae,ldm}/checkpoint-N   Trainer checkpoints (safetensors
   cross-attention loss of `attention_guidance` (each latent frame's attention pulled onto the words of the gloss
   signed there, from `gloss_spans`); `denoiser.duration_conditioning` feeds the denoiser the true word timing
   (`gloss_token_timing`, from `gloss_spans`) and adds the duration predictor's loss (weighted like the length
-  loss); `ldm_training.latent_joint_loss_weights` weighs the atomic joints in the diffusion MSE.
+  loss); `ldm_training.latent_joint_loss_weights` weighs the atomic joints in the diffusion MSE;
+  `ldm_training.snr_gamma` weighs the timesteps (Min-SNR-gamma; off everywhere, measured worse on `small`).
 
 Entry points: `train_sign_sald(dataset_dir, output_dir, config="tiny", stage=None, seed=0, overrides=None)` (what
 `hf-sign train sign-sald` calls) and `python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O
