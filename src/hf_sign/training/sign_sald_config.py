@@ -122,7 +122,8 @@ class LatentTrainingSettings(StageTrainingSettings):
     snr_gamma: Optional[float] = None
 
     def __post_init__(self):
-        if self.snr_gamma is not None and not (isinstance(self.snr_gamma, (int, float)) and self.snr_gamma > 0):
+        gamma = self.snr_gamma
+        if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0):
             raise ValueError(f"`ldm_training.snr_gamma` must be null or a number > 0; got {self.snr_gamma!r}.")
         if self.attention_guidance_weight < 0:
             raise ValueError(f"`ldm_training.attention_guidance_weight` must be >= 0; got {self.attention_guidance_weight}.")
