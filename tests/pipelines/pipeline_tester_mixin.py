@@ -165,10 +165,11 @@ class PipelineTesterMixin:
         """A call does not inherit the previous call's schedule (Euler's `init_noise_sigma` depends on it)."""
         if not self.gaussian_scheduler:
             pytest.skip("no scheduler in this system")
+        # "leading" spacing: the largest sigma, and so `init_noise_sigma`, depends on the number of steps
         pipe = self.get_pipe()
-        pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="leading")
         fresh = self.get_pipe()
-        fresh.scheduler = diffusers.EulerDiscreteScheduler.from_config(fresh.scheduler.config)
+        fresh.scheduler = diffusers.EulerDiscreteScheduler.from_config(fresh.scheduler.config, timestep_spacing="leading")
         pipe(**self.get_inputs(1, num_frames=8, num_inference_steps=5), generator=gen(0))
         again = pipe(**self.get_inputs(1, num_frames=8, num_inference_steps=2), generator=gen(0)).poses
         assert_same(again, fresh(**self.get_inputs(1, num_frames=8, num_inference_steps=2), generator=gen(0)).poses)
