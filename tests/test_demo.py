@@ -128,12 +128,25 @@ def test_cli_demo_passes_its_options(monkeypatch):
     calls = []
     monkeypatch.setattr(demo_module, "run_demo", lambda **kw: calls.append(kw) or {})
     assert main(["demo"]) == 0
-    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["repo_id"] == demo_module.DEFAULT_REPO_ID
-    assert calls[-1]["config"] == "small" and calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
+    # repo id and config default to the system's (the registry's), resolved in run_demo
+    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["system"] == "sign-sald"
+    assert calls[-1]["repo_id"] is None and calls[-1]["config"] is None
+    assert calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
     argv = ["demo", "--text", "hello", "--config", "tiny", "--repo-id", "a/b", "--out", "o", "--seed", "3", "--retrain"]
     assert main(argv) == 0
     assert {k: calls[-1][k] for k in ("text", "config", "repo_id", "out_dir", "seed", "retrain")} == {
         "text": "hello", "config": "tiny", "repo_id": "a/b", "out_dir": "o", "seed": 3, "retrain": True}
+
+
+def test_demo_defaults_come_from_the_registry(tmp_path, monkeypatch):
+    from hf_sign.systems import get_system
+
+    _no_training(monkeypatch)
+    assert get_system("sign-sald").demo_repo_id == "hf-sign/sign-sald-synthsign"
+    with pytest.raises(ValueError, match="does not generate"):
+        run_demo("hello", system="evaluator", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="Unknown system"):
+        run_demo("hello", system="nope", cache_dir=tmp_path)
 
 
 def test_cli_demo_empty_text_is_a_clear_error(tmp_path, monkeypatch, capsys):

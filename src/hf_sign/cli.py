@@ -7,13 +7,16 @@ hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --
 hf-sign data fingerspelling --out DIR [--seed N] [--languages ase,gsg,...]
 hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
-hf-sign train {sign-sald,evaluator} --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage vae|ldm] [--set key=value ...]
-hf-sign generate --model DIR|REPO --text "..." [--text "..."] --out DIR [--format gif,mp4,pose,npz]
+hf-sign train SYSTEM --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage S] [--set key=value ...]
+hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,npz]
 hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
 hf-sign models params [SYSTEM] [--config NAME]
 hf-sign skeletons [NAME]
-hf-sign demo [--text "..."] [--config small] [--repo-id ORG/NAME] [--out DIR] [--seed N] [--retrain]
+hf-sign demo [--text "..."] [--system NAME] [--config NAME] [--repo-id ORG/NAME] [--out DIR] [--seed N] [--retrain]
 ```
+
+SYSTEM is any system of the registry (`hf_sign.systems`): `train`, `generate`, `models params`, `demo` and `benchmark`
+dispatch through it and never branch on a system's name.
 
 Heavy imports happen inside each command so `hf-sign --help` stays fast.
 """
@@ -89,74 +92,59 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .systems import get_system
     from .training.config_utils import parse_overrides
 
-    overrides = parse_overrides(args.set)
-    if args.system == "sign-sald":
-        from .training.sign_sald_trainer import train_sign_sald
-
-        out = train_sign_sald(
-            args.dataset, args.output_dir, config=args.config or "small", stage=args.stage, seed=args.seed,
-            overrides=overrides, resume_from_checkpoint=args.resume,
-        )
-        metrics = json.loads((Path(out) / "sign_sald_metrics.json").read_text())
-    elif args.system == "evaluator":
-        if args.stage:
-            raise ValueError("`--stage` does not apply to the evaluator (it trains the recogniser and the contrastive model).")
-        from .training.evaluator_trainer import train_evaluators
-
-        metrics = train_evaluators(args.dataset, args.output_dir, config=args.config or "default", seed=args.seed, **overrides)
-    else:
-        raise ValueError(f"`SYSTEM` {args.system!r} has no trainer yet; available: sign-sald, evaluator.")
-    print(json.dumps(metrics, indent=2))
+    system = get_system(args.system)
+    metrics = system.run_training(
+        args.dataset, args.output_dir, config=args.config, stage=args.stage, seed=args.seed,
+        overrides=parse_overrides(args.set), resume_from_checkpoint=args.resume,
+    )
+    print(json.dumps(metrics, indent=2, default=str))
     print(f"wrote {args.output_dir}")
     return 0
-
-
-def load_pipeline(model: str):
-    """A pipeline from a folder or a repo id; a repo already in the local hub cache loads without network."""
-    from diffusers import DiffusionPipeline
-
-    from .pipelines.hub_cache import cached_repo_path
-
-    if Path(model).is_dir():
-        return DiffusionPipeline.from_pretrained(model, trust_remote_code=True)
-    local_only = cached_repo_path(model) is not None
-    return DiffusionPipeline.from_pretrained(model, trust_remote_code=True, local_files_only=local_only)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
+    from .pipelines.loading import load_sign_pipeline
     from .render import render_to_file, save_npz
-    from .skeletons import get_skeleton
+    from .systems import system_for_pipeline
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"gif", "mp4", "pose", "npz"})
     if unknown or not formats:
         raise ValueError(f"`--format` must be a comma-separated subset of gif,mp4,pose,npz; got {args.format!r}.")
-    pipe = load_pipeline(args.model)
-    kwargs = {"generator": torch.Generator().manual_seed(args.seed)}
-    if args.num_inference_steps is not None:
-        kwargs["num_inference_steps"] = args.num_inference_steps
-    if args.num_frames is not None:
-        kwargs["num_frames"] = args.num_frames
-    if args.guidance_scale is not None:
-        kwargs["guidance_scale"] = args.guidance_scale
-    output = pipe(list(args.text), output_type="np", **kwargs)
-    spec = get_skeleton(pipe.normalizer.config.representation or "smplx133")
-    fps = float(getattr(pipe.normalizer.config, "fps", None) or spec.fps)
+    if bool(args.text) == bool(args.gloss):
+        raise ValueError("Give the input as `--text` or `--gloss` (repeatable), not both and not neither.")
+    pipe = load_sign_pipeline(args.model)
+    system = system_for_pipeline(pipe)
+    conditioning = system.conditioning if system is not None else ("text",)
+    kind = "text" if args.text else "gloss"
+    if kind not in conditioning:
+        raise ValueError(f"This model is conditioned on {' and '.join(conditioning)}; `--{kind}` does not apply.")
+    inputs = list(args.text) if args.text else [g.split() for g in args.gloss]
+    kwargs = {"generator": torch.Generator().manual_seed(args.seed), "output_type": "np"}
+    for key in ("num_inference_steps", "num_frames", "guidance_scale"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    output = pipe(**{"prompt" if kind == "text" else "gloss": inputs}, **kwargs)
+    spec, fps = pipe.skeleton, pipe.fps
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for i, (text, poses) in enumerate(zip(args.text, output.poses)):
+    labels = args.text or args.gloss
+    for i, (label, poses) in enumerate(zip(labels, output.poses)):
         poses = np.asarray(poses)
         for fmt in formats:
             path = out / f"sample-{i:03d}.{fmt}"
             if fmt == "npz":
-                save_npz(path, poses, spec.name, fps, text=text)
+                save_npz(path, poses, spec.name, fps, text=label)
             else:
-                render_to_file(poses, spec, path, fps=fps, text=text)
-            print(f"wrote {path} ({len(poses)} frames): {text!r}")
+                render_to_file(poses, spec, path, fps=fps, text=label)
+            print(f"wrote {path} ({len(poses)} frames): {label!r}")
+        if output.info and output.info[i]:
+            print(f"  {json.dumps(output.info[i], default=str)}")
     return 0
 
 
@@ -185,12 +173,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    if args.system not in (None, "sign-sald"):
-        raise ValueError(f"`SYSTEM` {args.system!r} has no parameter report yet; available: sign-sald.")
-    from .training.sign_sald_trainer import sign_sald_param_counts
+    from .systems import get_system, list_systems
 
-    counts = sign_sald_param_counts(args.config)
-    print(json.dumps(counts, indent=2))
+    systems = [get_system(args.system)] if args.system else [s for s in list_systems() if s.param_report is not None]
+    reports = {s.name: s.parameter_report(args.config) for s in systems}
+    print(json.dumps(reports if len(reports) > 1 or not args.system else reports[args.system], indent=2))
     return 0
 
 
@@ -216,12 +203,14 @@ def cmd_skeletons(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(text=args.text, repo_id=args.repo_id, config=args.config, data_dir=args.data_dir, work_dir=args.work_dir,
-             out_dir=args.out, seed=args.seed, retrain=args.retrain)
+    run_demo(text=args.text, system=args.system, repo_id=args.repo_id, config=args.config, data_dir=args.data_dir,
+             work_dir=args.work_dir, out_dir=args.out, seed=args.seed, retrain=args.retrain)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .systems import list_systems
+
     parser = argparse.ArgumentParser(prog="hf-sign", description="Sign language production on the Hugging Face stack.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -261,11 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_render)
 
     train = sub.add_parser("train", help="train a system; the output folder is a loadable pipeline")
-    train.add_argument("system", choices=("sign-sald", "evaluator"))
+    train.add_argument("system", choices=[s.name for s in list_systems()], help="a registered system")
     train.add_argument("--dataset", required=True, help="hf-sign corpus folder")
     train.add_argument("--output-dir", required=True)
-    train.add_argument("--config", default=None, help="config name (tiny, small, paper, default) or YAML path")
-    train.add_argument("--stage", default=None, choices=("vae", "ldm"), help="sign-sald: run one stage (default: all, in order)")
+    train.add_argument("--config", default=None, help="config name (tiny, small, paper, ...) or YAML path (default: the system's)")
+    train.add_argument("--stage", default=None, help="run one training stage of the system (default: all, in order)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
@@ -273,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="text in, signing out")
     gen.add_argument("--model", required=True, help="pipeline folder or repo id")
-    gen.add_argument("--text", action="append", required=True, help="sentence to sign (repeatable)")
+    gen.add_argument("--text", action="append", default=[], help="sentence to sign (repeatable)")
+    gen.add_argument("--gloss", action="append", default=[], help="space-separated glosses to sign (repeatable)")
     gen.add_argument("--out", required=True, help="output folder")
     gen.add_argument("--format", default="gif,pose,npz", help="comma-separated: gif, mp4, pose, npz")
     gen.add_argument("--num-inference-steps", type=int, default=None)
@@ -302,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="model facts")
     msub = models.add_subparsers(dest="what", required=True)
     params = msub.add_parser("params", help="parameter counts of a system's config (instantiates it)")
-    params.add_argument("system", nargs="?", default=None)
+    params.add_argument("system", nargs="?", default=None, help="a registered system (default: all with a report)")
     params.add_argument("--config", default="paper")
     models.set_defaults(func=cmd_models)
 
@@ -310,23 +300,25 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("name", nargs="?", default=None)
     sk.set_defaults(func=cmd_skeletons)
 
-    from .demo import DEFAULT_REPO_ID, DEFAULT_TEXT
+    from .demo import DEFAULT_SYSTEM, DEFAULT_TEXT
 
     demo = sub.add_parser(
         "demo",
-        help="text in, signing out: trains Sign-SALD once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
-        description="Sign a sentence with the Sign-SALD pipeline cached as --repo-id in the Hugging Face cache. The first "
+        help="text in, signing out: trains a system once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
+        description="Sign a sentence with the --system pipeline cached as --repo-id in the Hugging Face cache. The first "
         "run builds SynthSign, trains --config (small: about 30 min on 2 CPU cores; an interrupted run continues from "
         "its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
     )
     demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")
-    demo.add_argument("--config", default="small", help="Sign-SALD config to train when nothing is cached (default: small)")
-    demo.add_argument("--repo-id", default=DEFAULT_REPO_ID, help=f"repo id to cache the model as and load it by (default: {DEFAULT_REPO_ID})")
+    demo.add_argument("--system", default=DEFAULT_SYSTEM, choices=[s.name for s in list_systems(generators_only=True)],
+                      help=f"system to sign with (default: {DEFAULT_SYSTEM})")
+    demo.add_argument("--config", default=None, help="config to train when nothing is cached (default: the system's)")
+    demo.add_argument("--repo-id", default=None, help="repo id to cache the model as and load it by (default: the system's)")
     demo.add_argument("--out", default="outputs/demo", help="output folder for <slug>.gif, .mp4, .pose (default: outputs/demo)")
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     demo.add_argument("--retrain", action="store_true", help="ignore the cached model and train again from scratch")
     demo.add_argument("--data-dir", default="outputs/synthsign", help="SynthSign folder, built if missing (default: outputs/synthsign)")
-    demo.add_argument("--work-dir", default=None, help="training folder (default: outputs/sign-sald-CONFIG)")
+    demo.add_argument("--work-dir", default=None, help="training folder (default: outputs/SYSTEM-CONFIG)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -3,7 +3,7 @@
 Steps of `run_demo`:
 
 1. If `repo_id` is already in the local Hugging Face hub cache (`cached_repo_path`), reuse it: no training.
-2. Otherwise build SynthSign into `data_dir` (unless it is there), train Sign-SALD with `config` into `work_dir`
+2. Otherwise build SynthSign into `data_dir` (unless it is there), train `system` with `config` into `work_dir`
    (continuing from the latest checkpoints there, so an interrupted demo picks up where it stopped) and store the
    resulting pipeline folder in the hub cache as `repo_id` (`cache_pipeline_as_repo`).
 3. Load it the way a Hub user would, `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` (offline,
@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 DEFAULT_TEXT = "the weather tomorrow will be rainy"
-DEFAULT_REPO_ID = "hf-sign/sign-sald-synthsign"
+DEFAULT_SYSTEM = "sign-sald"
 OUTPUT_FORMATS = ("gif", "mp4", "pose")
 
 
@@ -35,8 +35,9 @@ def slugify(text: str, max_length: int = 60) -> str:
 
 def run_demo(
     text: str = DEFAULT_TEXT,
-    repo_id: str = DEFAULT_REPO_ID,
-    config: str = "small",
+    system: str = DEFAULT_SYSTEM,
+    repo_id: Optional[str] = None,
+    config: Optional[str] = None,
     data_dir: Union[str, Path] = "outputs/synthsign",
     work_dir: Optional[Union[str, Path]] = None,
     out_dir: Union[str, Path] = "outputs/demo",
@@ -52,12 +53,14 @@ def run_demo(
 
     Args:
         text (`str`, defaults to `"the weather tomorrow will be rainy"`): the sentence to sign; non-empty.
-        repo_id (`str`, defaults to `"hf-sign/sign-sald-synthsign"`): the repo id the trained pipeline is cached as
-            and loaded from (`org/name`).
-        config (`str`, defaults to `"small"`): Sign-SALD config name or YAML path; used only when training.
+        system (`str`, defaults to `"sign-sald"`): a registered system (`hf_sign.systems`) that generates signing.
+        repo_id (`str`, *optional*): the repo id the trained pipeline is cached as and loaded from (`org/name`);
+            defaults to the system's `demo_repo_id` (Sign-SALD: `"hf-sign/sign-sald-synthsign"`).
+        config (`str`, *optional*): config name or YAML path, used only when training; defaults to the system's
+            default config (Sign-SALD: `"small"`).
         data_dir (`str` or `Path`, defaults to `"outputs/synthsign"`): SynthSign corpus folder; built there if it
             has no `README.md` (the corpus card, written last).
-        work_dir (`str` or `Path`, *optional*): training output folder; defaults to `outputs/sign-sald-<config>`.
+        work_dir (`str` or `Path`, *optional*): training output folder; defaults to `outputs/<system>-<config>`.
         out_dir (`str` or `Path`, defaults to `"outputs/demo"`): where the GIF, MP4 and `.pose` files go.
         seed (`int`, defaults to 0): seed of the generator that draws the initial noise (same seed, same signing).
         cache_dir (`str` or `Path`, *optional*): hub cache folder; defaults to huggingface_hub's `HF_HUB_CACHE`.
@@ -77,6 +80,13 @@ def run_demo(
     Raises:
         ValueError: `text` is empty or not a string, or `repo_id` is not `org/name`.
     """
+    from .systems import get_system
+
+    spec_system = get_system(system)
+    if not spec_system.generates:
+        raise ValueError(f"`system` {system!r} does not generate signing; pick one with a pipeline.")
+    config = config or spec_system.default_config
+    repo_id = repo_id or spec_system.demo_repo_id or f"hf-sign/{system}-synthsign"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"`text` must be a non-empty sentence to sign; got {text!r}.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or any(not p for p in repo_id.split("/")):
@@ -88,9 +98,8 @@ def run_demo(
 
     from .pipelines.hub_cache import cache_pipeline_as_repo, cached_repo_path
     from .render import render_to_file
-    from .skeletons import get_skeleton
 
-    work_dir = Path(work_dir) if work_dir is not None else Path("outputs") / f"sign-sald-{Path(str(config)).stem}"
+    work_dir = Path(work_dir) if work_dir is not None else Path("outputs") / f"{system}-{Path(str(config)).stem}"
     data_dir, out_dir = Path(data_dir), Path(out_dir)
 
     snapshot = None if retrain else cached_repo_path(repo_id, cache_dir=cache_dir)
@@ -105,14 +114,12 @@ def run_demo(
 
             print(f"[demo] corpus: building SynthSign into {data_dir}")
             build_synthsign(data_dir, seed=0, show_progress=show_progress, **(synthsign_sizes or {}))
-        from .training.sign_sald_trainer import train_sign_sald
-
         resume = not retrain and any((work_dir / "checkpoints").glob("*/checkpoint-*"))
         how = "continuing from the checkpoints in" if resume else "into"
-        print(f"[demo] training Sign-SALD ({config!r} config) {how} {work_dir}"
+        print(f"[demo] training {system} ({config!r} config) {how} {work_dir}"
               + (" (about 30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
         start = time.perf_counter()
-        train_sign_sald(data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume)
+        spec_system.run_training(data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume)
         print(f"[demo] trained in {time.perf_counter() - start:.0f} s")
         snapshot = cache_pipeline_as_repo(work_dir, repo_id, cache_dir=cache_dir)
         print(f"[demo] cached {work_dir} as {repo_id} ({snapshot})")
@@ -120,10 +127,10 @@ def run_demo(
     pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True, local_files_only=True, cache_dir=cache_dir)
     pipe.set_progress_bar_config(disable=not show_progress)
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    output = pipe(text, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
+    signed = text if spec_system.input_name == "prompt" else [text.split()]  # gloss systems: the text holds glosses
+    output = pipe(**{spec_system.input_name: signed}, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
     poses = np.asarray(output.poses[0])
-    spec = get_skeleton(pipe.normalizer.config.representation or "smplx133")
-    fps = float(pipe.config.fps)
+    spec, fps = pipe.skeleton, pipe.fps
 
     result: Dict[str, Any] = {}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from hf_sign.pipelines.pipeline_sign_sald import SignSALDPipeline
 from hf_sign.pipelines.pipeline_utils import SignPipelineOutput
 from hf_sign.pipelines.remote_code import entry_file_path
 
-from pipeline_tester_mixin import PipelineTesterMixin, assert_differ, assert_same, gen
+from pipeline_tester_mixin import DiffusionPipelineTesterMixin, assert_differ, assert_same, gen
 
 TEXTS = ["where was the brother yesterday?", "i do not wash three computers today", "hello.", "my sister is tall."]
 STEPS = 2
@@ -56,7 +56,7 @@ def make_pipe(seed: int = 0, **denoiser_kwargs) -> SignSALDPipeline:
     return pipe
 
 
-class TestSignSALDPipeline(PipelineTesterMixin):
+class TestSignSALDPipeline(DiffusionPipelineTesterMixin):
     pipeline_class = SignSALDPipeline
 
     def get_dummy_components(self):

@@ -42,13 +42,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from diffusers.utils import BaseOutput
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..data.io import load_corpus, split_rows
 from ..data.resample import minimum_jerk, resample_to_length
-from ..skeletons.spec import get_skeleton
+from ..pipelines.pipeline_utils import SignPipelineMixin, SignPipelineOutput, check_gloss, per_prompt
+from ..skeletons.spec import SkeletonSpec, get_skeleton
 
 __all__ = [
     "BaselineOutput",
@@ -62,7 +62,6 @@ __all__ = [
 
 CONFIG_NAME = "baseline_config.json"
 WEIGHTS_NAME = "baseline.safetensors"
-OUTPUT_TYPES = ("np", "pt", "joints")
 UNKNOWN_GLOSS_POLICIES = ("hold", "error")
 _WORD_RE = re.compile(r"[\w']+")
 
@@ -120,74 +119,21 @@ def _blend(start: np.ndarray, end: np.ndarray, tau: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- interface
-@dataclass
-class BaselineOutput(BaseOutput):
-    """Output of a baseline, one entry per prompt (the fields of the pipelines' outputs).
-
-    Args:
-        poses (`List[np.ndarray]` or `List[torch.Tensor]`): `(num_frames_i, feature_dim)` in dataset units.
-        num_frames (`List[int]`): frames of every sequence.
-        fps (`float`): frame rate.
-        joints (`List[np.ndarray]`, *optional*): positions `(num_frames_i, J, 3)` for `output_type="joints"`.
-        info (`List[dict]`): per-prompt details (retrieved training id and similarity; unknown glosses).
-    """
-
-    poses: List[Any]
-    num_frames: List[int]
-    fps: float
-    joints: Optional[List[np.ndarray]] = None
-    info: Optional[List[Dict[str, Any]]] = None
+# the baselines answer with the pipelines' output class
+BaselineOutput = SignPipelineOutput
 
 
-def _as_prompts(prompt) -> List[str]:
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else None
-    if not prompts:
-        raise ValueError(f"`prompt` must be a string or a non-empty list of strings; got {prompt!r}.")
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ValueError(f"`prompt[{i}]` must be a string; got {type(p).__name__}.")
-    return prompts
-
-
-def _as_glosses(gloss, batch: int, single: bool) -> List[Optional[List[str]]]:
-    """`gloss` -> one gloss list (or None) per prompt. A string is split on whitespace."""
-    if gloss is None:
-        return [None] * batch
-
-    def one(g, field):
-        if isinstance(g, str):
-            return g.split()
-        if isinstance(g, (list, tuple)) and all(isinstance(x, str) for x in g):
-            return list(g)
-        raise ValueError(f"`{field}` must be a gloss string or a list of gloss strings; got {g!r}.")
-
-    if single and (isinstance(gloss, str) or all(isinstance(x, str) for x in gloss)):
-        return [one(gloss, "gloss")]
-    if isinstance(gloss, str) or len(gloss) != batch:
-        raise ValueError(f"`gloss` must hold one gloss sequence per prompt ({batch}); got {len(gloss) if not isinstance(gloss, str) else 1}.")
-    return [None if g is None else one(g, f"gloss[{i}]") for i, g in enumerate(gloss)]
-
-
-def _as_lengths(num_frames, batch: int) -> List[Optional[int]]:
-    if num_frames is None:
-        return [None] * batch
-    values = list(num_frames) if isinstance(num_frames, (list, tuple)) else [num_frames] * batch
-    if len(values) != batch:
-        raise ValueError(f"`num_frames` has {len(values)} entries for {batch} prompt(s); give one value or one per prompt.")
-    for i, n in enumerate(values):
-        if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
-            raise ValueError(f"`num_frames[{i}]` must be a positive int or None; got {n!r}.")
-    return [None if n is None else int(n) for n in values]
-
-
-class PoseBaseline:
-    """Base class: the pipeline-style `__call__`, output types and safetensors + JSON (de)serialisation.
+class PoseBaseline(SignPipelineMixin):
+    """Base class: the pipelines' `__call__`, input checks and output types (`SignPipelineMixin`), and safetensors +
+    JSON (de)serialisation.
 
     Subclasses implement `_fit(rows, **kwargs)` (classmethod returning `(config, arrays)`),
-    `_generate(text, gloss) -> (poses, info)`, and restore themselves from `(config, arrays)`.
+    `_generate(text, gloss) -> (poses, info)`, and restore themselves from `(config, arrays)`. `conditioning` says
+    what they read (`("gloss",)`: the harness passes the reference glosses and marks the row "oracle gloss").
     """
 
-    uses_gloss = False  # whether `gloss=` changes the output (the harness marks such rows "oracle gloss")
+    conditioning: Tuple[str, ...] = ("text",)
+    _supports_latent_output = False
 
     def __init__(self, config: Dict[str, Any], arrays: Dict[str, np.ndarray]):
         for key in ("fps", "representation", "feature_dim"):
@@ -257,36 +203,56 @@ class PoseBaseline:
     def fps(self) -> float:
         return float(self.config["fps"])
 
+    @property
+    def skeleton(self) -> SkeletonSpec:
+        return get_skeleton(self.config["representation"])
+
     def _generate(self, text: str, gloss: Optional[List[str]]) -> Tuple[np.ndarray, Dict[str, Any]]:
         raise NotImplementedError
 
     def __call__(
         self,
-        prompt: Union[str, List[str]],
+        prompt: Optional[Union[str, List[str]]] = None,
         num_frames: Optional[Union[int, List[int]]] = None,
         generator=None,
         output_type: str = "np",
         return_dict: bool = True,
         gloss: Optional[Union[str, List[str], List[List[str]]]] = None,
-    ) -> Union[BaselineOutput, tuple]:
-        """Generate one pose sequence per prompt.
+        duration_s: Optional[Union[float, List[float]]] = None,
+        num_sequences_per_prompt: int = 1,
+    ) -> Union[SignPipelineOutput, tuple]:
+        """Generate one pose sequence per prompt (the pipelines' call, without the diffusion arguments).
 
         Args:
-            prompt (`str` or `List[str]`): sentence(s) to sign.
+            prompt (`str` or `List[str]`, *optional*): sentence(s) to sign; required unless the baseline reads glosses
+                only (then, if given, one per gloss sequence).
             num_frames (`int` or `List[int]`, *optional*): output length(s); the baseline's own length is
                 linearly resampled in time to it. Default: the baseline's own length.
             generator (*optional*): ignored (the baselines are deterministic); accepted like the pipelines'.
-            output_type (`str`, *optional*, defaults to `"np"`): `"np"`, `"pt"` or `"joints"` (also positions
-                from the skeleton's `to_positions`).
-            return_dict (`bool`, *optional*, defaults to `True`): return a [`BaselineOutput`], else `(poses,)`.
-            gloss (`str`, `List[str]` or one of those per prompt, *optional*): gloss sequence(s); used by
-                [`GlossConcatenationBaseline`] only.
+            output_type (`str`, *optional*, defaults to `"np"`): `"np"`, `"pt"`, `"joints"` or `"pose"`.
+            return_dict (`bool`, *optional*, defaults to `True`): return a [`SignPipelineOutput`], else its fields.
+            gloss (`str`, `List[str]` or `List[List[str]]`, *optional*): gloss sequence(s), one per prompt (a string is
+                split on whitespace; with a single string `prompt`, a flat list of glosses is its sequence); required
+                by [`GlossConcatenationBaseline`], ignored by the others.
+            duration_s (`float` or `List[float]`, *optional*): length in seconds instead of `num_frames`.
+            num_sequences_per_prompt (`int`, *optional*, defaults to 1): copies per prompt (the baselines are
+                deterministic, so the copies are equal).
         """
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}; got {output_type!r}.")
-        prompts = _as_prompts(prompt)
-        glosses = _as_glosses(gloss, len(prompts), single=isinstance(prompt, str))
-        lengths = _as_lengths(num_frames, len(prompts))
+        reads_gloss = "gloss" in self.conditioning
+        if isinstance(prompt, str) and isinstance(gloss, (list, tuple)) and all(isinstance(g, str) for g in gloss):
+            gloss = [list(gloss)]  # one sentence and a flat list: that sentence's glosses
+        glosses = check_gloss(gloss) if reads_gloss or gloss is not None else None
+        if prompt is None and reads_gloss and glosses is not None:
+            prompts = [" ".join(g) for g in glosses]  # a gloss-only call: the glosses name the sequence
+        else:
+            prompts = self.check_prompt(prompt)
+        batch = len(prompts)
+        if glosses is None:
+            glosses = [None] * batch
+        elif len(glosses) != batch:
+            raise ValueError(f"`gloss` holds {len(glosses)} gloss sequence(s) for {batch} prompt(s); give one per prompt.")
+        self.check_common_inputs(batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt)
+        lengths = self.requested_num_frames(batch, num_frames, duration_s) or [None] * batch
         poses, infos = [], []
         for text, g, n in zip(prompts, glosses, lengths):
             seq, info = self._generate(text, g)
@@ -294,14 +260,9 @@ class PoseBaseline:
                 seq = resample_to_length(seq, n)
             poses.append(np.ascontiguousarray(seq, dtype=np.float32))
             infos.append(info)
-        joints = None
-        if output_type == "joints":
-            spec = get_skeleton(self.config["representation"])
-            joints = [np.asarray(spec.to_positions(p), dtype=np.float32) for p in poses]
-        out_poses = [torch.from_numpy(p) for p in poses] if output_type == "pt" else poses
-        if not return_dict:
-            return (out_poses,)
-        return BaselineOutput(poses=out_poses, num_frames=[len(p) for p in poses], fps=self.fps, joints=joints, info=infos)
+        poses = self.repeat_per_sequence(poses, num_sequences_per_prompt)
+        infos = self.repeat_per_sequence(infos, num_sequences_per_prompt)
+        return self.finish(self.postprocess(poses, output_type, info=infos), return_dict)
 
     def __repr__(self) -> str:
         keys = {k: v for k, v in self.config.items() if not isinstance(v, (list, dict))}
@@ -445,7 +406,7 @@ class GlossConcatenationBaseline(PoseBaseline):
     `transition_frames`, `lead_in`, `lead_out`, `hold_frames`, `unknown_gloss`.
     """
 
-    uses_gloss = True
+    conditioning = ("gloss",)
 
     @classmethod
     def _fit(cls, rows, split, show_progress, transition_frames=None, lead_in=None, lead_out=None, unknown_gloss="hold"):

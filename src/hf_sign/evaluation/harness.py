@@ -174,14 +174,16 @@ class _System:
     source: str = ""
     short: str = ""
     oracle_gloss: bool = False
+    reads_text: bool = True
 
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]] = None) -> Any:
-    """A generation system from a path or an object: a saved baseline folder, a pipeline folder (or Hub id)
-    loaded with `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`, or any callable object."""
+    """A generation system from a path or an object: a saved baseline folder, a pipeline folder (or Hub id) loaded
+    through the system registry (`hf_sign.pipelines.loading.load_sign_pipeline`: the registered pipeline class, else
+    `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`), or any callable object."""
     if not isinstance(spec, (str, os.PathLike)):
         if not callable(spec):
             raise ValueError(f"`models[{name!r}]` must be a path or a callable system; got {type(spec).__name__}.")
@@ -197,10 +199,10 @@ def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]]
             )
     elif os.path.isabs(path) or path.startswith(".") or not _HUB_ID.match(path):
         raise ValueError(f"`models[{name!r}]` = {path!r} does not exist (expected a pipeline folder or a Hub repo id).")
-    from diffusers import DiffusionPipeline
+    from ..pipelines.loading import load_sign_pipeline
 
     try:
-        pipe = DiffusionPipeline.from_pretrained(path, trust_remote_code=True)
+        pipe = load_sign_pipeline(path)
     except Exception as err:  # noqa: BLE001 - re-raised naming the model
         raise ValueError(f"`models[{name!r}]` = {path!r} could not be loaded as a pipeline: {err}") from err
     if device is not None:
@@ -208,6 +210,19 @@ def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]]
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def conditioning_of(system: Any) -> tuple:
+    """What a system object reads: the registry's entry for a registered pipeline, else its `conditioning` attribute
+    (pipelines and baselines define it), else `("text",)` plus `"gloss"` when its `__call__` names a `gloss`."""
+    from ..systems import system_for_pipeline
+
+    registered = system_for_pipeline(system)
+    if registered is not None:
+        return tuple(registered.conditioning)
+    if hasattr(system, "conditioning"):
+        return tuple(system.conditioning)
+    return ("text", "gloss") if "gloss" in _call_parameters(system) else ("text",)
 
 
 def _call_parameters(system: Any) -> set:
@@ -256,13 +271,16 @@ def _generate(system: _System, rows, *, seed: int, batch_size: int, num_inferenc
             kwargs["generator"] = [torch.Generator().manual_seed(seed + start + k) for k in range(len(chunk))]
         if num_inference_steps is not None and accepts("num_inference_steps"):
             kwargs["num_inference_steps"] = int(num_inference_steps)
-        if "gloss" in params:  # only systems that name it get oracle glosses
+        if system.oracle_gloss:  # only systems conditioned on glosses get the reference (oracle) glosses
             kwargs["gloss"] = [list(r["gloss"]) for r in chunk]
         if num_frames_policy == "reference":
             if not accepts("num_frames"):
                 raise ValueError(f"System {system.name!r} takes no `num_frames`; num_frames='reference' needs it.")
             kwargs["num_frames"] = [int(r["poses"].shape[0]) for r in chunk]
-        out = system.obj([str(r["text"]) for r in chunk], **kwargs)
+        if system.reads_text:
+            out = system.obj([str(r["text"]) for r in chunk], **kwargs)
+        else:
+            out = system.obj(**kwargs)
         out_poses = out[0] if isinstance(out, tuple) else getattr(out, "poses", None)
         if out_poses is None:
             raise ValueError(f"System {system.name!r} returned no `poses` (got {type(out).__name__}).")
@@ -623,13 +641,15 @@ def _build_systems(data: Dict[str, Any], split: str, baseline_keys: List[str], m
                     raise
                 notes.append(f"{name} left out: {err}")
                 continue
-            systems.append(_System(name, "baseline", obj, source=f"{cls.__name__} fitted on train", short=short, oracle_gloss=cls.uses_gloss))
+            reads = conditioning_of(obj)
+            systems.append(_System(name, "baseline", obj, source=f"{cls.__name__} fitted on train", short=short,
+                                   oracle_gloss="gloss" in reads, reads_text="text" in reads))
     for name, model_spec in models.items():
         obj = load_system(name, model_spec, device)
         source = str(model_spec) if isinstance(model_spec, (str, os.PathLike)) else type(model_spec).__name__
-        # baselines say whether they read `gloss`; any other system that takes it gets the reference glosses
-        oracle = bool(obj.uses_gloss) if hasattr(obj, "uses_gloss") else "gloss" in _call_parameters(obj)
-        systems.append(_System(str(name), "model", obj, source=source, short=str(name)[:24], oracle_gloss=oracle))
+        reads = conditioning_of(obj)
+        systems.append(_System(str(name), "model", obj, source=source, short=str(name)[:24],
+                               oracle_gloss="gloss" in reads, reads_text="text" in reads))
     return systems, notes
 
 

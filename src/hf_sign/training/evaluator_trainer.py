@@ -557,6 +557,15 @@ def train_evaluators(
     return run_evaluator_training(build_arguments(dataset_dir, output_dir, config=config, seed=seed, **overrides))
 
 
+def train_evaluator_system(
+    dataset_dir: str, output_dir: str, config: Optional[str] = "default", seed: Optional[int] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """The registry's entry point (`hf-sign train evaluator`): `train_evaluators` with the dotted `--set` overrides
+    as one dict, like every system's trainer takes them."""
+    return train_evaluators(dataset_dir, output_dir, config=config, seed=seed, **(overrides or {}))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """`python -m hf_sign.training.evaluator_trainer --config NAME --dataset_dir DIR --output_dir DIR [--field value]`."""
     pre = argparse.ArgumentParser(add_help=False)

@@ -1,0 +1,40 @@
+"""Loading any hf-sign pipeline from a folder or a repo id, through the system registry.
+
+A folder (or a repo id in the local hub cache) whose `model_index.json` names a registered system's pipeline class is
+loaded with that class's own `from_pretrained`: nothing from the folder is executed, and concurrent loads do not race
+in diffusers' shared remote-code module cache. Anything else goes through
+`DiffusionPipeline.from_pretrained(path_or_repo_id, trust_remote_code=True)`, as a Hub user would load it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Union
+
+from ..systems import system_for_pipeline
+from .hub_cache import cached_repo_path
+
+__all__ = ["load_sign_pipeline"]
+
+
+def load_sign_pipeline(model: Union[str, os.PathLike], **kwargs: Any):
+    """A pipeline from a folder or a repo id (`kwargs` go to `from_pretrained`, e.g. `torch_dtype`).
+
+    Raises a `ValueError` naming `model` when it is neither a folder nor an `org/name` repo id.
+    """
+    model = str(model)
+    folder = Path(model) if Path(model).is_dir() else None
+    if folder is None:
+        if model.count("/") != 1 or os.path.isabs(model) or model.startswith("."):
+            raise ValueError(f"`model` {model!r} is neither a pipeline folder nor a repo id ('org/name').")
+        cached = cached_repo_path(model)
+        folder = Path(cached) if cached is not None else None
+    system = system_for_pipeline(folder) if folder is not None else None
+    if system is not None:
+        return system.pipeline_class().from_pretrained(str(folder), **kwargs)
+    from diffusers import DiffusionPipeline
+
+    if folder is not None:
+        return DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True, **kwargs)
+    return DiffusionPipeline.from_pretrained(model, trust_remote_code=True, **kwargs)
