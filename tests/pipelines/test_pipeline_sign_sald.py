@@ -173,11 +173,12 @@ def test_duration_conditioned_pipeline(tmp_path):
     pipe = make_pipe(duration_conditioning=True)
     states, mask = pipe_states(pipe, TEXTS[:2])
     # untrained, no word gets a frame: the length predictor decides the length
-    assert (pipe.denoiser.predict_token_timing(states, mask)[0] == 0).all()
+    assert (pipe.denoiser.predict_token_timing(states, mask).durations == 0).all()
     assert run(pipe, TEXTS[:2]).num_frames == pipe.denoiser.predict_num_frames(states, mask).tolist()
     with torch.no_grad():  # untrained, the predictor gives under a frame per token; make every word last ~6 frames
-        pipe.denoiser.duration_predictor.net[-1].bias[0] = math.log(7.0)
-    durations, order = pipe.denoiser.predict_token_timing(states, mask)
+        pipe.denoiser.duration_conditioner.predictor.net[-1].bias[0] = math.log(7.0)
+    timing = pipe.denoiser.predict_token_timing(states, mask)
+    durations, order = timing.durations, timing.order
     assert (durations[mask] > 1.0).all() and order.shape == durations.shape
     # the default length is the sum of the words' durations
     assert run(pipe, TEXTS[:2]).num_frames == durations.sum(1).round().long().tolist()
@@ -194,8 +195,8 @@ def test_duration_conditioned_pipeline(tmp_path):
     for a, b in zip(expected, run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses):
         np.testing.assert_allclose(a, b, atol=1e-6)
     with torch.no_grad():  # reversing the predicted signing order changes the signing
-        loaded.denoiser.duration_predictor.net[-1].weight[1].neg_()
-        loaded.denoiser.duration_predictor.net[-1].bias[1].neg_()
+        loaded.denoiser.duration_conditioner.predictor.net[-1].weight[1].neg_()
+        loaded.denoiser.duration_conditioner.predictor.net[-1].bias[1].neg_()
     reordered = run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses
     assert np.abs(expected[0] - reordered[0]).max() > 1e-4
 

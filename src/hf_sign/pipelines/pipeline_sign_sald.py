@@ -32,6 +32,7 @@ from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from ..data.normalization import PoseNormalizer
+from ..models.length_regulator import TokenTiming
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import check_prompts, encode_prompts
 from ..skeletons.spec import get_skeleton
@@ -275,12 +276,11 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
 
         states, text_mask = encode_prompts(self.text_encoder, self.tokenizer, prompts, device=device)
         states = states.to(dtype)
-        timing = {}
+        timing = None
         if self.denoiser.config.duration_conditioning:  # where each word is signed, rescaled to the chosen lengths
-            durations, order = self.denoiser.predict_token_timing(states, text_mask)
-            timing = {"token_durations": durations, "token_order": order}
+            timing = self.denoiser.predict_token_timing(states, text_mask)
         lengths = self._resolve_lengths(
-            states, text_mask, batch, num_frames, duration_s, latents, timing.get("token_durations")
+            states, text_mask, batch, num_frames, duration_s, latents, None if timing is None else timing.durations
         )
         z = self._initial_latents(lengths, latents, generator, device, dtype)
         factor = self.vae.temporal_downsample_factor
@@ -294,7 +294,8 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
             null_states, null_mask = self.denoiser.null_condition(batch, states.shape[1], device=device, dtype=dtype)
             cond_states, cond_mask = torch.cat([null_states, states]), torch.cat([null_mask, text_mask])
             frame_mask = torch.cat([latent_mask, latent_mask])
-            timing = {k: torch.cat([torch.zeros_like(v), v]) for k, v in timing.items()}  # the null condition has none
+            if timing is not None:  # the null condition has no timing
+                timing = TokenTiming.cat([timing.empty_like(), timing])
         else:
             cond_states, cond_mask, frame_mask = states, text_mask, latent_mask
 
@@ -305,7 +306,7 @@ class SignSALDPipeline(RemoteCodePipelineMixin, DiffusionPipeline):
             model_in = self.scheduler.scale_model_input(model_in, t)
             eps = self.denoiser(
                 model_in, t, encoder_hidden_states=cond_states, encoder_attention_mask=cond_mask, attention_mask=frame_mask,
-                **timing,
+                token_timing=timing,
             ).sample
             if do_cfg:
                 eps_uncond, eps_cond = eps.chunk(2)
