@@ -6,6 +6,10 @@
   temporal pooling, and their mirror in the decoder.
 
 `SkeletonVAE` (`skeleton_vae.py`) assembles them; see its module docstring for the whole encoder and decoder.
+
+Constant tensors (the adjacency, the group membership) are non-persistent buffers created in the default dtype, like
+the parameters: `from_pretrained(..., torch_dtype=torch.bfloat16)` builds the model under that default dtype (and
+loads only the state dict), and `.to(dtype)` moves floating buffers with the parameters, so both give one dtype.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ class STConv(nn.Module):
     def __init__(self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str):
         super().__init__()
         num_joints = adjacency.shape[0]
-        self.register_buffer("adjacency", adjacency.clone(), persistent=False)
+        self.register_buffer("adjacency", adjacency.to(torch.get_default_dtype(), copy=True), persistent=False)
         self.edge_importance = nn.Parameter(torch.ones(num_joints, num_joints))
         self.graph = nn.Linear(in_dim, out_dim, bias=False)
         self.joint_bias = nn.Parameter(torch.zeros(num_joints, out_dim))
@@ -123,13 +127,14 @@ class STPool(nn.Module):
         self.skeletal = None
         self.mode = mode
         if pooling is not None:
-            self.register_buffer("membership", (pooling > 0).float(), persistent=False)
+            pooling = pooling.to(torch.get_default_dtype(), copy=True)
+            self.register_buffer("membership", (pooling > 0).to(pooling.dtype), persistent=False)
             if mode == "linear":
                 scale = pooling.sum(0)  # each joint's share of its group's average, 1 / |g|
                 self.skeletal = nn.Parameter(scale[:, None, None] * torch.eye(dim).expand(len(scale), dim, dim).clone())
                 self.bias = nn.Parameter(torch.zeros(pooling.shape[0], dim))
             else:
-                self.skeletal = nn.Parameter(pooling.clone())
+                self.skeletal = nn.Parameter(pooling)
         self.temporal = nn.Conv1d(dim, dim, factor, stride=factor)
 
     def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -158,7 +163,7 @@ class STUnpool(nn.Module):
         self.mode = mode
         if pooling is not None:
             # contiguous: a transposed view (and its clone) is not, and safetensors refuses to save it
-            membership = (pooling > 0).float().t().contiguous()  # (J, J')
+            membership = (pooling > 0).to(torch.get_default_dtype()).t().contiguous()  # (J, J')
             self.register_buffer("membership", membership, persistent=False)
             if mode == "linear":
                 self.skeletal = nn.Parameter(torch.eye(dim).expand(membership.shape[0], dim, dim).clone())

@@ -220,7 +220,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             raise ValueError("`feature_mean` and `feature_std` must be given together.")
         if mean is not None and (len(mean) != self.spec.feature_dim or len(std) != self.spec.feature_dim):
             raise ValueError(f"`feature_mean`/`feature_std` must have {self.spec.feature_dim} entries each.")
-        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)  # noqa: E731
+        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.get_default_dtype())  # noqa: E731
         # Not named like the config fields: ModelMixin resolves config names before buffers.
         self.register_buffer("norm_mean", to_t(mean), persistent=False)
         self.register_buffer("norm_std", to_t(std), persistent=False)
@@ -245,7 +245,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             if min(std) <= 0:
                 raise ValueError("`latents_std` must be positive.")
         shape = (self.latent_num_joints, self.latent_channels)
-        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32).reshape(shape)  # noqa: E731
+        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.get_default_dtype()).reshape(shape)  # noqa: E731
         self.register_buffer("latent_shift", to_t(mean), persistent=False)
         self.register_buffer("latent_scale", to_t(std), persistent=False)
 
