@@ -97,7 +97,7 @@ class ModelTesterMixin:
             got = self.output_of(loaded, self.cast_inputs(self.get_inputs(), torch.bfloat16))
         assert got.dtype == torch.bfloat16 and torch.isfinite(got).all()
         error = (got.float() - expected).norm() / expected.norm()
-        assert error < self.low_precision_rtol, f"bfloat16 output differs from float32 by {float(error):.3f} (relative)"
+        assert error < self.low_precision_rtol, f"bfloat16 differs from float32 by {float(error):.3f} (relative)"
 
     def test_dict_vs_tuple(self):
         model = self.make_model()

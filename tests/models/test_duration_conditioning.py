@@ -70,7 +70,8 @@ def test_denoiser_reads_the_timing(per_joint):
         same = model(**inputs, token_timing=TokenTiming(torch.ones(2, 5), text_order)).sample
         empty = model(**inputs, token_timing=TokenTiming(torch.ones(2, 5), text_order).empty_like()).sample
         skewed = model(**inputs, token_timing=TokenTiming(torch.tensor([[5.0, 1, 1, 1, 1]] * 2), text_order)).sample
-        reordered = model(**inputs, token_timing=TokenTiming(torch.ones(2, 5), torch.tensor([[4.0, 3, 2, 1, 0]] * 2))).sample
+        backwards = TokenTiming(torch.ones(2, 5), torch.tensor([[4.0, 3, 2, 1, 0]] * 2))
+        reordered = model(**inputs, token_timing=backwards).sample
     torch.testing.assert_close(even, same)  # None = an equal share per token, in text order
     torch.testing.assert_close(even, empty)
     assert not torch.allclose(even, skewed) and not torch.allclose(even, reordered)

@@ -17,7 +17,10 @@ from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
 from model_tester_mixin import ModelTesterMixin
 
 F_DIM = 133
-VAE_TINY = dict(skeleton="smplx133", hidden_dims=(16, 16), temporal_downsample=(2, 2), layers_per_stage=1, latent_dim=8, kernel_size=3)
+VAE_TINY = dict(
+    skeleton="smplx133", hidden_dims=(16, 16), temporal_downsample=(2, 2), layers_per_stage=1, latent_dim=8,
+    kernel_size=3,
+)
 DEN_TINY = dict(
     num_joints=7, latent_channels=8, hidden_dim=32, num_layers=2, num_heads=2, ff_mult=2, text_dim=16,
     max_frames=64, length_predictor_hidden=16,
@@ -50,7 +53,8 @@ class TestSkeletonVAE(ModelTesterMixin):
         return dict(VAE_TINY)
 
     def get_inputs(self, seed=0):
-        return {"sample": motion(2, 8, seed), "sample_posterior": True, "generator": torch.Generator().manual_seed(seed)}
+        generator = torch.Generator().manual_seed(seed)
+        return {"sample": motion(2, 8, seed), "sample_posterior": True, "generator": generator}
 
     def get_batch_and_singles(self):
         x = motion(2, 16, seed=1)
@@ -120,7 +124,9 @@ class TestSkeletonVAE(ModelTesterMixin):
         with torch.no_grad():
             error = (model.eval()(x).sample - x).abs().mean()
         assert sum(losses[-10:]) < 0.4 * sum(losses[:10])
-        assert error < 0.35 * init_error and error < 0.5 * mean_error, (float(error), float(init_error), float(mean_error))
+        assert error < 0.35 * init_error and error < 0.5 * mean_error, (
+            float(error), float(init_error), float(mean_error)
+        )
 
     def test_loss_terms_and_masking(self):
         model = self.make_model()
@@ -132,7 +138,10 @@ class TestSkeletonVAE(ModelTesterMixin):
         assert all(v.ndim == 0 and torch.isfinite(v) for v in out.values())
         assert out["loss_kl"] > 0
         cfg = model.config
-        total = out["loss_m"] + cfg.lambda_pos * out["loss_pos"] + cfg.lambda_vel * out["loss_vel"] + cfg.lambda_kl * out["loss_kl"]
+        total = (
+            out["loss_m"] + cfg.lambda_pos * out["loss_pos"] + cfg.lambda_vel * out["loss_vel"]
+            + cfg.lambda_kl * out["loss_kl"]
+        )
         torch.testing.assert_close(out["loss"], total)
         x2 = x.clone()
         x2[1, 4:] = 9.0  # padded frames do not change any term
@@ -500,9 +509,11 @@ def test_vae_latents_feed_the_denoiser():
     """The VAE's latent shape is what the denoiser expects, for both the ST-latent and the flat ablation."""
     for aware in (True, False):
         vae = SkeletonVAE(**{**VAE_TINY, "skeleton_aware": aware}).eval()
-        den = SkeletonLatentDenoiser(**{**DEN_TINY, "num_joints": vae.latent_num_joints, "latent_channels": vae.latent_channels}).eval()
+        shape = {"num_joints": vae.latent_num_joints, "latent_channels": vae.latent_channels}
+        den = SkeletonLatentDenoiser(**{**DEN_TINY, **shape}).eval()
         with torch.no_grad():
-            z = vae.encode(motion(2, 8)).latent_dist.sample(generator=torch.Generator().manual_seed(0)) * vae.config.scaling_factor
+            z = vae.encode(motion(2, 8)).latent_dist.sample(generator=torch.Generator().manual_seed(0))
+            z = z * vae.config.scaling_factor
             eps = den(z, 10, text_states(2, 3)).sample
             x = vae.decode(eps / vae.config.scaling_factor, num_frames=7).sample
         assert eps.shape == z.shape and x.shape == (2, 7, F_DIM)
@@ -528,7 +539,8 @@ class TestSkeletonLatentDenoiserWithOptions(ModelTesterMixin):
         b["token_timing"] = TokenTiming(torch.tensor([[1.0, 2.0, 0.0, 4.0]]), torch.tensor([[0.1, 0.2, 0.3, 0.0]]))
         # padded tokens get no time and any order key
         batch["token_timing"] = TokenTiming(
-            torch.tensor([[3.0, 1.0, 0.0, 0.0], [1.0, 2.0, 0.0, 4.0]]), torch.tensor([[0.5, 0.1, 0.0, 0.0], [0.1, 0.2, 0.3, 0.0]])
+            torch.tensor([[3.0, 1.0, 0.0, 0.0], [1.0, 2.0, 0.0, 4.0]]),
+            torch.tensor([[0.5, 0.1, 0.0, 0.0], [0.1, 0.2, 0.3, 0.0]]),
         )
         return batch, [a, b], lengths
 

@@ -162,7 +162,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
     Args:
         num_joints (`int`, *optional*, defaults to 7): J', atomic joints of the latent (1 for the "w/o ST-Latent" VAE).
-        latent_channels (`int`, *optional*, defaults to 16): C, channels per latent token (`SkeletonVAE.latent_channels`).
+        latent_channels (`int`, *optional*, defaults to 16): C, channels per latent token
+            (`SkeletonVAE.latent_channels`).
         hidden_dim (`int`, *optional*, defaults to 256): D, transformer width.
         num_layers (`int`, *optional*, defaults to 8): sequential-attention layers.
         num_heads (`int`, *optional*, defaults to 4): attention heads (must divide `hidden_dim`).
@@ -290,7 +291,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             )
         mask = mask.bool()
         if not mask.any(1).all():
-            raise ValueError("`encoder_attention_mask` has a sample with no valid token; use `null_condition` instead.")
+            raise ValueError(
+                "`encoder_attention_mask` has a sample with no valid token; use `null_condition` instead."
+            )
         return mask
 
     def _check_inputs(self, sample, timestep, attention_mask, encoder_hidden_states):
@@ -303,7 +306,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             )
         b, n = sample.shape[:2]
         if encoder_hidden_states.shape[0] != b:
-            raise ValueError(f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {b}.")
+            raise ValueError(
+                f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {b}."
+            )
         if not torch.is_tensor(timestep):
             timestep = torch.tensor([timestep], device=sample.device)
         timestep = timestep.to(sample.device).reshape(-1)
@@ -408,7 +413,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------------------ guidance
     def null_condition(
-        self, batch_size: int, seq_len: int = 1, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+        self,
+        batch_size: int,
+        seq_len: int = 1,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Unconditional input: (states (batch, seq_len, text_dim), mask) with one valid token holding the learned null
         embedding and `seq_len - 1` masked zero tokens (so it can be concatenated with conditional states)."""
@@ -468,7 +477,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         b, seq_len, _ = encoder_hidden_states.shape
         gen_device = generator.device if generator is not None else encoder_hidden_states.device
         drop = (torch.rand(b, generator=generator, device=gen_device) < p).to(encoder_hidden_states.device)
-        null_states, null_mask = self.null_condition(b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype)
+        null_states, null_mask = self.null_condition(
+            b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype
+        )
         states = torch.where(drop[:, None, None], null_states, encoder_hidden_states)
         return states, torch.where(drop[:, None], null_mask, mask)
 
@@ -481,7 +492,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         """MSE between predicted and true log(num_frames); `num_frames` (batch,) counts real full-rate frames."""
         log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
         if tuple(num_frames.shape) != tuple(log_n.shape):
-            raise ValueError(f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}.")
+            raise ValueError(
+                f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}."
+            )
         return F.mse_loss(log_n, num_frames.to(log_n).clamp_min(1.0).log())
 
     def duration_loss(
@@ -496,7 +509,9 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
         for name, value in (("token_durations", token_durations), ("token_order", token_order)):
             if tuple(value.shape) != tuple(mask.shape):
-                raise ValueError(f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}.")
+                raise ValueError(
+                    f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}."
+                )
         log_d, order = self.duration_conditioner.predictor(encoder_hidden_states)
         target = token_durations.to(log_d).clamp_min(0.0)
         err_d = ((log_d - target.log1p()) ** 2 * mask).sum() / mask.sum().clamp_min(1)

@@ -89,7 +89,9 @@ class STConv(nn.Module):
     zero padding, applied to every joint's sequence with shared weights.
     """
 
-    def __init__(self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str):
+    def __init__(
+        self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str
+    ):
         super().__init__()
         num_joints = adjacency.shape[0]
         self.register_buffer("adjacency", adjacency.to(torch.get_default_dtype(), copy=True), persistent=False)
@@ -117,9 +119,9 @@ class STPool(nn.Module):
     `P_skel` (`pooling` is the (J', J) group average; None for no skeletal pooling) is, with `mode="average"`, a
     learnable (J', J) matrix restricted to the group assignment and initialised to the group average; with
     `mode="linear"`, every member joint j of group g gets its own (C, C) matrix W_j and the group's feature is
-    sum_j h_j W_j + b_g, a linear map of the concatenated members' features, initialised to the group average (W_j = I /
-    |g|). The average squeezes a 16-joint hand into C numbers by one scalar weight per joint; the linear map can keep
-    every finger in its own subspace. `P_temp` is a strided convolution with kernel = stride = `factor`.
+    sum_j h_j W_j + b_g, a linear map of the concatenated members' features, initialised to the group average
+    (W_j = I / |g|). The average squeezes a 16-joint hand into C numbers by one scalar weight per joint; the linear
+    map can keep every finger in its own subspace. `P_temp` is a strided convolution with kernel = stride = `factor`.
     """
 
     def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None, mode: str = "average"):
@@ -131,7 +133,8 @@ class STPool(nn.Module):
             self.register_buffer("membership", (pooling > 0).to(pooling.dtype), persistent=False)
             if mode == "linear":
                 scale = pooling.sum(0)  # each joint's share of its group's average, 1 / |g|
-                self.skeletal = nn.Parameter(scale[:, None, None] * torch.eye(dim).expand(len(scale), dim, dim).clone())
+                identities = torch.eye(dim).expand(len(scale), dim, dim)
+                self.skeletal = nn.Parameter(scale[:, None, None] * identities)
                 self.bias = nn.Parameter(torch.zeros(pooling.shape[0], dim))
             else:
                 self.skeletal = nn.Parameter(pooling)
@@ -139,7 +142,8 @@ class STPool(nn.Module):
 
     def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.skeletal is not None and self.mode == "linear":
-            h = torch.einsum("gj,bnjd->bngd", self.membership, torch.einsum("bnjc,jcd->bnjd", h, self.skeletal)) + self.bias
+            h = torch.einsum("bnjc,jcd->bnjd", h, self.skeletal)  # every member's own map ...
+            h = torch.einsum("gj,bnjd->bngd", self.membership, h) + self.bias  # ... summed over its group
         elif self.skeletal is not None:
             h = torch.einsum("gj,bnjc->bngc", self.skeletal * self.membership, h)
         b, n, j, c = h.shape
