@@ -97,40 +97,42 @@ class MaskedAttention(nn.Module):
                 f"`encoder_hidden_states` has batch size {context.shape[0]}; `hidden_states` has {batch}."
             )
 
-        # 1. project and split into heads: (batch, heads, len, dim_head)
+        # 1. project and split into heads: (batch * heads, len, dim_head)
         def split_heads(x: torch.Tensor) -> torch.Tensor:
-            return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+            return x.unflatten(-1, (self.heads, -1)).transpose(1, 2).flatten(0, 1)
 
         query = split_heads(self.to_q(hidden_states))
         key, value = split_heads(self.to_k(context)), split_heads(self.to_v(context))
 
-        # 2. scores, masked with the dtype's lowest value (exp gives exactly 0; no NaN for a fully masked row)
-        scores = (query @ key.transpose(-1, -2)) * self.scale
-        if attention_mask is not None:
-            keep = self._broadcast_mask(attention_mask, batch, query_len, key_len)
-            scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        # 2. scores `bias + scale * Q K^T` in one batched matrix product (as diffusers' `get_attention_scores`); the
+        #    bias is 0 where a query may attend and the dtype's lowest value elsewhere, so exp gives exactly 0 there
+        #    and a row without any valid key stays finite
+        bias = self._mask_bias(attention_mask, batch, query_len, key_len, query.dtype, query.device)
+        scores = torch.baddbmm(bias, query, key.transpose(1, 2), alpha=self.scale)
 
         # 3. probabilities (softmax in float32, as diffusers' `upcast_softmax`) and the weighted values
-        probs = scores.float().softmax(dim=-1).to(value.dtype)
-        out = F.dropout(probs, self.dropout, self.training) @ value
+        probs = scores.softmax(dim=-1, dtype=torch.float32).to(value.dtype)
+        out = torch.bmm(F.dropout(probs, self.dropout, self.training), value)
 
         # 4. merge the heads and project out
-        out = self.to_out(out.transpose(1, 2).flatten(2))
-        return out, (probs if output_attentions else None)
+        out = self.to_out(out.unflatten(0, (batch, self.heads)).transpose(1, 2).flatten(2))
+        return out, (probs.unflatten(0, (batch, self.heads)) if output_attentions else None)
 
-    @staticmethod
-    def _broadcast_mask(mask: torch.Tensor, batch: int, query_len: int, key_len: int) -> torch.Tensor:
-        """A (batch, key_len) or (batch, query_len, key_len) mask -> boolean, broadcastable over the heads."""
+    def _mask_bias(self, mask, batch: int, query_len: int, key_len: int, dtype, device) -> torch.Tensor:
+        """Additive bias for the scores: `(batch * heads, 1 or query_len, key_len)`, or a scalar 0 without a mask."""
+        if mask is None:
+            return torch.zeros((), dtype=dtype, device=device)
         if mask.is_floating_point():
             raise ValueError(
                 "`attention_mask` must be boolean (or 0/1 integers), True where a query may attend; got a "
                 f"{mask.dtype} tensor (additive float masks are not supported)."
             )
         if tuple(mask.shape) == (batch, key_len):
-            return mask.bool()[:, None, None, :]
-        if tuple(mask.shape) == (batch, query_len, key_len):
-            return mask.bool()[:, None]
-        raise ValueError(
-            f"`attention_mask` must have shape ({batch}, {key_len}) (batch, key_len) or ({batch}, {query_len}, "
-            f"{key_len}) (batch, query_len, key_len); got {tuple(mask.shape)}."
-        )
+            mask = mask[:, None, :]
+        elif tuple(mask.shape) != (batch, query_len, key_len):
+            raise ValueError(
+                f"`attention_mask` must have shape ({batch}, {key_len}) (batch, key_len) or ({batch}, {query_len}, "
+                f"{key_len}) (batch, query_len, key_len); got {tuple(mask.shape)}."
+            )
+        bias = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill_(~mask.bool(), torch.finfo(dtype).min)
+        return bias.repeat_interleave(self.heads, dim=0)  # the (batch, heads) order of `split_heads`
