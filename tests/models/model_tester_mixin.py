@@ -12,7 +12,8 @@ A test class mixes `ModelTesterMixin` in and defines:
 * optionally `compute_loss(model, inputs)` (default: mean square of the output) and `unused_parameters` (names
   the forward pass does not touch, e.g. heads trained by a separate loss).
 
-Every test runs the model in eval mode unless it trains, on one intra-op thread; tolerances are `atol`/`rtol`.
+Every test runs the model in eval mode unless it trains, on one intra-op thread; tolerances are `atol`/`rtol`
+(`low_precision_rtol` bounds the relative error of a bfloat16 copy against float32).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class ModelTesterMixin:
     atol: float = 1e-5
     rtol: float = 1e-4
     unused_parameters: Sequence[str] = ()
-
+    low_precision_rtol: float = 0.05
 
     # ------------------------------------------------------------------ hooks
     def get_init_kwargs(self) -> Dict[str, Any]:
@@ -62,6 +63,11 @@ class ModelTesterMixin:
     def assert_close(self, a, b, msg=""):
         torch.testing.assert_close(a, b, atol=self.atol, rtol=self.rtol, msg=msg or None)
 
+    @staticmethod
+    def cast_inputs(inputs: Dict[str, Any], dtype: torch.dtype) -> Dict[str, Any]:
+        """Floating-point tensors of `inputs` in `dtype` (masks, timesteps and generators unchanged)."""
+        return {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+
     # ------------------------------------------------------------------ tests
     def test_save_load_safetensors(self, tmp_path):
         model = self.make_model()
@@ -75,6 +81,23 @@ class ModelTesterMixin:
         with torch.no_grad():
             got = self.output_of(loaded, self.get_inputs())
         torch.testing.assert_close(got, expected, atol=0, rtol=0)
+
+    def test_from_pretrained_torch_dtype(self, tmp_path):
+        # `from_pretrained(torch_dtype=...)` builds the model under that default dtype and loads only the state dict:
+        # every floating parameter *and buffer* must end up in it, and the forward pass must run in it
+        model = self.make_model()
+        with torch.no_grad():
+            expected = self.output_of(model, self.get_inputs())
+        model.save_pretrained(tmp_path)
+        loaded = self.model_class.from_pretrained(tmp_path, torch_dtype=torch.bfloat16).eval()
+        tensors = list(loaded.named_parameters()) + list(loaded.named_buffers())
+        wrong = [name for name, t in tensors if t.is_floating_point() and t.dtype != torch.bfloat16]
+        assert not wrong, f"not in bfloat16 after from_pretrained(torch_dtype=torch.bfloat16): {wrong}"
+        with torch.no_grad():
+            got = self.output_of(loaded, self.cast_inputs(self.get_inputs(), torch.bfloat16))
+        assert got.dtype == torch.bfloat16 and torch.isfinite(got).all()
+        error = (got.float() - expected).norm() / expected.norm()
+        assert error < self.low_precision_rtol, f"bfloat16 differs from float32 by {float(error):.3f} (relative)"
 
     def test_dict_vs_tuple(self):
         model = self.make_model()

@@ -1,13 +1,14 @@
-"""Duration conditioning of Sign-SALD's denoiser: the length regulator (`align_frames_to_tokens`), the per-token
-timing targets from `gloss_spans` (`gloss_token_timing`), the duration predictor, and the denoiser's use of them."""
+"""Duration conditioning of Sign-SALD's denoiser: the per-token timing targets from `gloss_spans`
+(`gloss_token_timing`), the duration predictor, and the denoiser's use of a `TokenTiming`. The length regulator
+itself is tested in `test_length_regulator.py`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from hf_sign.models.length_regulator import TokenTiming, align_frames_to_tokens
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser
-from hf_sign.models.sign_sald.latent_denoiser import align_frames_to_tokens
 from hf_sign.models.text_encoders import build_word_tokenizer
 from hf_sign.training.gloss_alignment import gloss_token_timing
 
@@ -18,36 +19,6 @@ TEXT = "i went to the store yesterday"  # YESTERDAY ME STORE GO
 
 def _ones(*shape):
     return torch.ones(*shape, dtype=torch.bool)
-
-
-# ------------------------------------------------------------------------------------------------ length regulator
-def test_frames_follow_durations_in_text_order():
-    durations = torch.tensor([[2.0, 0.0, 4.0, 2.0]])  # token 1 is not signed
-    index, phase, length = align_frames_to_tokens(durations, _ones(1, 4), _ones(1, 8))
-    assert index.tolist() == [[0, 0, 2, 2, 2, 2, 3, 3]]
-    torch.testing.assert_close(phase[0], torch.tensor([0.25, 0.75, 0.125, 0.375, 0.625, 0.875, 0.25, 0.75]))
-    assert length.tolist() == [[2.0, 2.0, 4.0, 4.0, 4.0, 4.0, 2.0, 2.0]]
-
-
-def test_durations_are_rescaled_and_order_keys_reorder():
-    durations = torch.tensor([[1.0, 1.0, 2.0]])  # any unit: rescaled to the 8 valid frames (2, 2, 4)
-    order = torch.tensor([[0.9, 0.1, 0.5]])  # signed as token 1, token 2, token 0
-    frames = torch.tensor([[1] * 8 + [0] * 2], dtype=torch.bool)
-    index, phase, length = align_frames_to_tokens(durations, _ones(1, 3), frames, order)
-    assert index[0, :8].tolist() == [1, 1, 2, 2, 2, 2, 0, 0]
-    assert index[0, 8:].tolist() == [0, 0] and phase[0, 8:].tolist() == phase[0, 7:8].tolist() * 2  # padding repeats
-    assert float(phase.max()) < 1.0 and float(phase.min()) >= 0.0
-
-
-def test_no_durations_masked_tokens_and_null_samples_share_evenly():
-    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    durations = torch.tensor([[0.0, 0.0, 5.0, 5.0], [3.0, 1.0, 0.0, 0.0]])  # row 0: only masked tokens have time
-    index, _, _ = align_frames_to_tokens(durations, mask, _ones(2, 4))
-    assert index.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1]]
-    index, _, _ = align_frames_to_tokens(None, mask, _ones(2, 4))
-    assert index.tolist() == [[0, 0, 1, 1], [0, 1, 2, 3]]
-    with pytest.raises(ValueError, match="token_order"):
-        align_frames_to_tokens(durations, mask, _ones(2, 4), torch.zeros(2, 3))
 
 
 # ------------------------------------------------------------------------------------------------ timing targets
@@ -91,18 +62,25 @@ def _inputs(seed=0, batch=2, frames=6, text_len=5):
 def test_denoiser_reads_the_timing(per_joint):
     torch.manual_seed(0)
     model = SkeletonLatentDenoiser(**DEN, duration_per_joint=per_joint).eval()
-    assert model.duration_proj.out_features == 32 * (3 if per_joint else 1)
+    assert model.duration_conditioner.proj.out_features == 32 * (3 if per_joint else 1)
     inputs = _inputs()
+    text_order = torch.zeros(2, 5)
     with torch.no_grad():
         even = model(**inputs).sample
-        same = model(**inputs, token_durations=torch.ones(2, 5)).sample
-        skewed = model(**inputs, token_durations=torch.tensor([[5.0, 1, 1, 1, 1]] * 2)).sample
-        reordered = model(**inputs, token_order=torch.tensor([[4.0, 3, 2, 1, 0]] * 2)).sample
-    torch.testing.assert_close(even, same)  # None = an equal share per token
+        same = model(**inputs, token_timing=TokenTiming(torch.ones(2, 5), text_order)).sample
+        empty = model(**inputs, token_timing=TokenTiming(torch.ones(2, 5), text_order).empty_like()).sample
+        skewed = model(**inputs, token_timing=TokenTiming(torch.tensor([[5.0, 1, 1, 1, 1]] * 2), text_order)).sample
+        backwards = TokenTiming(torch.ones(2, 5), torch.tensor([[4.0, 3, 2, 1, 0]] * 2))
+        reordered = model(**inputs, token_timing=backwards).sample
+    torch.testing.assert_close(even, same)  # None = an equal share per token, in text order
+    torch.testing.assert_close(even, empty)
     assert not torch.allclose(even, skewed) and not torch.allclose(even, reordered)
+    with pytest.raises(ValueError, match="`token_timing` must have shape"):
+        model(**inputs, token_timing=TokenTiming(torch.ones(2, 4), torch.zeros(2, 4)))
     plain = SkeletonLatentDenoiser(**{**DEN, "duration_conditioning": False})
+    assert plain.duration_conditioner is None
     with pytest.raises(ValueError, match="duration_conditioning=True"):
-        plain(**inputs, token_durations=torch.ones(2, 5))
+        plain(**inputs, token_timing=TokenTiming(torch.ones(2, 5), text_order))
     with pytest.raises(ValueError, match="no duration predictor"):
         plain.predict_token_timing(inputs["encoder_hidden_states"])
 
@@ -116,7 +94,7 @@ def test_duration_predictor_learns_durations_and_order():
     mask[::2, 5:] = False
     durations = torch.where(text[..., 0] > 0, 4.0 + 8.0 * torch.sigmoid(text[..., 1]), torch.zeros(32, 6)) * mask
     order = torch.sigmoid(2 * text[..., 2])
-    opt = torch.optim.Adam(model.duration_predictor.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.duration_conditioner.predictor.parameters(), lr=1e-2)
     first = model.duration_loss(text, mask, durations, order).item()
     for _ in range(400):
         loss = model.duration_loss(text, mask, durations, order)
@@ -124,7 +102,9 @@ def test_duration_predictor_learns_durations_and_order():
         loss.backward()
         opt.step()
     assert loss.item() < 0.1 * first
-    pred, keys = model.predict_token_timing(text, mask)
+    timing = model.predict_token_timing(text, mask)
+    assert isinstance(timing, TokenTiming)
+    pred, keys = timing.durations, timing.order
     assert pred.shape == keys.shape == (32, 6) and (pred[~mask] == 0).all()
     assert ((pred > 0) == (durations > 0))[mask].float().mean() > 0.95  # unsigned words get no frames
     signed = durations > 0

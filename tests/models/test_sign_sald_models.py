@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from safetensors.torch import save_file
 
+from hf_sign.models.length_regulator import TokenTiming
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonLatentDenoiserOutput, SkeletonVAE
 from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
 from model_tester_mixin import ModelTesterMixin
 
 F_DIM = 133
-VAE_TINY = dict(skeleton="smplx133", hidden_dims=(16, 16), temporal_downsample=(2, 2), layers_per_stage=1, latent_dim=8, kernel_size=3)
+VAE_TINY = dict(
+    skeleton="smplx133", hidden_dims=(16, 16), temporal_downsample=(2, 2), layers_per_stage=1, latent_dim=8,
+    kernel_size=3,
+)
 DEN_TINY = dict(
     num_joints=7, latent_channels=8, hidden_dim=32, num_layers=2, num_heads=2, ff_mult=2, text_dim=16,
     max_frames=64, length_predictor_hidden=16,
 )
-
-
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
@@ -47,7 +53,8 @@ class TestSkeletonVAE(ModelTesterMixin):
         return dict(VAE_TINY)
 
     def get_inputs(self, seed=0):
-        return {"sample": motion(2, 8, seed), "sample_posterior": True, "generator": torch.Generator().manual_seed(seed)}
+        generator = torch.Generator().manual_seed(seed)
+        return {"sample": motion(2, 8, seed), "sample_posterior": True, "generator": generator}
 
     def get_batch_and_singles(self):
         x = motion(2, 16, seed=1)
@@ -117,7 +124,9 @@ class TestSkeletonVAE(ModelTesterMixin):
         with torch.no_grad():
             error = (model.eval()(x).sample - x).abs().mean()
         assert sum(losses[-10:]) < 0.4 * sum(losses[:10])
-        assert error < 0.35 * init_error and error < 0.5 * mean_error, (float(error), float(init_error), float(mean_error))
+        assert error < 0.35 * init_error and error < 0.5 * mean_error, (
+            float(error), float(init_error), float(mean_error)
+        )
 
     def test_loss_terms_and_masking(self):
         model = self.make_model()
@@ -129,7 +138,10 @@ class TestSkeletonVAE(ModelTesterMixin):
         assert all(v.ndim == 0 and torch.isfinite(v) for v in out.values())
         assert out["loss_kl"] > 0
         cfg = model.config
-        total = out["loss_m"] + cfg.lambda_pos * out["loss_pos"] + cfg.lambda_vel * out["loss_vel"] + cfg.lambda_kl * out["loss_kl"]
+        total = (
+            out["loss_m"] + cfg.lambda_pos * out["loss_pos"] + cfg.lambda_vel * out["loss_vel"]
+            + cfg.lambda_kl * out["loss_kl"]
+        )
         torch.testing.assert_close(out["loss"], total)
         x2 = x.clone()
         x2[1, 4:] = 9.0  # padded frames do not change any term
@@ -407,17 +419,6 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
         assert (pred - frames).abs().mean() < 0.1 * (frames - frames.mean()).abs().mean()
 
     def test_relative_positions(self):
-        from hf_sign.models.sign_sald.latent_denoiser import relative_position_embedding
-        from diffusers.models.embeddings import get_timestep_embedding
-
-        mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
-        emb = relative_position_embedding(mask, 8)
-        assert emb.shape == (2, 5, 8)
-        ends = get_timestep_embedding(torch.tensor([0.0, 100.0]), 8, flip_sin_to_cos=True, downscale_freq_shift=0)
-        for b, last in ((0, 2), (1, 4)):  # first valid token -> 0, last valid token -> 1 (x scale)
-            self.assert_close(emb[b, 0], ends[0])
-            self.assert_close(emb[b, last], ends[1])
-        self.assert_close(emb[0, 1], emb[1, 2])  # both half way
         # the flag changes the output, and padding still does not leak into valid frames
         torch.manual_seed(0)
         plain = SkeletonLatentDenoiser(**DEN_TINY).eval()
@@ -429,6 +430,57 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
             assert not torch.allclose(out, plain(**batch).sample)
             for i, (single, n) in enumerate(zip(singles, lengths)):
                 self.assert_close(out[i, :n], model(**single).sample[0])
+
+    def test_cross_attentions_come_from_the_same_pass(self):
+        model = self.make_model()
+        inputs = denoiser_inputs(0)
+        inputs["encoder_attention_mask"] = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+        with torch.no_grad():
+            plain = model(**inputs)
+            out = model(**inputs, output_cross_attentions=True)
+            as_tuple = model(**inputs, output_cross_attentions=True, return_dict=False)
+        torch.testing.assert_close(out.sample, plain.sample, atol=0, rtol=0)
+        assert plain.cross_attentions is None and len(out.cross_attentions) == len(as_tuple[1]) == 2
+        for probs in out.cross_attentions:  # (batch, heads, frames, joints, text tokens)
+            assert probs.shape == (2, 2, 4, 7, 5)
+            torch.testing.assert_close(probs.sum(-1), torch.ones(2, 2, 4, 7))
+            assert (probs[0, ..., 3:] == 0).all()
+
+    def test_checkpoints_with_the_old_weight_names_load(self, tmp_path):
+        # the names the first Sign-SALD checkpoints (and the frozen fixtures) were saved with
+        def to_old(key):
+            key = re.sub(r"^(layers\.\d+\.)ffn\.net\.0\.proj\.", r"\1ffn.0.", key)
+            key = re.sub(r"^(layers\.\d+\.)ffn\.net\.2\.", r"\1ffn.3.", key)
+            key = re.sub(r"^duration_conditioner\.predictor\.", "duration_predictor.", key)
+            return re.sub(r"^duration_conditioner\.proj\.", "duration_proj.", key)
+
+        kwargs = dict(DEN_TINY, duration_conditioning=True, duration_per_joint=True)
+        torch.manual_seed(0)
+        model = SkeletonLatentDenoiser(**kwargs).eval()
+        old = {to_old(k): v.clone() for k, v in model.state_dict().items()}
+        assert {"layers.1.ffn.0.weight", "layers.1.ffn.3.bias", "duration_predictor.net.4.weight",
+                "duration_proj.weight"} <= set(old)
+        inputs = denoiser_inputs(0)
+        with torch.no_grad():
+            expected = model(**inputs).sample
+
+        def check(loaded):
+            with torch.no_grad():
+                torch.testing.assert_close(loaded.eval()(**inputs).sample, expected, atol=0, rtol=0)
+
+        torch.manual_seed(1)
+        fresh = SkeletonLatentDenoiser(**kwargs)
+        assert not fresh.load_state_dict(dict(old), strict=True).missing_keys
+        check(fresh)
+        torch.manual_seed(1)
+        wrapper = torch.nn.Module()  # nested, as in a trainer's checkpoint
+        wrapper.denoiser = SkeletonLatentDenoiser(**kwargs)
+        wrapper.load_state_dict({f"denoiser.{k}": v for k, v in old.items()}, strict=True)
+        check(wrapper.denoiser)
+        model.save_config(tmp_path)
+        save_file(old, str(tmp_path / "diffusion_pytorch_model.safetensors"))
+        for low_cpu_mem_usage in (True, False):
+            check(SkeletonLatentDenoiser.from_pretrained(tmp_path, low_cpu_mem_usage=low_cpu_mem_usage))
 
     def test_bad_inputs_raise(self):
         model = self.make_model()
@@ -457,9 +509,59 @@ def test_vae_latents_feed_the_denoiser():
     """The VAE's latent shape is what the denoiser expects, for both the ST-latent and the flat ablation."""
     for aware in (True, False):
         vae = SkeletonVAE(**{**VAE_TINY, "skeleton_aware": aware}).eval()
-        den = SkeletonLatentDenoiser(**{**DEN_TINY, "num_joints": vae.latent_num_joints, "latent_channels": vae.latent_channels}).eval()
+        shape = {"num_joints": vae.latent_num_joints, "latent_channels": vae.latent_channels}
+        den = SkeletonLatentDenoiser(**{**DEN_TINY, **shape}).eval()
         with torch.no_grad():
-            z = vae.encode(motion(2, 8)).latent_dist.sample(generator=torch.Generator().manual_seed(0)) * vae.config.scaling_factor
+            z = vae.encode(motion(2, 8)).latent_dist.sample(generator=torch.Generator().manual_seed(0))
+            z = z * vae.config.scaling_factor
             eps = den(z, 10, text_states(2, 3)).sample
             x = vae.decode(eps / vae.config.scaling_factor, num_frames=7).sample
         assert eps.shape == z.shape and x.shape == (2, 7, F_DIM)
+
+
+class TestSkeletonLatentDenoiserWithOptions(ModelTesterMixin):
+    """The model tester on the options that `small` turns on: relative positions and per-joint word timing."""
+
+    model_class = SkeletonLatentDenoiser
+    unused_parameters = ("null_text_embedding", "length_predictor", "duration_conditioner.predictor")
+
+    def get_init_kwargs(self):
+        return dict(DEN_TINY, relative_positions=True, duration_conditioning=True, duration_per_joint=True)
+
+    def get_inputs(self, seed=0):
+        g = torch.Generator().manual_seed(seed + 100)
+        timing = TokenTiming(6.0 * torch.rand(2, 5, generator=g), torch.rand(2, 5, generator=g))
+        return {**denoiser_inputs(seed), "token_timing": timing}
+
+    def get_batch_and_singles(self):
+        batch, (a, b), lengths = TestSkeletonLatentDenoiser.get_batch_and_singles(self)
+        a["token_timing"] = TokenTiming(torch.tensor([[3.0, 1.0]]), torch.tensor([[0.5, 0.1]]))
+        b["token_timing"] = TokenTiming(torch.tensor([[1.0, 2.0, 0.0, 4.0]]), torch.tensor([[0.1, 0.2, 0.3, 0.0]]))
+        # padded tokens get no time and any order key
+        batch["token_timing"] = TokenTiming(
+            torch.tensor([[3.0, 1.0, 0.0, 0.0], [1.0, 2.0, 0.0, 4.0]]),
+            torch.tensor([[0.5, 0.1, 0.0, 0.0], [0.1, 0.2, 0.3, 0.0]]),
+        )
+        return batch, [a, b], lengths
+
+
+@pytest.mark.parametrize("name", ["sign_sald_tiny", "sign_sald_tiny_small_options"])
+def test_frozen_models_denoise_and_decode_in_bfloat16(name):
+    """`from_pretrained(..., torch_dtype=torch.bfloat16)` of trained models: the denoiser runs and the VAE decodes."""
+    folder = FIXTURES / name
+    g = torch.Generator().manual_seed(0)
+
+    def run(dtype):
+        vae = SkeletonVAE.from_pretrained(folder / "vae", torch_dtype=dtype)
+        den = SkeletonLatentDenoiser.from_pretrained(folder / "denoiser", torch_dtype=dtype)
+        g.manual_seed(0)
+        text = torch.randn(2, 4, den.config.text_dim, generator=g).to(dtype)
+        z = torch.randn(2, 3, vae.latent_num_joints, vae.latent_channels, generator=g).to(dtype)
+        with torch.no_grad():
+            timing = den.predict_token_timing(text) if den.config.duration_conditioning else None
+            eps = den(z, 500, text, token_timing=timing).sample
+            return vae.decode(vae.unscale_latents(eps)).sample
+
+    full, half = run(torch.float32), run(torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and half.shape == full.shape == (2, 12, F_DIM)
+    assert float((half.float() - full).norm() / full.norm()) < 0.05

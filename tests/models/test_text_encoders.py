@@ -17,7 +17,9 @@ from hf_sign.models.text_encoders import (
 )
 
 TEXTS = ["Where was the brother yesterday?", "the brother is tall.", "I do not wash three computers today"]
-TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=12)
+TINY = dict(
+    hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=12
+)
 
 
 def test_word_tokenizer_round_trip(tmp_path):
@@ -28,7 +30,8 @@ def test_word_tokenizer_round_trip(tmp_path):
     assert tok.convert_ids_to_tokens(ids)[1:-1] == ["where", "was", "the", "<unk>", "?"]
     assert build_word_tokenizer(TEXTS).get_vocab() == tok.get_vocab()  # deterministic
     tok.save_pretrained(tmp_path)
-    assert PreTrainedTokenizerFast.from_pretrained(tmp_path)("the brother")["input_ids"] == tok("the brother")["input_ids"]
+    loaded = PreTrainedTokenizerFast.from_pretrained(tmp_path)
+    assert loaded("the brother")["input_ids"] == tok("the brother")["input_ids"]
     with pytest.raises(ValueError, match="empty"):
         build_word_tokenizer([])
 
@@ -40,7 +43,8 @@ def test_clip_frozen_and_trainable():
     assert not any(p.requires_grad for p in model.parameters())
     states, mask = encode_prompts(model, tok, ["the brother is tall.", "hello"])
     assert states.shape == (2, 7, 16) and mask.tolist()[1] == [True, True, True] + [False] * 4
-    assert count_text_encoder_parameters(TextEncoderSettings(**TINY), vocab_size=len(tok)) == sum(p.numel() for p in model.parameters())
+    counted = count_text_encoder_parameters(TextEncoderSettings(**TINY), vocab_size=len(tok))
+    assert counted == sum(p.numel() for p in model.parameters())
     trainable, _ = build_text_encoder({**TINY, "trainable": True}, texts=TEXTS)
     assert all(p.requires_grad for p in trainable.parameters())
     with pytest.raises(ValueError, match="texts"):

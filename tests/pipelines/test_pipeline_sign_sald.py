@@ -96,7 +96,7 @@ class TestSignSALDPipelineWithWordTiming(TestSignSALDPipeline):
     def get_dummy_components(self):
         components = make_components(duration_conditioning=True, duration_per_joint=True)
         with torch.no_grad():  # untrained, every word would get under a frame (no timing at all): ~6 frames each
-            components["denoiser"].duration_predictor.net[-1].bias[0] = math.log(7.0)
+            components["denoiser"].duration_conditioner.predictor.net[-1].bias[0] = math.log(7.0)
         return components
 
     def reference_call(self, pipe, inputs):
@@ -105,14 +105,14 @@ class TestSignSALDPipelineWithWordTiming(TestSignSALDPipeline):
         out = []
         for prompt, n, g in zip(inputs["prompt"], inputs["num_frames"], inputs["generator"]):
             states = pipe.text_encoder(**pipe.tokenizer([prompt], return_tensors="pt")).last_hidden_state
-            durations, order = denoiser.predict_token_timing(states)
-            assert (durations > 1).all()
+            timing = denoiser.predict_token_timing(states)
+            assert (timing.durations > 1).all()
             null = denoiser.null_text_embedding[None, None, :]
             scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
             scheduler.set_timesteps(inputs["num_inference_steps"])
             z = torch.randn((1, math.ceil(n / 4), 7, 4), generator=g) * scheduler.init_noise_sigma
             for t in scheduler.timesteps:
-                eps_text = denoiser(z, t, encoder_hidden_states=states, token_durations=durations, token_order=order).sample
+                eps_text = denoiser(z, t, encoder_hidden_states=states, token_timing=timing).sample
                 eps_null = denoiser(z, t, encoder_hidden_states=null).sample
                 z = scheduler.step(eps_null + w * (eps_text - eps_null), t, z).prev_sample
             x = vae.decode(z / vae.config.scaling_factor).sample[0, :n]
@@ -233,11 +233,12 @@ def test_duration_conditioned_pipeline(tmp_path):
     pipe = make_pipe(duration_conditioning=True)
     states, mask = pipe_states(pipe, TEXTS[:2])
     # untrained, no word gets a frame: the length predictor decides the length
-    assert (pipe.denoiser.predict_token_timing(states, mask)[0] == 0).all()
+    assert (pipe.denoiser.predict_token_timing(states, mask).durations == 0).all()
     assert run(pipe, TEXTS[:2]).num_frames == pipe.denoiser.predict_num_frames(states, mask).tolist()
     with torch.no_grad():  # untrained, the predictor gives under a frame per token; make every word last ~6 frames
-        pipe.denoiser.duration_predictor.net[-1].bias[0] = math.log(7.0)
-    durations, order = pipe.denoiser.predict_token_timing(states, mask)
+        pipe.denoiser.duration_conditioner.predictor.net[-1].bias[0] = math.log(7.0)
+    timing = pipe.denoiser.predict_token_timing(states, mask)
+    durations, order = timing.durations, timing.order
     assert (durations[mask] > 1.0).all() and order.shape == durations.shape
     # the default length is the sum of the words' durations
     assert run(pipe, TEXTS[:2]).num_frames == durations.sum(1).round().long().tolist()
@@ -254,8 +255,8 @@ def test_duration_conditioned_pipeline(tmp_path):
     for a, b in zip(expected, run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses):
         np.testing.assert_allclose(a, b, atol=1e-6)
     with torch.no_grad():  # reversing the predicted signing order changes the signing
-        loaded.denoiser.duration_predictor.net[-1].weight[1].neg_()
-        loaded.denoiser.duration_predictor.net[-1].bias[1].neg_()
+        loaded.denoiser.duration_conditioner.predictor.net[-1].weight[1].neg_()
+        loaded.denoiser.duration_conditioner.predictor.net[-1].bias[1].neg_()
     reordered = run(loaded, TEXTS[:2], num_frames=[12, 10], guidance_scale=2.0).poses
     assert np.abs(expected[0] - reordered[0]).max() > 1e-4
 

@@ -37,7 +37,16 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, CLIPTextConfig, CLIPTextModel, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    CLIPTextConfig,
+    CLIPTextModel,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 __all__ = [
     "TEXT_ENCODER_TYPES",
@@ -95,9 +104,13 @@ class TextEncoderSettings:
         if self.type not in TEXT_ENCODER_TYPES:
             raise ValueError(f"`text_encoder.type` must be one of {TEXT_ENCODER_TYPES}; got {self.type!r}.")
         if self.type == "minilm" and self.trainable:
-            raise ValueError("`text_encoder.trainable` must be False for `minilm` (the pretrained encoder stays frozen).")
+            raise ValueError(
+                "`text_encoder.trainable` must be False for `minilm` (the pretrained encoder stays frozen)."
+            )
         if self.max_position_embeddings < 3:
-            raise ValueError(f"`text_encoder.max_position_embeddings` must be >= 3; got {self.max_position_embeddings}.")
+            raise ValueError(
+                f"`text_encoder.max_position_embeddings` must be >= 3; got {self.max_position_embeddings}."
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"`text_encoder.hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
@@ -109,7 +122,9 @@ class TextEncoderSettings:
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
-def build_word_tokenizer(texts: Iterable[str], max_length: int = 64, min_frequency: int = 1) -> PreTrainedTokenizerFast:
+def build_word_tokenizer(
+    texts: Iterable[str], max_length: int = 64, min_frequency: int = 1
+) -> PreTrainedTokenizerFast:
     """A word-level tokenizer trained on `texts`: NFKC + lowercase, words and punctuation runs as tokens.
 
     Every encoding is `<bos> words <eos>`; unseen words map to `<unk>`. The vocabulary is sorted by frequency
@@ -131,7 +146,9 @@ def build_word_tokenizer(texts: Iterable[str], max_length: int = 64, min_frequen
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS), min_frequency=min_frequency, show_progress=False)
+    trainer = trainers.WordLevelTrainer(
+        special_tokens=list(SPECIAL_TOKENS), min_frequency=min_frequency, show_progress=False
+    )
     tok.train_from_iterator(texts, trainer)
     bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
     tok.post_processor = processors.TemplateProcessing(
@@ -247,7 +264,9 @@ def build_text_encoder(
         tokenizer = AutoTokenizer.from_pretrained(settings.pretrained_name_or_path)
     else:
         if texts is None:
-            raise ValueError("`texts` (the training sentences) are needed to build the word tokenizer of a random CLIP encoder.")
+            raise ValueError(
+                "`texts` (the training sentences) are needed to build the word tokenizer of a random CLIP encoder."
+            )
         tokenizer = build_word_tokenizer(texts, settings.max_position_embeddings, settings.min_token_frequency)
         model = build_clip_text_encoder(tokenizer, settings)
     if settings.trainable:
@@ -285,7 +304,9 @@ def check_prompts(prompts: Union[str, Sequence[str]], tokenizer=None, field_name
     """
     if isinstance(prompts, str):
         prompts = [prompts]
-    elif not isinstance(prompts, (list, tuple, bytes, dict)) and hasattr(prompts, "__iter__") and hasattr(prompts, "__len__"):
+    elif not isinstance(prompts, (list, tuple, bytes, dict)) and all(
+        hasattr(prompts, name) for name in ("__iter__", "__len__")
+    ):
         prompts = list(prompts)  # e.g. a `datasets` column
     if not isinstance(prompts, (list, tuple)) or len(prompts) == 0:
         raise ValueError(f"`{field_name}` must be a non-empty string or a non-empty list of strings; got {prompts!r}.")

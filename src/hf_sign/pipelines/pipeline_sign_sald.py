@@ -32,6 +32,7 @@ from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from ..data.normalization import PoseNormalizer
+from ..models.length_regulator import TokenTiming
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import encode_prompts
 from .pipeline_utils import SignPipeline, SignPipelineOutput, per_prompt
@@ -342,14 +343,13 @@ class SignSALDPipeline(SignPipeline):
         learned_null = negative_prompt is None and negative_prompt_embeds is None
 
         # 3. lengths: requested, or predicted (with duration conditioning, from when each word is signed)
-        timing = {}
-        if self.denoiser.config.duration_conditioning:
-            durations, order = self.denoiser.predict_token_timing(states, text_mask)
-            timing = {"token_durations": durations, "token_order": order}
+        timing = None
+        if self.denoiser.duration_conditioner is not None:
+            timing = self.denoiser.predict_token_timing(states, text_mask)
         requested = self.requested_num_frames(batch, num_frames, duration_s)
         if requested is not None:
             requested = self.repeat_per_sequence(requested, num_sequences_per_prompt)
-        lengths = self._resolve_lengths(states, text_mask, requested, latents, timing.get("token_durations"))
+        lengths = self._resolve_lengths(states, text_mask, requested, latents, None if timing is None else timing.durations)
         factor = self.vae.temporal_downsample_factor
         latent_lengths = [-(-n // factor) for n in lengths]
 
@@ -364,12 +364,10 @@ class SignSALDPipeline(SignPipeline):
         def guided_condition(states, text_mask, neg_states, neg_mask):
             if not do_cfg:
                 return states, text_mask, timing
-            if learned_null or not timing:
-                neg_timing = {k: torch.zeros_like(v) for k, v in timing.items()}
-            else:
-                d, o = self.denoiser.predict_token_timing(neg_states, neg_mask)
-                neg_timing = {"token_durations": d, "token_order": o}
-            both = {k: torch.cat([neg_timing[k], v]) for k, v in timing.items()}
+            both = None
+            if timing is not None:
+                neg_timing = timing.empty_like() if learned_null else self.denoiser.predict_token_timing(neg_states, neg_mask)
+                both = TokenTiming.cat([neg_timing, timing])
             return torch.cat([neg_states, states]), torch.cat([neg_mask, text_mask]), both
 
         cond_states, cond_mask, cond_timing = guided_condition(states, text_mask, neg_states, neg_mask)
@@ -384,7 +382,7 @@ class SignSALDPipeline(SignPipeline):
             model_in = scaler.scale_model_input(model_in, t)
             pred = self.denoiser(
                 model_in, t, encoder_hidden_states=cond_states, encoder_attention_mask=cond_mask, attention_mask=frame_mask,
-                **cond_timing,
+                token_timing=cond_timing,
             ).sample
             if do_cfg:
                 pred_uncond, pred_cond = pred.chunk(2)

@@ -21,6 +21,7 @@ from transformers import set_seed
 
 from ..data.collator import PoseCollator
 from ..data.normalization import PoseNormalizer
+from ..models.length_regulator import TokenTiming
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, build_text_encoder, encode_prompts
 from ..pipelines.pipeline_sign_sald import SignSALDPipeline
@@ -165,14 +166,14 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         # samples whose text was not replaced by the null condition (no text token equals the null embedding)
         kept = (cond[:, 0] != denoiser.null_text_embedding.to(cond)).any(-1)
         guide = self.attention_guidance_weight > 0
-        timing = {}
+        timing = None
         if denoiser.config.duration_conditioning:
             if "token_durations" not in inputs:
                 raise ValueError("`denoiser.duration_conditioning` needs `token_durations` in the batch (gloss_token_timing).")
             # ground-truth timing in training (teacher forcing); none for the null condition, as at inference
-            timing = {"token_durations": inputs["token_durations"] * kept[:, None], "token_order": inputs["token_order"]}
+            timing = TokenTiming(inputs["token_durations"] * kept[:, None], inputs["token_order"])
         out = denoiser(zt, t, encoder_hidden_states=cond, encoder_attention_mask=cond_mask, attention_mask=mask,
-                       output_cross_attentions=guide, **timing)
+                       output_cross_attentions=guide, token_timing=timing)
         pred = out.sample
         kind = denoiser.config.prediction_type
         if kind == "epsilon":  # the paper's objective (eq. 8)
@@ -186,7 +187,7 @@ class LatentDenoiserTrainer(_SignSALDTrainer):
         loss_length = denoiser.length_loss(states, tmask, inputs["num_frames"])
         loss = loss_denoise + self.length_loss_weight * loss_length
         terms = {"loss_denoise": loss_denoise, "loss_length": loss_length}
-        if timing:
+        if timing is not None:
             terms["loss_duration"] = denoiser.duration_loss(states, tmask, inputs["token_durations"], inputs["token_order"])
             loss = loss + self.length_loss_weight * terms["loss_duration"]
         if guide:

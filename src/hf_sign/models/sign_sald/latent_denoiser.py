@@ -12,53 +12,77 @@ Each of the `num_layers` layers applies, in order (eq. 5),
     z = z + FiLM(FFN(LN(z)), t)
 
 with FiLM(h, t) = gamma_t * h + beta_t (eq. 6), gamma_t and beta_t computed from the timestep embedding and
-broadcast over frames and joints. FiLM is initialised to the identity (gamma = 1, beta = 0: the projection
-producing `gamma - 1` and `beta` is zero-initialised), so at initialisation every block is a plain pre-LN residual
-block and the timestep modulation is learned from there.
+broadcast over frames and joints, initialised to the identity (so at initialisation every block is a plain pre-LN
+residual block and the timestep modulation is learned from there).
 
 Long skip connections (paper: "l -> l + tau, tau > 1, via learnable linear projections", after U-Net/U-ViT): the
 input of layer `l` is also fed to layer `l + skip_tau` (the output head counts as layer `num_layers`), combined as
 `Linear([z, z_skip])` with the projection initialised to pass `z` through and ignore `z_skip`.
 
-Output: `proj_out(LN(z))` back to C channels, the noise prediction (`prediction_type="epsilon"`, recorded for the
+Output: `proj_out(LN(z))` back to C channels, the prediction named by `prediction_type` (recorded for the
 pipeline; the scheduler owns the parameterisation).
 
-Classifier-free guidance: the model owns a learned null text embedding. `drop_condition` (called by the trainer)
-replaces each sample's text by the null condition with probability `cond_drop_prob`; `null_condition` gives the
-unconditional input for guided sampling (one valid token holding the null embedding, the rest masked).
+Blocks: attention is `hf_sign.models.attention.MaskedAttention` (it returns the cross-attention probabilities for
+the attention-guidance loss), the FFN is diffusers' `FeedForward` (GELU), FiLM and the positions come from
+`hf_sign.models.embeddings`, timesteps from diffusers' `Timesteps` / `TimestepEmbedding`, and the length and word
+timing from `hf_sign.models.length_regulator`.
+
+Classifier-free guidance: the model owns a learned null text embedding; `null_condition` gives the unconditional
+input (one valid token holding the null embedding, the rest masked).
 
 Ablations (Table 3): `use_temporal_attention=False` / `use_skeletal_attention=False` drop that sub-layer;
 `use_cross_attention=False` ("w/o CrossAttn") replaces cross-attention with self-attention over the concatenation of
 one sentence-level text token (masked mean of the projected text states) and all N' * J' pose tokens.
 
-Duration conditioning (`duration_conditioning=True`; not in the paper, on in `small`): every latent frame also gets,
-added to its tokens, the projected text state of the token it signs and the phase within that token's frames, from
-per-token durations (a length regulator, as in FastSpeech). Training uses durations from the corpus's `gloss_spans`
-(`hf_sign.training.gloss_alignment.gloss_token_timing`); at inference a per-token `DurationPredictor` gives
-them, rescaled to the chosen length. Without durations (and for the null condition) every valid token gets an
-equal share of the frames.
+Options not in the paper (the `paper` config leaves them off):
 
-Length prediction: the number of frames to generate is predicted by a small MLP on the masked mean of the text
-states, regressing log(num_frames) (full-rate frames) with an MSE loss (`length_loss`); it lives in this model so
-it is saved, loaded and trained with the denoiser, but shares no weights with it.
+* `relative_positions`: frames and text tokens also get the embedding of their position relative to their valid
+  length, so cross-attention can align them whatever the absolute lengths.
+* `duration_conditioning`: a `DurationConditioning` component gives every latent frame the projected text state of
+  the token it signs and its phase within that token's frames, from a `TokenTiming` (per-token durations and
+  signing order; a length regulator, as in FastSpeech). Training passes the timing from the corpus's `gloss_spans`;
+  at inference `predict_token_timing` predicts it. Without a timing (and for the null condition) every valid token
+  gets an equal share of the frames.
+
+Length prediction: the number of frames to generate is predicted by a `LengthPredictor` on the text states,
+regressing log(num_frames) (full-rate frames); it lives in this model so it is saved and loaded with the denoiser,
+but shares no weights with it.
+
+Checkpoints saved before the shared blocks load unchanged: `_LEGACY_KEY_RENAMES` maps their weight names
+(`layers.<i>.ffn.0.*` -> `layers.<i>.ffn.net.0.proj.*`, `layers.<i>.ffn.3.*` -> `layers.<i>.ffn.net.2.*`,
+`duration_predictor.*` -> `duration_conditioner.predictor.*`, `duration_proj.*` -> `duration_conditioner.proj.*`),
+applied by `from_pretrained` (diffusers' `_fix_state_dict_keys_on_load`, single-file checkpoints) and by
+`load_state_dict`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps, get_timestep_embedding
+from diffusers.models.attention import FeedForward
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from torch import nn
+
+from ..attention import MaskedAttention
+from ..embeddings import FiLM, relative_position_embedding, sinusoidal_embedding
+from ..length_regulator import DurationConditioning, LengthPredictor, TokenTiming
+from ..utils import masked_mean, rename_state_dict_keys
 
 __all__ = ["SkeletonLatentDenoiser", "SkeletonLatentDenoiserOutput"]
+
+# Weight names of checkpoints saved before the shared blocks -> today's names (see the module docstring).
+_LEGACY_KEY_RENAMES = (
+    (r"^(layers\.\d+\.)ffn\.0\.", r"\1ffn.net.0.proj."),
+    (r"^(layers\.\d+\.)ffn\.3\.", r"\1ffn.net.2."),
+    (r"^duration_predictor\.", "duration_conditioner.predictor."),
+    (r"^duration_proj\.", "duration_conditioner.proj."),
+)
 
 
 @dataclass
@@ -77,55 +101,6 @@ class SkeletonLatentDenoiserOutput(BaseOutput):
     cross_attentions: Optional[Tuple[torch.Tensor, ...]] = None
 
 
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of x (B, L, D) over the tokens where mask (B, L) is True."""
-    w = mask.to(x.dtype)[..., None]
-    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
-
-
-class Attention(nn.Module):
-    """Multi-head attention over token sequences (B, L, D) with an optional key padding mask (True = attend)."""
-
-    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"`hidden_dim` ({dim}) must be divisible by `num_heads` ({num_heads}).")
-        self.num_heads, self.dropout = num_heads, dropout
-        self.to_q, self.to_k, self.to_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.to_out = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, key_mask: Optional[torch.Tensor] = None,
-                return_weights: bool = False):
-        """Attend from x to `context` (default: x). With `return_weights`, returns `(out, probabilities (B, H, Lq, Lk))`."""
-        context = x if context is None else context
-        heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731  (B, H, L, D/H)
-        q, k, v = heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context))
-        mask = None if key_mask is None else key_mask[:, None, None, :]
-        if not return_weights:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-            return self.to_out(out.transpose(1, 2).flatten(2))
-        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # the same maths as above, probabilities kept
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        probs = scores.softmax(-1)
-        out = F.dropout(probs, self.dropout, self.training) @ v
-        return self.to_out(out.transpose(1, 2).flatten(2)), probs
-
-
-class FiLM(nn.Module):
-    """FiLM(h, t) = gamma_t * h + beta_t (eq. 6), broadcast over frames and joints; identity at initialisation."""
-
-    def __init__(self, cond_dim: int, dim: int):
-        super().__init__()
-        self.proj = nn.Linear(cond_dim, 2 * dim)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.proj(F.silu(cond))[:, None, None, :].chunk(2, dim=-1)  # cond (B, Dt) -> (B, 1, 1, D)
-        return (1.0 + scale) * h + shift
-
-
 class SequentialAttentionLayer(nn.Module):
     """TempAttn -> SkelAttn -> CrossAttn -> FFN, each `z + FiLM(A(LN(z)), t)` (eq. 5), on z of shape (B, N, J, D)."""
 
@@ -135,131 +110,51 @@ class SequentialAttentionLayer(nn.Module):
         self.text_key = "cross" if use_cross else "joint"
         names = (["temporal"] if use_temporal else []) + (["skeletal"] if use_skeletal else []) + [self.text_key]
         self.norms = nn.ModuleDict({n: nn.LayerNorm(dim) for n in names + ["ffn"]})
-        self.attns = nn.ModuleDict({n: Attention(dim, num_heads, dropout) for n in names})
+        self.attns = nn.ModuleDict({n: MaskedAttention(dim, num_heads, dropout=dropout) for n in names})
         self.films = nn.ModuleDict({n: FiLM(time_dim, dim) for n in names + ["ffn"]})
-        self.ffn = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
+        self.ffn = FeedForward(dim, inner_dim=ff_dim, dropout=dropout, activation_fn="gelu")
 
-    def forward(self, z, temb, text, text_mask, frame_mask=None, text_token=None, output_cross_attentions=False):
-        """Returns z, or `(z, cross-attention probabilities (B, H, N, J, L))` with `output_cross_attentions`."""
+    def forward(
+        self,
+        z: torch.Tensor,
+        temb: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        frame_mask: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Returns `(z, cross-attention probabilities (B, H, N, J, L) or None)`."""
         b, n, j, d = z.shape
-        probs = None
-        if "temporal" in self.attns:  # every atomic joint's sequence of frames
+        # 1. temporal attention: every atomic joint's sequence of frames (padded frames are never attended to)
+        if "temporal" in self.attns:
             h = self.norms["temporal"](z).transpose(1, 2).reshape(b * j, n, d)
-            mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=0)
-            h = self.attns["temporal"](h, key_mask=mask).reshape(b, j, n, d).transpose(1, 2)
-            z = z + self.films["temporal"](h, temb)
-        if "skeletal" in self.attns:  # the atomic joints of every frame
-            h = self.attns["skeletal"](self.norms["skeletal"](z).reshape(b * n, j, d)).reshape(b, n, j, d)
-            z = z + self.films["skeletal"](h, temb)
-        key = self.text_key
-        h = self.norms[key](z).reshape(b, n * j, d)
-        if key == "cross" and output_cross_attentions:
-            h, probs = self.attns[key](h, context=text, key_mask=text_mask, return_weights=True)
-            probs = probs.unflatten(2, (n, j))
-        elif key == "cross":  # every pose token attends to the text tokens
-            h = self.attns[key](h, context=text, key_mask=text_mask)
-        else:  # "w/o CrossAttn": self-attention over [sentence token, pose tokens]
-            tokens = torch.cat([self.norms[key](text_token)[:, None], h], dim=1)
-            pose_mask = None if frame_mask is None else frame_mask.repeat_interleave(j, dim=1)
-            mask = None if pose_mask is None else torch.cat([pose_mask.new_ones(b, 1), pose_mask], dim=1)
-            h = self.attns[key](tokens, key_mask=mask)[:, 1:]
-        z = z + self.films[key](h.reshape(b, n, j, d), temb)
+            h, _ = self.attns["temporal"](h, attention_mask=frame_mask.repeat_interleave(j, dim=0))
+            z = z + self.films["temporal"](h.reshape(b, j, n, d).transpose(1, 2), temb)
+
+        # 2. skeletal attention: the atomic joints of every frame
+        if "skeletal" in self.attns:
+            h, _ = self.attns["skeletal"](self.norms["skeletal"](z).reshape(b * n, j, d))
+            z = z + self.films["skeletal"](h.reshape(b, n, j, d), temb)
+
+        # 3. text: every pose token attends to the text tokens ("w/o CrossAttn": self-attention over the sentence
+        #    token, the masked mean of the text, and all pose tokens)
+        h = self.norms[self.text_key](z).reshape(b, n * j, d)
+        probs = None
+        if self.text_key == "cross":
+            h, probs = self.attns["cross"](h, text, attention_mask=text_mask, output_attentions=output_attentions)
+            probs = None if probs is None else probs.unflatten(2, (n, j))
+        else:
+            sentence = self.norms["joint"](masked_mean(text, text_mask))[:, None]
+            pose_mask = frame_mask.repeat_interleave(j, dim=1)
+            h, _ = self.attns["joint"](
+                torch.cat([sentence, h], dim=1), attention_mask=torch.cat([pose_mask.new_ones(b, 1), pose_mask], 1)
+            )
+            h = h[:, 1:]
+        z = z + self.films[self.text_key](h.reshape(b, n, j, d), temb)
+
+        # 4. feed-forward
         z = z + self.films["ffn"](self.ffn(self.norms["ffn"](z)), temb)
-        return (z, probs) if output_cross_attentions else z
-
-
-class LengthPredictor(nn.Module):
-    """MLP regressing log(num_frames) from the masked mean of the text hidden states and log(number of tokens).
-
-    The token count is an input of its own because mean pooling discards it, and sentence length is the
-    strongest single cue for how long the signing lasts.
-    """
-
-    def __init__(self, text_dim: int, hidden: int, init_frames: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(text_dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
-        nn.init.constant_(self.net[-1].bias, math.log(init_frames))  # start from a typical length
-
-    def forward(self, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        count = mask.sum(1, keepdim=True).to(text.dtype).clamp_min(1.0).log()
-        return self.net(torch.cat([_masked_mean(text, mask), count], dim=-1))[:, 0]
-
-
-class DurationPredictor(nn.Module):
-    """Per-token MLP giving `(log(1 + frames signed for the token), signing-order key)` from its text hidden state.
-
-    The key places the token in the signing: sign languages reorder (SynthSign puts time words first and wh-words
-    last), so the frames are laid out in the order of the keys, not of the text.
-    """
-
-    def __init__(self, text_dim: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
-
-    def forward(self, text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(text)
-        return out[..., 0], out[..., 1]
-
-
-def align_frames_to_tokens(
-    token_durations: Optional[torch.Tensor],
-    text_mask: torch.Tensor,
-    frame_mask: torch.Tensor,
-    token_order: Optional[torch.Tensor] = None,
-) -> Tuple[torch.LongTensor, torch.Tensor, torch.Tensor]:
-    """Which text token each latent frame signs, and where in that token's frames it is (a length regulator).
-
-    Args:
-        token_durations (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): frames per token in any unit; every
-            sample's durations are rescaled to fill its valid latent frames. Masked tokens get none. A sample whose
-            valid durations sum to 0 (and every sample when `None`) spreads its frames evenly over its valid tokens.
-        text_mask (`torch.Tensor` of shape `(batch, seq_len)`, bool): valid text tokens.
-        frame_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, bool): valid latent frames (a prefix).
-        token_order (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): sort keys; the tokens' segments follow
-            each other in ascending key order (ties keep the text order). Default: the text order.
-
-    Returns:
-        `(token_index (B, N'), phase (B, N') in [0, 1), segment_frames (B, N'))`: the token of each frame's centre,
-        the centre's position within that token's segment and the segment's length in latent frames (padded frames
-        repeat the last valid frame's values; they are masked downstream).
-    """
-    mask = text_mask.to(torch.float32)
-    for name, value in (("token_durations", token_durations), ("token_order", token_order)):
-        if value is not None and tuple(value.shape) != tuple(text_mask.shape):
-            raise ValueError(f"`{name}` must have shape {tuple(text_mask.shape)} (batch, seq_len); got {tuple(value.shape)}.")
-    if token_durations is None:
-        durations = mask
-    else:
-        durations = token_durations.to(torch.float32).clamp_min(0.0) * mask
-        durations = torch.where(durations.sum(1, keepdim=True) <= 0, mask, durations)
-    if token_order is None:
-        order = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-    else:
-        order = torch.sort(token_order.to(torch.float32), dim=1, stable=True).indices
-    durations = durations.gather(1, order)  # in signing order
-    frames = frame_mask.sum(1, keepdim=True).to(torch.float32)
-    durations = durations * frames / durations.sum(1, keepdim=True)
-    ends = durations.cumsum(1)
-    centres = torch.arange(frame_mask.shape[1], device=frame_mask.device, dtype=torch.float32)[None] + 0.5
-    centres = torch.minimum(centres, frames - 0.5)  # padded frames reuse the last valid position
-    # the first segment ending after the centre (zero-length segments are skipped by `right=True`)
-    slot = torch.searchsorted(ends.contiguous(), centres.contiguous(), right=True).clamp_max(durations.shape[1] - 1)
-    length = durations.gather(1, slot)
-    phase = (centres - (ends.gather(1, slot) - length)) / length.clamp_min(1e-6)
-    return order.gather(1, slot), phase.clamp(0.0, 1.0 - 1e-6), length
-
-
-def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100.0) -> torch.Tensor:
-    """Sinusoidal embedding (B, L, dim) of each token's relative position `i / (valid_length - 1)` in [0, 1].
-
-    Pose frames and text tokens both get it, so cross-attention can align "a third of the way through the
-    signing" with "a third of the way through the sentence" whatever the absolute lengths (`scale` spreads
-    [0, 1] over the sinusoid frequencies).
-    """
-    valid = mask.sum(1, keepdim=True).to(torch.float32)
-    rel = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None] / (valid - 1).clamp_min(1.0)
-    emb = get_timestep_embedding(rel.clamp(max=1.0).flatten() * scale, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
-    return emb.reshape(*mask.shape, dim)
+        return z, probs
 
 
 class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
@@ -267,14 +162,15 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
     Args:
         num_joints (`int`, *optional*, defaults to 7): J', atomic joints of the latent (1 for the "w/o ST-Latent" VAE).
-        latent_channels (`int`, *optional*, defaults to 16): C, channels per latent token (`SkeletonVAE.latent_channels`).
+        latent_channels (`int`, *optional*, defaults to 16): C, channels per latent token
+            (`SkeletonVAE.latent_channels`).
         hidden_dim (`int`, *optional*, defaults to 256): D, transformer width.
         num_layers (`int`, *optional*, defaults to 8): sequential-attention layers.
         num_heads (`int`, *optional*, defaults to 4): attention heads (must divide `hidden_dim`).
         ff_mult (`int`, *optional*, defaults to 4): FFN width = `ff_mult * hidden_dim`.
         text_dim (`int`, *optional*, defaults to 512): width of the text hidden states (CLIP ViT-B/32: 512).
         time_embed_dim (`int`, *optional*): width of the timestep embedding; defaults to `hidden_dim`.
-        dropout (`float`, *optional*, defaults to 0.0): dropout on attention weights and inside the FFN.
+        dropout (`float`, *optional*, defaults to 0.0): dropout on attention probabilities and inside the FFN.
         max_frames (`int`, *optional*, defaults to 400): upper bound of `predict_num_frames` (full-rate frames). The
             sinusoidal position embedding itself has no length limit.
         skip_tau (`int`, *optional*, defaults to 2): long skip distance tau (> 1); 0 disables the long skips.
@@ -290,11 +186,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             the duration predictor's).
         relative_positions (`bool`, *optional*, defaults to `False`): add `relative_position_embedding` to the pose
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
-            tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data (its effect
-            has not been measured in isolation yet).
-        duration_conditioning (`bool`, *optional*, defaults to `False`): add to every latent frame the projected
-            text state of the token it signs and a sinusoidal embedding of its phase within that token's frames
-            (`align_frames_to_tokens`), from `token_durations`; adds a `DurationPredictor`. Not in the paper.
+            tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data.
+        duration_conditioning (`bool`, *optional*, defaults to `False`): add a `DurationConditioning` component
+            (`duration_conditioner`): every latent frame gets the projected text state of the token it signs and a
+            sinusoidal embedding of its phase within that token's frames, from the `token_timing` passed to
+            `forward`; `predict_token_timing` predicts it. Not in the paper.
         duration_per_joint (`bool`, *optional*, defaults to `False`): project that frame conditioning separately for
             every atomic joint (so e.g. the hands get their own map from the word to the latent) instead of adding
             one vector to all of a frame's joints.
@@ -327,6 +223,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         duration_per_joint: bool = False,
     ):
         super().__init__()
+        if hidden_dim % num_heads:
+            raise ValueError(f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads}).")
         if skip_tau and skip_tau < 2:
             raise ValueError(f"`skip_tau` must be 0 (no long skips) or > 1; got {skip_tau}.")
         if not 0.0 <= cond_drop_prob < 1.0:
@@ -334,6 +232,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         time_dim = time_embed_dim or hidden_dim
         self.gradient_checkpointing = False
 
+        # inputs: latent tokens, timestep, text (and the learned null text for classifier-free guidance)
         self.proj_in = nn.Linear(latent_channels, hidden_dim)
         self.joint_embedding = nn.Parameter(torch.randn(num_joints, hidden_dim) * 0.02)
         self.time_proj = Timesteps(hidden_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -359,11 +258,22 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.proj_out = nn.Linear(hidden_dim, latent_channels)
+
+        # length and word timing (not named like the config fields: ModelMixin resolves config names first)
         self.length_predictor = LengthPredictor(text_dim, length_predictor_hidden, max(max_frames / 4.0, 1.0))
+        self.duration_conditioner = None
         if duration_conditioning:
-            self.duration_predictor = DurationPredictor(text_dim, length_predictor_hidden)
-            # [text state of the frame's token, phase embedding, log segment length] -> a frame embedding
-            self.duration_proj = nn.Linear(2 * hidden_dim + 1, hidden_dim * (num_joints if duration_per_joint else 1))
+            groups = num_joints if duration_per_joint else 1
+            self.duration_conditioner = DurationConditioning(text_dim, hidden_dim, length_predictor_hidden, groups)
+
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys_hook)
+
+    # ------------------------------------------------------------------------------------------ loading
+    def _fix_state_dict_keys_on_load(self, state_dict):
+        """diffusers' hook for renamed weights (see the module docstring): `from_pretrained` calls it on the loaded
+        checkpoint before matching it to the model, on both of its loading paths (`low_cpu_mem_usage`)."""
+        super()._fix_state_dict_keys_on_load(state_dict)
+        return rename_state_dict_keys(state_dict, _LEGACY_KEY_RENAMES)
 
     # ------------------------------------------------------------------------------------------ checks
     def _check_text(self, states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -376,14 +286,18 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             return torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
         if tuple(mask.shape) != tuple(states.shape[:2]):
             raise ValueError(
-                f"`encoder_attention_mask` must have shape {tuple(states.shape[:2])} (batch, seq_len); got {tuple(mask.shape)}."
+                f"`encoder_attention_mask` must have shape {tuple(states.shape[:2])} (batch, seq_len); "
+                f"got {tuple(mask.shape)}."
             )
         mask = mask.bool()
         if not mask.any(1).all():
-            raise ValueError("`encoder_attention_mask` has a sample with no valid token; use `null_condition` instead.")
+            raise ValueError(
+                "`encoder_attention_mask` has a sample with no valid token; use `null_condition` instead."
+            )
         return mask
 
-    def _check_inputs(self, sample, timestep, attention_mask):
+    def _check_inputs(self, sample, timestep, attention_mask, encoder_hidden_states):
+        """Validated `(timestep (B,), frame mask (B, N') bool)`; every frame is valid without `attention_mask`."""
         cfg = self.config
         if sample.ndim != 4 or tuple(sample.shape[2:]) != (cfg.num_joints, cfg.latent_channels):
             raise ValueError(
@@ -391,6 +305,10 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
                 f"(num_joints, latent_channels); got {tuple(sample.shape)}."
             )
         b, n = sample.shape[:2]
+        if encoder_hidden_states.shape[0] != b:
+            raise ValueError(
+                f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {b}."
+            )
         if not torch.is_tensor(timestep):
             timestep = torch.tensor([timestep], device=sample.device)
         timestep = timestep.to(sample.device).reshape(-1)
@@ -398,12 +316,16 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             timestep = timestep.expand(b)
         if timestep.shape[0] != b:
             raise ValueError(f"`timestep` must be a scalar or have shape ({b},); got {tuple(timestep.shape)}.")
-        if attention_mask is not None:
-            if tuple(attention_mask.shape) != (b, n):
-                raise ValueError(f"`attention_mask` must have shape ({b}, {n}) (batch, num_latent_frames); got {tuple(attention_mask.shape)}.")
-            attention_mask = attention_mask.bool()
-            if not attention_mask.any(1).all():
-                raise ValueError("`attention_mask` has a sample with no valid latent frame.")
+        if attention_mask is None:
+            return timestep, torch.ones(b, n, dtype=torch.bool, device=sample.device)
+        if tuple(attention_mask.shape) != (b, n):
+            raise ValueError(
+                f"`attention_mask` must have shape ({b}, {n}) (batch, num_latent_frames); "
+                f"got {tuple(attention_mask.shape)}."
+            )
+        attention_mask = attention_mask.bool()
+        if not attention_mask.any(1).all():
+            raise ValueError("`attention_mask` has a sample with no valid latent frame.")
         return timestep, attention_mask
 
     # ------------------------------------------------------------------------------------------ forward
@@ -414,12 +336,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
-        token_durations: Optional[torch.Tensor] = None,
-        token_order: Optional[torch.Tensor] = None,
+        token_timing: Optional[TokenTiming] = None,
         output_cross_attentions: bool = False,
         return_dict: bool = True,
-    ) -> Union[SkeletonLatentDenoiserOutput, Tuple[torch.Tensor]]:
-        """Predict the noise in `sample`.
+    ) -> Union[SkeletonLatentDenoiserOutput, Tuple]:
+        """Predict the noise (or what `prediction_type` names) in `sample`.
 
         Args:
             sample (`torch.Tensor` of shape `(batch, num_latent_frames, num_joints, latent_channels)`): noisy latents.
@@ -428,64 +349,61 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             encoder_attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): True on real tokens.
             attention_mask (`torch.Tensor` of shape `(batch, num_latent_frames)`, *optional*): True on real latent
                 frames; padded frames are never attended to (their outputs are meaningless and must be masked).
+            token_timing (`TokenTiming`, *optional*): when each text token is signed (needs
+                `duration_conditioning=True`); `None` shares the frames evenly among the tokens. Give the null
+                condition an empty timing (`TokenTiming.empty_like`).
             output_cross_attentions (`bool`, *optional*, defaults to `False`): also return every layer's
                 cross-attention probabilities (needs `use_cross_attention=True`).
-            return_dict (`bool`, *optional*, defaults to `True`): return a `SkeletonLatentDenoiserOutput`, else a tuple.
+            return_dict (`bool`, *optional*, defaults to `True`): return a `SkeletonLatentDenoiserOutput`, else a
+                tuple `(sample,)`, or `(sample, cross_attentions)` with `output_cross_attentions`.
         """
-        timestep, attention_mask = self._check_inputs(sample, timestep, attention_mask)
+        # 1. check the inputs
+        timestep, frame_mask = self._check_inputs(sample, timestep, attention_mask, encoder_hidden_states)
         text_mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
-        if encoder_hidden_states.shape[0] != sample.shape[0]:
-            raise ValueError(
-                f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {sample.shape[0]}."
-            )
-        n, d = sample.shape[1], self.config.hidden_dim
-        temb = self.time_embedding(self.time_proj(timestep).to(sample.dtype))
-        positions = get_timestep_embedding(
-            torch.arange(n, device=sample.device), d, flip_sin_to_cos=True, downscale_freq_shift=0
-        ).to(sample.dtype)
-        z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
-        text = self.text_proj(encoder_hidden_states)
-        frames = attention_mask if attention_mask is not None else torch.ones(sample.shape[:2], dtype=torch.bool, device=sample.device)
-        if self.config.relative_positions:
-            z = z + relative_position_embedding(frames, d).to(z.dtype)[:, :, None, :]
-            text = text + relative_position_embedding(text_mask, d).to(text.dtype)
-        if self.config.duration_conditioning:
-            cond = self._duration_embedding(text, text_mask, frames, token_durations, token_order).to(z.dtype)
-            z = z + cond.unflatten(-1, (-1, d))  # (B, N', 1 or J', D)
-        elif token_durations is not None or token_order is not None:
-            raise ValueError("`token_durations` / `token_order` need a denoiser with `duration_conditioning=True`.")
-        text_token = None if self.config.use_cross_attention else _masked_mean(text, text_mask)
-
+        if token_timing is not None and self.duration_conditioner is None:
+            raise ValueError("`token_timing` needs a denoiser with `duration_conditioning=True`.")
         if output_cross_attentions and not self.config.use_cross_attention:
             raise ValueError("`output_cross_attentions=True` needs `use_cross_attention=True` (this model has none).")
+        n, d = sample.shape[1], self.config.hidden_dim
 
-        inputs, attentions = [], []  # the input of every layer (for the long skips); cross-attention probabilities
+        # 2. timestep embedding
+        temb = self.time_embedding(self.time_proj(timestep).to(sample.dtype))
+
+        # 3. pose tokens (B, N', J', D): latent projection + joint embedding + sinusoidal frame position
+        positions = sinusoidal_embedding(torch.arange(n, device=sample.device), d).to(sample.dtype)
+        z = self.proj_in(sample) + self.joint_embedding + positions[:, None, :]
+
+        # 4. text tokens (B, L, D)
+        text = self.text_proj(encoder_hidden_states)
+
+        # 5. relative positions of the frames and the text tokens (option)
+        if self.config.relative_positions:
+            z = z + relative_position_embedding(frame_mask, d).to(z.dtype)[:, :, None, :]
+            text = text + relative_position_embedding(text_mask, d).to(text.dtype)
+
+        # 6. word timing: each frame gets the text state of the token it signs (option)
+        if self.duration_conditioner is not None:
+            z = z + self.duration_conditioner(text, text_mask, frame_mask, token_timing).to(z.dtype)
+
+        # 7. the layers, with long skips from `skip_tau` positions back
+        inputs, attentions = [], []
         for i, layer in enumerate(self.layers):
             z = self._long_skip(i, z, inputs)
             inputs.append(z)
-            args = (z, temb, text, text_mask, attention_mask, text_token, output_cross_attentions)
+            args = (z, temb, text, text_mask, frame_mask, output_cross_attentions)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                z = self._gradient_checkpointing_func(layer, *args)
+                z, probs = self._gradient_checkpointing_func(layer, *args)
             else:
-                z = layer(*args)
-            if output_cross_attentions:
-                z, probs = z
-                attentions.append(probs)
+                z, probs = layer(*args)
+            attentions.append(probs)
         z = self._long_skip(len(self.layers), z, inputs)
+
+        # 8. output head
         out = self.proj_out(self.norm_out(z))
         attentions = tuple(attentions) if output_cross_attentions else None
         if not return_dict:
             return (out,) if attentions is None else (out, attentions)
         return SkeletonLatentDenoiserOutput(sample=out, cross_attentions=attentions)
-
-    def _duration_embedding(self, text, text_mask, frame_mask, token_durations, token_order) -> torch.Tensor:
-        """(B, N', D or J' * D): the text state of each frame's token, its phase and log segment length, projected."""
-        index, phase, length = align_frames_to_tokens(token_durations, text_mask, frame_mask, token_order)
-        d = self.config.hidden_dim
-        token_state = text.gather(1, index[..., None].expand(-1, -1, d))
-        phase_emb = get_timestep_embedding(phase.flatten() * 100.0, d, flip_sin_to_cos=True, downscale_freq_shift=0)
-        feats = [token_state, phase_emb.reshape(*phase.shape, d).to(text.dtype), length.clamp_min(1e-3).log()[..., None].to(text.dtype)]
-        return self.duration_proj(torch.cat(feats, dim=-1))
 
     def _long_skip(self, position: int, z: torch.Tensor, inputs: list) -> torch.Tensor:
         tau = self.config.skip_tau
@@ -495,7 +413,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------------------ guidance
     def null_condition(
-        self, batch_size: int, seq_len: int = 1, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+        self,
+        batch_size: int,
+        seq_len: int = 1,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Unconditional input: (states (batch, seq_len, text_dim), mask) with one valid token holding the learned null
         embedding and `seq_len - 1` masked zero tokens (so it can be concatenated with conditional states)."""
@@ -505,6 +427,36 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         mask[:, 0] = True
         return states, mask
 
+    # ------------------------------------------------------------------------------------ length and timing
+    def predict_log_num_frames(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """log(number of full-rate frames) predicted from the text, shape (batch,)."""
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        return self.length_predictor(encoder_hidden_states, mask)
+
+    @torch.no_grad()
+    def predict_num_frames(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> torch.LongTensor:
+        """Predicted number of full-rate frames per sample (batch,), rounded and clamped to [1, `max_frames`]."""
+        log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
+        return log_n.float().exp().round().clamp(1, self.config.max_frames).long()
+
+    def predict_token_timing(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
+    ) -> TokenTiming:
+        """Predicted `TokenTiming` (batch, seq_len): full-rate frames signed for every text token (0 on masked tokens
+        and below one frame, i.e. words that are not signed) and their signing-order keys."""
+        self._check_durations_enabled()
+        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
+        return self.duration_conditioner.predict(encoder_hidden_states, mask)
+
+    def _check_durations_enabled(self):
+        if self.duration_conditioner is None:
+            raise ValueError("This denoiser has no duration predictor (`duration_conditioning=False`).")
+
+    # ------------------------------------------------------------------ training losses (moving to hf_sign.training)
     def drop_condition(
         self,
         encoder_hidden_states: torch.Tensor,
@@ -525,25 +477,11 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         b, seq_len, _ = encoder_hidden_states.shape
         gen_device = generator.device if generator is not None else encoder_hidden_states.device
         drop = (torch.rand(b, generator=generator, device=gen_device) < p).to(encoder_hidden_states.device)
-        null_states, null_mask = self.null_condition(b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype)
+        null_states, null_mask = self.null_condition(
+            b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype
+        )
         states = torch.where(drop[:, None, None], null_states, encoder_hidden_states)
         return states, torch.where(drop[:, None], null_mask, mask)
-
-    # ------------------------------------------------------------------------------------------ length
-    def predict_log_num_frames(
-        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """log(number of full-rate frames) predicted from the text, shape (batch,)."""
-        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
-        return self.length_predictor(encoder_hidden_states, mask)
-
-    @torch.no_grad()
-    def predict_num_frames(
-        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
-    ) -> torch.LongTensor:
-        """Predicted number of full-rate frames per sample (batch,), rounded and clamped to [1, `max_frames`]."""
-        log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
-        return log_n.exp().round().clamp(1, self.config.max_frames).long()
 
     def length_loss(
         self,
@@ -554,24 +492,10 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         """MSE between predicted and true log(num_frames); `num_frames` (batch,) counts real full-rate frames."""
         log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
         if tuple(num_frames.shape) != tuple(log_n.shape):
-            raise ValueError(f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}.")
+            raise ValueError(
+                f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}."
+            )
         return F.mse_loss(log_n, num_frames.to(log_n).clamp_min(1.0).log())
-
-    # ------------------------------------------------------------------------------------------ durations
-    def _check_durations_enabled(self):
-        if not self.config.duration_conditioning:
-            raise ValueError("This denoiser has no duration predictor (`duration_conditioning=False`).")
-
-    def predict_token_timing(
-        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """`(durations, order)`, both (batch, seq_len): predicted full-rate frames signed for every text token (0 on
-        masked tokens and below one frame, i.e. words that are not signed) and their signing-order keys."""
-        self._check_durations_enabled()
-        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
-        log_d, order = self.duration_predictor(encoder_hidden_states)
-        durations = torch.expm1(log_d).clamp_min(0.0) * mask
-        return torch.where(durations < 1.0, torch.zeros_like(durations), durations), order
 
     def duration_loss(
         self,
@@ -585,10 +509,17 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
         for name, value in (("token_durations", token_durations), ("token_order", token_order)):
             if tuple(value.shape) != tuple(mask.shape):
-                raise ValueError(f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}.")
-        log_d, order = self.duration_predictor(encoder_hidden_states)
+                raise ValueError(
+                    f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}."
+                )
+        log_d, order = self.duration_conditioner.predictor(encoder_hidden_states)
         target = token_durations.to(log_d).clamp_min(0.0)
         err_d = ((log_d - target.log1p()) ** 2 * mask).sum() / mask.sum().clamp_min(1)
         signed = mask & (target > 0)
         err_o = ((order - token_order.to(order)) ** 2 * signed).sum() / signed.sum().clamp_min(1)
         return err_d + err_o
+
+
+def _rename_legacy_keys_hook(module, state_dict, prefix, *args) -> None:
+    """`load_state_dict` pre-hook: older weight names -> today's, under the module's `prefix`."""
+    rename_state_dict_keys(state_dict, _LEGACY_KEY_RENAMES, prefix)

@@ -6,6 +6,10 @@
   temporal pooling, and their mirror in the decoder.
 
 `SkeletonVAE` (`skeleton_vae.py`) assembles them; see its module docstring for the whole encoder and decoder.
+
+Constant tensors (the adjacency, the group membership) are non-persistent buffers created in the default dtype, like
+the parameters: `from_pretrained(..., torch_dtype=torch.bfloat16)` builds the model under that default dtype (and
+loads only the state dict), and `.to(dtype)` moves floating buffers with the parameters, so both give one dtype.
 """
 
 from __future__ import annotations
@@ -85,10 +89,12 @@ class STConv(nn.Module):
     zero padding, applied to every joint's sequence with shared weights.
     """
 
-    def __init__(self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str):
+    def __init__(
+        self, adjacency: torch.Tensor, in_dim: int, out_dim: int, kernel_size: int, dropout: float, act_fn: str
+    ):
         super().__init__()
         num_joints = adjacency.shape[0]
-        self.register_buffer("adjacency", adjacency.clone(), persistent=False)
+        self.register_buffer("adjacency", adjacency.to(torch.get_default_dtype(), copy=True), persistent=False)
         self.edge_importance = nn.Parameter(torch.ones(num_joints, num_joints))
         self.graph = nn.Linear(in_dim, out_dim, bias=False)
         self.joint_bias = nn.Parameter(torch.zeros(num_joints, out_dim))
@@ -113,9 +119,9 @@ class STPool(nn.Module):
     `P_skel` (`pooling` is the (J', J) group average; None for no skeletal pooling) is, with `mode="average"`, a
     learnable (J', J) matrix restricted to the group assignment and initialised to the group average; with
     `mode="linear"`, every member joint j of group g gets its own (C, C) matrix W_j and the group's feature is
-    sum_j h_j W_j + b_g, a linear map of the concatenated members' features, initialised to the group average (W_j = I /
-    |g|). The average squeezes a 16-joint hand into C numbers by one scalar weight per joint; the linear map can keep
-    every finger in its own subspace. `P_temp` is a strided convolution with kernel = stride = `factor`.
+    sum_j h_j W_j + b_g, a linear map of the concatenated members' features, initialised to the group average
+    (W_j = I / |g|). The average squeezes a 16-joint hand into C numbers by one scalar weight per joint; the linear
+    map can keep every finger in its own subspace. `P_temp` is a strided convolution with kernel = stride = `factor`.
     """
 
     def __init__(self, dim: int, factor: int, pooling: Optional[torch.Tensor] = None, mode: str = "average"):
@@ -123,18 +129,21 @@ class STPool(nn.Module):
         self.skeletal = None
         self.mode = mode
         if pooling is not None:
-            self.register_buffer("membership", (pooling > 0).float(), persistent=False)
+            pooling = pooling.to(torch.get_default_dtype(), copy=True)
+            self.register_buffer("membership", (pooling > 0).to(pooling.dtype), persistent=False)
             if mode == "linear":
                 scale = pooling.sum(0)  # each joint's share of its group's average, 1 / |g|
-                self.skeletal = nn.Parameter(scale[:, None, None] * torch.eye(dim).expand(len(scale), dim, dim).clone())
+                identities = torch.eye(dim).expand(len(scale), dim, dim)
+                self.skeletal = nn.Parameter(scale[:, None, None] * identities)
                 self.bias = nn.Parameter(torch.zeros(pooling.shape[0], dim))
             else:
-                self.skeletal = nn.Parameter(pooling.clone())
+                self.skeletal = nn.Parameter(pooling)
         self.temporal = nn.Conv1d(dim, dim, factor, stride=factor)
 
     def forward(self, h: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.skeletal is not None and self.mode == "linear":
-            h = torch.einsum("gj,bnjd->bngd", self.membership, torch.einsum("bnjc,jcd->bnjd", h, self.skeletal)) + self.bias
+            h = torch.einsum("bnjc,jcd->bnjd", h, self.skeletal)  # every member's own map ...
+            h = torch.einsum("gj,bnjd->bngd", self.membership, h) + self.bias  # ... summed over its group
         elif self.skeletal is not None:
             h = torch.einsum("gj,bnjc->bngc", self.skeletal * self.membership, h)
         b, n, j, c = h.shape
@@ -158,7 +167,7 @@ class STUnpool(nn.Module):
         self.mode = mode
         if pooling is not None:
             # contiguous: a transposed view (and its clone) is not, and safetensors refuses to save it
-            membership = (pooling > 0).float().t().contiguous()  # (J, J')
+            membership = (pooling > 0).to(torch.get_default_dtype()).t().contiguous()  # (J, J')
             self.register_buffer("membership", membership, persistent=False)
             if mode == "linear":
                 self.skeletal = nn.Parameter(torch.eye(dim).expand(membership.shape[0], dim, dim).clone())

@@ -12,9 +12,9 @@ Pipeline of the encoder, top to bottom (shapes for batch B, frames N, feature jo
 * STPool (eq. 2): `P_temp(P_skel(h))`. Skeletal pooling averages the joints of each atomic-joint group of the spec
   (`pooling_groups[num_atomic_joints]`), as a learnable matrix that is initialised to that average and can only
   weigh joints inside their own group (`skeletal_pooling="linear"`: a learnable linear map of the group's
-  concatenated member features instead, initialised to the same average). It happens in the first STPool; later stages work on the J' atomic joints
-  over the pooled (group-level) adjacency. Temporal pooling is a learnable strided convolution (kernel = stride =
-  factor), one factor per stage.
+  concatenated member features instead, initialised to the same average). It happens in the first STPool; later
+  stages work on the J' atomic joints over the pooled (group-level) adjacency. Temporal pooling is a learnable
+  strided convolution (kernel = stride = factor), one factor per stage.
 
 The decoder mirrors it: a latent input projection, then per stage STUnpool (transposed strided convolution in time;
 skeletal unpooling with the transpose of the group assignment, learnable, initialised to copy each atomic joint to
@@ -136,7 +136,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         hidden_dims, temporal_downsample = list(hidden_dims), list(temporal_downsample)
         if len(hidden_dims) == 0 or len(hidden_dims) != len(temporal_downsample):
             raise ValueError(
-                f"`hidden_dims` ({hidden_dims}) and `temporal_downsample` ({temporal_downsample}) need one entry per stage."
+                f"`hidden_dims` ({hidden_dims}) and `temporal_downsample` ({temporal_downsample}) need one entry "
+                "per stage."
             )
         if any(f < 1 for f in temporal_downsample):
             raise ValueError(f"`temporal_downsample` factors must be >= 1; got {temporal_downsample}.")
@@ -177,8 +178,9 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             return nn.ModuleList(STConv(adj, i, o, kernel_size, dropout, act_fn) for i, o in zip(dims[:-1], dims[1:]))
 
         # Encoder: joint MLPs -> [STConv x L -> STPool] per stage -> mean/logvar heads.
+        widths0 = [w0] * num_joints
         self.encoder_in = nn.Sequential(
-            JointLinear(joint_in, [w0] * num_joints), get_activation(act_fn), JointLinear([w0] * num_joints, [w0] * num_joints)
+            JointLinear(joint_in, widths0), get_activation(act_fn), JointLinear(widths0, widths0)
         )
         self.encoder_convs = nn.ModuleList()
         self.encoder_pools = nn.ModuleList()
@@ -195,10 +197,12 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         self.decoder_convs = nn.ModuleList()
         for s in reversed(range(len(widths))):
             out = widths[s - 1] if s > 0 else w0
-            self.decoder_unpools.append(STUnpool(widths[s], temporal_downsample[s], pooling if s == 0 else None, skeletal_pooling))
+            self.decoder_unpools.append(
+                STUnpool(widths[s], temporal_downsample[s], pooling if s == 0 else None, skeletal_pooling)
+            )
             self.decoder_convs.append(stconvs(adjacencies[s], [widths[s]] * layers_per_stage + [out]))
         self.decoder_out = nn.Sequential(
-            JointLinear([w0] * num_joints, [w0] * num_joints), get_activation(act_fn), JointLinear([w0] * num_joints, joint_in)
+            JointLinear(widths0, widths0), get_activation(act_fn), JointLinear(widths0, joint_in)
         )
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -220,7 +224,7 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             raise ValueError("`feature_mean` and `feature_std` must be given together.")
         if mean is not None and (len(mean) != self.spec.feature_dim or len(std) != self.spec.feature_dim):
             raise ValueError(f"`feature_mean`/`feature_std` must have {self.spec.feature_dim} entries each.")
-        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32)  # noqa: E731
+        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.get_default_dtype())  # noqa: E731
         # Not named like the config fields: ModelMixin resolves config names before buffers.
         self.register_buffer("norm_mean", to_t(mean), persistent=False)
         self.register_buffer("norm_std", to_t(std), persistent=False)
@@ -245,9 +249,12 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             if min(std) <= 0:
                 raise ValueError("`latents_std` must be positive.")
         shape = (self.latent_num_joints, self.latent_channels)
-        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.float32).reshape(shape)  # noqa: E731
-        self.register_buffer("latent_shift", to_t(mean), persistent=False)
-        self.register_buffer("latent_scale", to_t(std), persistent=False)
+
+        def as_buffer(values):  # in the default dtype, like the parameters (see skeleton_blocks.py)
+            return None if values is None else torch.tensor(values, dtype=torch.get_default_dtype()).reshape(shape)
+
+        self.register_buffer("latent_shift", as_buffer(mean), persistent=False)
+        self.register_buffer("latent_scale", as_buffer(std), persistent=False)
 
     def scale_latents(self, z: torch.Tensor) -> torch.Tensor:
         """VAE latents (B, N', J', C) -> diffusion space: per-channel standardised if `latents_std` is set, else
@@ -327,7 +334,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         """Decode latents (already divided by `scaling_factor`) into pose features.
 
         Args:
-            z (`torch.Tensor` of shape `(batch, N', J', C)`): latents, `(J', C)` = `(latent_num_joints, latent_channels)`.
+            z (`torch.Tensor` of shape `(batch, N', J', C)`): latents, `(J', C)` = `(latent_num_joints,
+                latent_channels)`.
             num_frames (`int`, *optional*): keep the first `num_frames` of the `N' * temporal_downsample_factor`
                 decoded frames (a predicted length that is not a multiple of the factor).
             attention_mask (`torch.Tensor` of shape `(batch, N')`, *optional*): True on real latent frames.
@@ -338,7 +346,9 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         """
         expected = (self.latent_num_joints, self.latent_channels)
         if z.ndim != 4 or tuple(z.shape[2:]) != expected:
-            raise ValueError(f"`z` must have shape (batch, num_latent_frames, {expected[0]}, {expected[1]}); got {tuple(z.shape)}.")
+            raise ValueError(
+                f"`z` must have shape (batch, num_latent_frames, {expected[0]}, {expected[1]}); got {tuple(z.shape)}."
+            )
         mask = self._check_mask(attention_mask, z.shape[0], z.shape[1])
         total = z.shape[1] * self.temporal_downsample_factor
         if num_frames is not None and not 0 < num_frames <= total:
@@ -397,7 +407,8 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             attention_mask (`torch.Tensor` of shape `(batch, num_frames)`, *optional*): True on real frames.
             generator (`torch.Generator`, *optional*): for the posterior sample.
             denormalize (`Callable`, *optional*): maps features to dataset units before forward kinematics
-                (e.g. `PoseNormalizer.denormalize`); defaults to the config's `feature_mean`/`feature_std`, else identity.
+                (e.g. `PoseNormalizer.denormalize`); defaults to the config's `feature_mean`/`feature_std`, else
+                identity.
 
         Returns:
             `dict` with scalar tensors `loss`, `loss_m`, `loss_pos`, `loss_vel`, `loss_kl`.
@@ -408,7 +419,10 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         recon = self.decode(z, attention_mask=latent_mask).sample
 
         b, n, _ = sample.shape
-        frame_w = torch.ones(b, n, device=sample.device, dtype=sample.dtype) if attention_mask is None else attention_mask.to(sample.dtype)
+        if attention_mask is None:
+            frame_w = torch.ones(b, n, device=sample.device, dtype=sample.dtype)
+        else:
+            frame_w = attention_mask.to(sample.dtype)
 
         def masked_l1(a, c, w):  # mean |a - c| over weighted frames and every trailing element
             err = (a - c).abs().flatten(2).mean(-1)
@@ -422,7 +436,10 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         pair_w = frame_w[:, 1:] * frame_w[:, :-1]
         loss_vel = masked_l1(recon[:, 1:] - recon[:, :-1], sample[:, 1:] - sample[:, :-1], pair_w)
         kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar)
-        lat_w = torch.ones(kl.shape[:2], device=kl.device, dtype=kl.dtype) if latent_mask is None else latent_mask.to(kl.dtype)
+        if latent_mask is None:
+            lat_w = torch.ones(kl.shape[:2], device=kl.device, dtype=kl.dtype)
+        else:
+            lat_w = latent_mask.to(kl.dtype)
         loss_kl = (kl.flatten(2).mean(-1) * lat_w).sum() / lat_w.sum().clamp_min(1.0)
         cfg = self.config
         loss = loss_m + cfg.lambda_pos * loss_pos + cfg.lambda_vel * loss_vel + cfg.lambda_kl * loss_kl
