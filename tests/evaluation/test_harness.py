@@ -20,7 +20,7 @@ from hf_sign.evaluation.harness import (
     run_benchmark,
 )
 from hf_sign.skeletons import get_skeleton
-from hf_sign.training.evaluator_trainer import resolve_config
+from hf_sign.training.evaluator_trainer import resolve_config, train_evaluators
 
 BASELINE_ROWS = ["Mean pose", "Nearest sentence", "Gloss concatenation (oracle gloss)"]
 
@@ -66,6 +66,7 @@ def setup(tmp_path_factory):
     results = run_benchmark(
         data, models={"Mean (saved)": str(mean_dir), "Tokens": token_system}, evaluator_dir=None,
         evaluator_config=str(root / "evaluator.yaml"), out_dir=out, num_examples=1, batch_size=2, seed=3, show_progress=False,
+        train_evaluators=train_evaluators,
     )
     return {"data": data, "evaluators": out / "evaluators", "out": out, "results": results, "tokens": token_system, "root": root}
 
@@ -157,6 +158,11 @@ def test_bad_inputs_raise_clear_errors(setup):
         run_benchmark(data, models={"wrong": WrongCount()}, max_samples=2, **kw)
     with pytest.raises(ValueError, match="`evaluator_dir`"):
         run_benchmark(data, **dict(kw, evaluator_dir=setup["root"] / "no_evaluators"))
+    # without evaluators to use, the harness trains them only with a trainer it is handed (it imports none)
+    with pytest.raises(ValueError, match="No `evaluator_dir`.*`train_evaluators` callable"):
+        run_benchmark(data, **dict(kw, evaluator_dir=None, out_dir=setup["root"] / "no_trainer"))
+    with pytest.raises(ValueError, match="`train_evaluators` must be callable"):
+        prepare_evaluators(data, None, setup["root"] / "no_trainer", train_evaluators="train")
     with pytest.raises(ValueError, match="`dataset_dir`"):
         run_benchmark(setup["root"] / "no_data", **kw)
     with pytest.raises(ValueError, match="reserved"):
@@ -186,3 +192,31 @@ def test_command_line_helpers():
         ["benchmark", "--dataset", "d", "--model", "a=x", "--model", "b=y", "--out", "o", "--max-samples", "3", "--no-baselines"]
     )
     assert args.model == ["a=x", "b=y"] and args.max_samples == 3 and args.baselines is False and args.split == "test"
+
+
+def test_command_line_benchmark_without_evaluator_trains_them_into_out(setup, monkeypatch, capsys):
+    """`hf-sign benchmark` without `--evaluator` hands the harness the evaluator trainer (stubbed here with a copy of
+    the evaluators trained above), which trains into OUT/evaluators."""
+    import shutil
+
+    import hf_sign.training.evaluator_trainer as evaluator_trainer
+    from hf_sign.cli import main
+
+    calls = []
+
+    def fake_train(dataset_dir, output_dir, config="default", seed=None):
+        calls.append((dataset_dir, output_dir, config, seed))
+        shutil.copytree(setup["evaluators"], output_dir)
+
+    monkeypatch.setattr(evaluator_trainer, "train_evaluators", fake_train)
+    out = setup["root"] / "cli_bench"
+    argv = ["benchmark", "--dataset", str(setup["data"]), "--out", str(out), "--max-samples", "2", "--num-examples", "0",
+            "--no-baselines", "--evaluator-config", "tiny"]
+    assert main(argv) == 0
+    assert calls == [(str(setup["data"]), str(out / "evaluators"), "tiny", 0)]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["evaluators"]["trained_here"] and saved["evaluators"]["dir"] == str(out / "evaluators")
+    # a second run reuses them; with `--evaluator` the trainer is never called
+    assert main(argv) == 0 and len(calls) == 1
+    assert main(argv[:-2] + ["--evaluator", str(setup["evaluators"]), "--out", str(out / "again")]) == 0 and len(calls) == 1
+    capsys.readouterr()

@@ -14,9 +14,11 @@ all with the same metrics and evaluator models:
   `num_frames="reference"` passes every sample's reference length instead (an oracle-length setting).
 * **Evaluators** (trained on ground-truth *train* poses only, never used to condition a generator):
   `evaluator_dir` holds `recognizer/` and `contrastive/` from
-  `hf_sign.training.evaluator_trainer.train_evaluators`. Without `evaluator_dir` they are trained into
-  `out_dir/evaluators` with `evaluator_config` (default `"default"`) and the fixed `evaluator_seed` (0),
-  or reused from there when a previous run on the same dataset left them.
+  `hf_sign.training.evaluator_trainer.train_evaluators`. Without `evaluator_dir` they are reused from
+  `out_dir/evaluators` when a previous run on the same dataset left them, or trained there by the
+  `train_evaluators` callable the caller passes, with `evaluator_config` (default `"default"`) and the fixed
+  `evaluator_seed` (0). The harness takes the trainer as an argument instead of importing it because evaluation
+  sits beside training in the layer order and never imports it (DESIGN.md); `hf-sign benchmark` passes it.
 * **Metrics** (columns of `results.md`, every one also in `results.json`):
   - back-translation: the recogniser's greedy CTC output on the generated poses vs the reference gloss
     sequence (or the lowercased words of the text when the recogniser was trained on text), corpus BLEU-1..4
@@ -55,7 +57,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -115,10 +117,14 @@ def prepare_evaluators(
     out_dir: Union[str, os.PathLike],
     config: str = "default",
     seed: int = 0,
+    train_evaluators: Optional[Callable[..., Any]] = None,
 ) -> tuple:
-    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (trained there
-    with `train_evaluators(dataset, ..., config=config, seed=seed)` unless a previous run on the same dataset
-    left them). Returns `(path, trained_here)`."""
+    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (reused when a
+    previous run on the same dataset left them, else trained there with
+    `train_evaluators(dataset, out_dir/evaluators, config=config, seed=seed)`). Returns `(path, trained_here)`.
+
+    `train_evaluators` is a callable with the signature of `hf_sign.training.evaluator_trainer.train_evaluators`;
+    without it and without evaluators to use, a `ValueError` says how to get them."""
     if evaluator_dir is not None:
         path = Path(evaluator_dir)
         for sub in ("recognizer", "contrastive"):
@@ -141,8 +147,14 @@ def prepare_evaluators(
             )
         logger.info("Reusing the evaluators in %s", path)
         return path, False
-    from ..training.evaluator_trainer import train_evaluators
-
+    if train_evaluators is None:
+        raise ValueError(
+            f"No `evaluator_dir` and no evaluators in {str(path)!r}: pass `evaluator_dir` (trained with "
+            "`hf-sign train evaluator --dataset DIR --output-dir DIR`) or a `train_evaluators` callable "
+            "(hf_sign.training.evaluator_trainer.train_evaluators); `hf-sign benchmark` without `--evaluator` does the latter."
+        )
+    if not callable(train_evaluators):
+        raise ValueError(f"`train_evaluators` must be callable; got {type(train_evaluators).__name__}.")
     logger.warning("No `evaluator_dir`: training the evaluators (config %r, seed %d) into %s", config, seed, path)
     train_evaluators(str(dataset), str(path), config=config, seed=seed)
     return path, True
@@ -444,6 +456,7 @@ def run_benchmark(
     evaluator_seed: int = 0,
     device: Optional[Union[str, torch.device]] = None,
     show_progress: bool = True,
+    train_evaluators: Optional[Callable[..., Any]] = None,
 ) -> Dict[str, Any]:
     """Generate with every system on `split` of `dataset_dir`, score them all, write the tables.
 
@@ -472,6 +485,10 @@ def run_benchmark(
         device (`str` or `torch.device`, *optional*): device of pipelines and evaluators (default: CUDA if
             available, else CPU). Metrics run on CPU.
         show_progress (`bool`, *optional*, defaults to `True`): tqdm progress bars.
+        train_evaluators (`Callable`, *optional*): trains the evaluators when there is no `evaluator_dir` and
+            `out_dir/evaluators` holds none, called as `train_evaluators(dataset_dir, out_dir/evaluators,
+            config=evaluator_config, seed=evaluator_seed)`; pass `hf_sign.training.evaluator_trainer.train_evaluators`.
+            Without it, `evaluator_dir` (or evaluators left in `out_dir/evaluators`) is required.
 
     Returns:
         `dict`: the content of `results.json` (metadata, `systems` with their `metrics`, `notes`, timings).
@@ -489,7 +506,9 @@ def run_benchmark(
 
     data = _load_eval_data(dataset_dir, split, max_samples)
     rows, spec = data["rows"], data["spec"]
-    ev_path, trained_here = prepare_evaluators(dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed)
+    ev_path, trained_here = prepare_evaluators(
+        dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed, train_evaluators=train_evaluators
+    )
     ev = load_evaluators(ev_path, device)
     ev.trained_here = trained_here
     _check_evaluators(ev, data, split)
