@@ -3,14 +3,18 @@ Ground Truth row, baselines and models by path or object, SiBLEU for token syste
 
 import csv
 import json
+import zlib
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from hf_sign.data.io import load_corpus, split_rows
+from hf_sign.data.resample import resample_to_length
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baselines import BaselineOutput, MeanPoseBaseline
+from hf_sign.evaluation.evaluators import PoseRecognizerModel
 from hf_sign.evaluation.harness import (
     GROUND_TRUTH,
     PoseScorer,
@@ -19,6 +23,8 @@ from hf_sign.evaluation.harness import (
     prepare_evaluators,
     run_benchmark,
 )
+from hf_sign.evaluation.metrics import back_translation, dtw_jpe, fid, mpjpe, siclip_retrieval
+from hf_sign.evaluation.report import TABLES, format_value
 from hf_sign.skeletons import get_skeleton
 from hf_sign.training.evaluator_trainer import resolve_config, train_evaluators
 
@@ -43,6 +49,25 @@ class TokenSystem:
 
     def tokenize_poses(self, poses):
         return [{"body": [1, 2, 3, 4], "left_hand": [5, 6, 7, 8], "right_hand": [1, 1, 1, 1]} for _ in poses]
+
+
+class PerturbedReference:
+    """A deterministic stub system: each prompt's reference poses, resampled to 80% of their length plus noise seeded
+    by the text, so every metric has a non-trivial value that the test can recompute from the same poses."""
+
+    def __init__(self, rows):
+        self.poses = {}
+        for row in rows:
+            self.poses.setdefault(str(row["text"]), row["poses"])
+
+    def generate(self, text):
+        ref = self.poses[text]
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        out = resample_to_length(ref, max(2, int(0.8 * ref.shape[0])))
+        return (out + rng.normal(scale=0.05, size=out.shape)).astype(np.float32)
+
+    def __call__(self, prompt, generator=None, output_type="np", return_dict=True):
+        return BaselineOutput(poses=[self.generate(t) for t in prompt], num_frames=[], fps=24.0)
 
 
 class WrongCount:
@@ -127,6 +152,98 @@ def test_sibleu_only_for_token_systems_and_generators_are_per_sample(setup):
     assert calls[0]["num_frames"] is None  # systems choose their own length by default
     seeds = [g.initial_seed() for c in calls for g in c["generator"]]
     assert seeds == [3, 4, 5, 6, 7]
+
+
+def test_headline_columns_equal_the_metric_functions_on_the_same_poses(setup, monkeypatch):
+    """Every number in results.json, results.md and per_sample.csv, recomputed by calling the metric functions and
+    the evaluators directly on the stub's poses and the reference poses (sample i against reference i)."""
+    rows = split_rows(load_corpus(str(setup["data"]))["test"], "test")
+    system = PerturbedReference(rows)
+    # The tiny recogniser transcribes nothing yet (BLEU 0 whatever the pairing), so it is replaced by one that
+    # recognises the nearest reference by its mean pose and drops one or two of its glosses: BLEU is then neither 0
+    # nor 100 and depends on each hypothesis meeting its own reference.
+    ref_means = np.stack([r["poses"].mean(0) for r in rows])
+
+    def recognise(self, poses, attention_mask=None, batch_size=64, return_tokens=False):
+        means = np.stack([np.asarray(p).mean(0) for p in poses])
+        nearest = np.linalg.norm(means[:, None] - ref_means[None], axis=-1).argmin(1)
+        return [" ".join(rows[j]["gloss"][: -1 - j % 2]) for j in nearest]
+
+    monkeypatch.setattr(PoseRecognizerModel, "generate", recognise)
+    out = setup["root"] / "headline"
+    results = run_benchmark(
+        setup["data"], baselines=False, models={"Perturbed": system}, evaluator_dir=setup["evaluators"], out_dir=out,
+        num_examples=0, batch_size=2, show_progress=False,
+    )
+    spec, ev = get_skeleton("smplx133"), load_evaluators(setup["evaluators"])
+    refs = [r["poses"] for r in rows]
+    preds = [system.generate(str(r["text"])) for r in rows]
+    assert any(p.shape[0] != r.shape[0] for p, r in zip(preds, refs))  # MPJPE has to resample
+    ref_pos = [spec.to_positions(r) for r in refs]
+    texts = [str(r["text"]) for r in rows]
+    candidates = list(dict.fromkeys(texts))
+    text_emb = ev.contrastive.get_text_embeddings(candidates).numpy()
+    ref_emb = ev.contrastive.get_pose_embeddings(refs).numpy()
+    bt_refs = [" ".join(r["gloss"]) for r in rows]
+
+    def expected(poses):
+        pos = [spec.to_positions(p) for p in poses]
+        d = dtw_jpe(pos, ref_pos, "smplx133", per_sample=True)
+        m = mpjpe(pos, ref_pos, "smplx133", per_sample=True, scale=1000.0)
+        emb = ev.contrastive.get_pose_embeddings(poses).numpy()
+        hyps = ev.recognizer.generate(poses)
+        values = {
+            **back_translation(hyps, bt_refs, tokenize="none"),
+            "fid": fid(emb, ref_emb),
+            **siclip_retrieval(similarity=emb @ text_emb.T, targets=[candidates.index(t) for t in texts]),
+            "mean_num_frames": float(np.mean([p.shape[0] for p in poses])),
+        }
+        per_sample = []
+        for g in ("body", "hands"):
+            values[f"dtw_jpe_{g}"] = 1000.0 * d[f"dtw_jpe_{g}_normalized"]
+            values[f"dtw_jpe_{g}_sum"] = d[f"dtw_jpe_{g}"]
+            values[f"mpjpe_{g}"] = m[f"mpjpe_{g}"]
+        for i in range(len(poses)):
+            per_sample.append({
+                "hypothesis_gloss": hyps[i],
+                "dtw_jpe_body_mm": 1000.0 * d["dtw_jpe_body_normalized_per_sample"][i],
+                "dtw_jpe_hands_mm": 1000.0 * d["dtw_jpe_hands_normalized_per_sample"][i],
+                "dtw_jpe_body_sum_m": d["dtw_jpe_body_per_sample"][i],
+                "dtw_jpe_hands_sum_m": d["dtw_jpe_hands_per_sample"][i],
+                "mpjpe_body_mm": m["mpjpe_body_per_sample"][i],
+                "mpjpe_hands_mm": m["mpjpe_hands_per_sample"][i],
+                "num_frames_generated": poses[i].shape[0],
+            })
+        return values, per_sample
+
+    saved = json.loads((out / "results.json").read_text())
+    md = (out / "results.md").read_text()
+    with open(out / "per_sample.csv", newline="") as fh:
+        csv_rows = list(csv.DictReader(fh))
+    headline = [(key, dec) for _, _, columns in TABLES for key, _, dec in columns if key not in ("sibleu", "mean_num_frames")]
+    for name, poses in ((GROUND_TRUTH, refs), ("Perturbed", preds)):
+        values, per_sample = expected(poses)
+        metrics = next(s["metrics"] for s in saved["systems"] if s["name"] == name)
+        assert 10 < values["bleu1"] < 100 and (values["dtw_jpe_hands"] == 0) == (name == GROUND_TRUTH)
+        for key, dec in headline:
+            assert metrics[key] == pytest.approx(values[key], rel=1e-6, abs=1e-9), (name, key)
+        assert metrics["siclip_median_rank"] == values["siclip_median_rank"]
+        assert metrics["mean_num_frames"] == values["mean_num_frames"]
+        # results.md: the row of `name` in each of the three tables, cell by cell
+        cells = [c.strip() for line in md.splitlines() if line.startswith(f"| {name} |") for c in line.strip("|").split("|")[1:]]
+        ref_frames = format_value(float(np.mean([r.shape[0] for r in refs])), 1)
+        want = [
+            f"{format_value(values[key], dec)} / {ref_frames}" if key == "mean_num_frames" else format_value(values.get(key), dec)
+            for _, _, columns in TABLES for key, _, dec in columns
+        ]
+        assert cells == want, name
+        sample_rows = [r for r in csv_rows if r["system"] == name]
+        assert [r["id"] for r in sample_rows] == [str(r["id"]) for r in rows]
+        for got, want in zip(sample_rows, per_sample):
+            assert got["hypothesis_gloss"] == want.pop("hypothesis_gloss")
+            for key, value in want.items():
+                assert float(got[key]) == pytest.approx(round(value, 4), abs=1e-4), (name, key)
+    assert not system.poses.keys() - set(texts)
 
 
 def test_max_samples_reference_lengths_and_trained_evaluator_reuse(setup):
