@@ -40,7 +40,8 @@ def _top_parts():
     return sorted(
         p.stem if p.is_file() else p.name
         for p in SRC.iterdir()
-        if (p.is_file() and p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").is_file())
+        if (p.is_file() and p.suffix == ".py" and p.name != "__init__.py")
+        or (p.is_dir() and (p / "__init__.py").is_file())
     )
 
 
@@ -105,7 +106,9 @@ def layer_violations(src: Path = SRC):
                 continue
             where = f"{path.relative_to(src.parent)}:{line} imports {target}"
             if _layer_of(other) < _layer_of(own):
-                problems.append(f"{where}: {own} (layer {_layer_of(own)}) may not import {other} (layer {_layer_of(other)})")
+                problems.append(
+                    f"{where}: {own} (layer {_layer_of(own)}) may not import {other} (layer {_layer_of(other)})"
+                )
             elif (own, other) in FORBIDDEN:
                 problems.append(f"{where}: {own} may never import {other}")
     return problems
@@ -146,11 +149,23 @@ def test_no_import_goes_up_a_layer():
     [
         ("models/bad.py", "from ..training.common import PoseTrainer\n", "models (layer 2) may not import training"),
         ("models/bad.py", "from hf_sign.evaluation.dtw import dtw\n", "models (layer 2) may not import evaluation"),
-        ("evaluation/bad.py", "def f():\n    from hf_sign.training import evaluator_trainer\n", "evaluation may never import training"),
+        (
+            "evaluation/bad.py",
+            "def f():\n    from hf_sign.training import evaluator_trainer\n",
+            "evaluation may never import training",
+        ),
         ("evaluation/bad.py", "from .. import training\n", "evaluation may never import training"),
-        ("data/bad.py", "import hf_sign.pipelines.pipeline_sign_sald\n", "data (layer 2) may not import pipelines (layer 1)"),
+        (
+            "data/bad.py",
+            "import hf_sign.pipelines.pipeline_sign_sald\n",
+            "data (layer 2) may not import pipelines (layer 1)",
+        ),
         ("skeletons/bad.py", "from ..render import frames\n", "skeletons (layer 3) may not import render (layer 2)"),
-        ("pipelines/bad.py", "import importlib\nimportlib.import_module('hf_sign.cli')\n", "pipelines (layer 1) may not import cli"),
+        (
+            "pipelines/bad.py",
+            "import importlib\nimportlib.import_module('hf_sign.cli')\n",
+            "pipelines (layer 1) may not import cli",
+        ),
         ("data/sub/bad.py", "from ...evaluation.dtw import dtw\n", "data (layer 2) may not import evaluation"),
     ],
 )
@@ -180,6 +195,8 @@ def test_allowed_imports_are_not_reported(tmp_path):
         (src / part).mkdir(parents=True)
         (src / part / "__init__.py").write_text("")
     (src / "__init__.py").write_text("")
-    (src / "pipelines" / "ok.py").write_text("from ..training import x\nfrom ..models import y\nfrom .. import __version__\n")
+    (src / "pipelines" / "ok.py").write_text(
+        "from ..training import x\nfrom ..models import y\nfrom .. import __version__\n"
+    )
     (src / "models" / "ok.py").write_text("from ..skeletons import z\nimport torch\n")
     assert layer_violations(src) == []

@@ -104,7 +104,10 @@ def test_rebuilt_corpus_is_not_served_from_a_stale_cache(tmp_path):
     from hf_sign.data.schema import make_sample, sign_features
 
     def rows(n):
-        return [make_sample(id=str(i), text=f"s{i}", poses=np.full((3, 4), i, np.float32), fps=25, representation="toy") for i in range(n)]
+        return [
+            make_sample(id=str(i), text=f"s{i}", poses=np.full((3, 4), i, np.float32), fps=25, representation="toy")
+            for i in range(n)
+        ]
 
     out = tmp_path / "corpus"
     card = "---\nlicense: other\n---\n\n# toy\n"

@@ -209,10 +209,14 @@ def test_dtw_jpe_float32_scale_and_no_normalisation(pairs):
     preds32 = [p.astype(np.float32) for p in pairs["preds"]]
     refs32 = [r.astype(np.float32) for r in pairs["refs"]]
     for kwargs in ({}, {"device": "cpu"}):
-        out = dtw_jpe(preds32, refs32, "smplx133", per_sample=True, normalize="none", scale=1000.0, units="mm", **kwargs)
+        out = dtw_jpe(
+            preds32, refs32, "smplx133", per_sample=True, normalize="none", scale=1000.0, units="mm", **kwargs
+        )
         assert "dtw_jpe_body_normalized" not in out and out["units"] == "mm"
         for g in ("body", "hands"):
-            np.testing.assert_allclose(out[f"dtw_jpe_{g}_per_sample"], [1000 * b[g][0] for b in pairs["brute"]], rtol=1e-5)
+            np.testing.assert_allclose(
+                out[f"dtw_jpe_{g}_per_sample"], [1000 * b[g][0] for b in pairs["brute"]], rtol=1e-5
+            )
 
 
 def test_dtw_jpe_one_pair_at_a_time_equals_the_batch(pairs):

@@ -42,9 +42,11 @@ class TokenSystem:
     def __call__(self, prompt, num_frames=None, generator=None, output_type="np", return_dict=True):
         self.calls.append({"prompt": list(prompt), "num_frames": num_frames, "generator": generator})
         lengths = num_frames or [20] * len(prompt)
-        poses = [np.zeros((n, 133), np.float32) + 0.01 * torch.randn(1, generator=g).item() for n, g in zip(lengths, generator)]
+        noise = [0.01 * torch.randn(1, generator=g).item() for g in generator]
+        poses = [np.zeros((n, 133), np.float32) + e for n, e in zip(lengths, noise)]
         out = BaselineOutput(poses=poses, num_frames=list(lengths), fps=24.0)
-        out.sign_tokens = [{"body": [1, 2, 3, 4], "left_hand": [5, 6, 7, 8], "right_hand": [9, 9, 9, 9]} for _ in prompt]
+        tokens = {"body": [1, 2, 3, 4], "left_hand": [5, 6, 7, 8], "right_hand": [9, 9, 9, 9]}
+        out.sign_tokens = [dict(tokens) for _ in prompt]
         return out
 
     def tokenize_poses(self, poses):
@@ -90,10 +92,12 @@ def setup(tmp_path_factory):
     out = root / "out"
     results = run_benchmark(
         data, models={"Mean (saved)": str(mean_dir), "Tokens": token_system}, evaluator_dir=None,
-        evaluator_config=str(root / "evaluator.yaml"), out_dir=out, num_examples=1, batch_size=2, seed=3, show_progress=False,
+        evaluator_config=str(root / "evaluator.yaml"), out_dir=out, num_examples=1, batch_size=2, seed=3,
+        show_progress=False,
         train_evaluators=train_evaluators,
     )
-    return {"data": data, "evaluators": out / "evaluators", "out": out, "results": results, "tokens": token_system, "root": root}
+    return {"data": data, "evaluators": out / "evaluators", "out": out, "results": results, "tokens": token_system,
+            "root": root}
 
 
 def test_writes_tables_json_csv_and_examples_with_ground_truth_first(setup):
@@ -101,27 +105,31 @@ def test_writes_tables_json_csv_and_examples_with_ground_truth_first(setup):
     names = [s["name"] for s in results["systems"]]
     assert names == [GROUND_TRUTH] + BASELINE_ROWS + ["Mean (saved)", "Tokens"]
     md = (out / "results.md").read_text()
-    for header in ("BLEU-1 ↑", "BLEU-4 ↑", "ROUGE-L ↑", "DTW-JPE Body ↓ (mm)", "DTW-JPE Hands ↓ (mm)", "DTW-JPE Σ Body ↓ (m)",
-                   "MPJPE Body ↓ (mm)", "MPJPE Hands ↓ (mm)", "FID ↓", "SiCLIP R@1 ↑", "SiCLIP R@5 ↑", "SiBLEU-4 ↑"):
+    for header in ("BLEU-1 ↑", "BLEU-4 ↑", "ROUGE-L ↑", "DTW-JPE Body ↓ (mm)", "DTW-JPE Hands ↓ (mm)",
+                   "DTW-JPE Σ Body ↓ (m)", "MPJPE Body ↓ (mm)", "MPJPE Hands ↓ (mm)", "FID ↓", "SiCLIP R@1 ↑",
+                   "SiCLIP R@5 ↑", "SiBLEU-4 ↑"):
         assert header in md
     tables = [block for block in md.split("\n\n") if block.startswith("| Method")]
     assert len(tables) == 3
     for table in tables:
         rows = table.splitlines()[2:]
-        assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [GROUND_TRUTH] + BASELINE_ROWS[:2] + [BASELINE_ROWS[2] + " †", "Mean (saved)", "Tokens"]
+        expected = [GROUND_TRUTH] + BASELINE_ROWS[:2] + [BASELINE_ROWS[2] + " †", "Mean (saved)", "Tokens"]
+        assert [r.split(" | ")[0].lstrip("| ") for r in rows] == expected
     assert "test split, 5 samples" in md and "oracle" in md
     saved = json.loads((out / "results.json").read_text())
     assert saved["num_samples"] == 5 and saved["seed"] == 3 and saved["split"] == "test"
-    assert saved["evaluators"]["recognizer"] == str(out / "evaluators" / "recognizer") and saved["evaluators"]["trained_here"]
+    assert saved["evaluators"]["recognizer"] == str(out / "evaluators" / "recognizer")
+    assert saved["evaluators"]["trained_here"]
     assert saved["evaluators"]["config"].endswith("evaluator.yaml") and saved["evaluators"]["seed"] == 0
     assert [s["name"] for s in saved["systems"]] == names
     for s in saved["systems"]:
-        assert {"bleu1", "bleu4", "rouge_l", "dtw_jpe_body", "dtw_jpe_hands", "mpjpe_body", "fid", "siclip_r1", "siclip_r5"} <= set(s["metrics"])
+        keys = {"bleu1", "bleu4", "rouge_l", "dtw_jpe_body", "dtw_jpe_hands", "mpjpe_body", "fid", "siclip_r1"}
+        assert keys | {"siclip_r5"} <= set(s["metrics"])
     with open(out / "per_sample.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(names) * 5
-    assert {"id", "text", "reference_gloss", "hypothesis_gloss", "dtw_jpe_body_mm", "dtw_jpe_hands_mm", "mpjpe_body_mm",
-            "num_frames_generated", "num_frames_reference"} <= set(rows[0])
+    assert {"id", "text", "reference_gloss", "hypothesis_gloss", "dtw_jpe_body_mm", "dtw_jpe_hands_mm",
+            "mpjpe_body_mm", "num_frames_generated", "num_frames_reference"} <= set(rows[0])
     assert rows[0]["system"] == GROUND_TRUTH and rows[0]["reference_gloss"]
     assert len(list((out / "examples").glob("*.gif"))) == 1 and saved["examples"][0].startswith("examples/")
 
@@ -171,7 +179,7 @@ def test_headline_columns_equal_the_metric_functions_on_the_same_poses(setup, mo
 
     monkeypatch.setattr(PoseRecognizerModel, "generate", recognise)
     out = setup["root"] / "headline"
-    results = run_benchmark(
+    run_benchmark(
         setup["data"], baselines=False, models={"Perturbed": system}, evaluator_dir=setup["evaluators"], out_dir=out,
         num_examples=0, batch_size=2, show_progress=False,
     )
@@ -220,7 +228,9 @@ def test_headline_columns_equal_the_metric_functions_on_the_same_poses(setup, mo
     md = (out / "results.md").read_text()
     with open(out / "per_sample.csv", newline="") as fh:
         csv_rows = list(csv.DictReader(fh))
-    headline = [(key, dec) for _, _, columns in TABLES for key, _, dec in columns if key not in ("sibleu", "mean_num_frames")]
+    columns = [(key, dec) for _, _, table in TABLES for key, _, dec in table]
+    assert columns[-1][0] == "mean_num_frames"
+    headline = [(key, dec) for key, dec in columns if key not in ("sibleu", "mean_num_frames")]
     for name, poses in ((GROUND_TRUTH, refs), ("Perturbed", preds)):
         values, per_sample = expected(poses)
         metrics = next(s["metrics"] for s in saved["systems"] if s["name"] == name)
@@ -230,12 +240,11 @@ def test_headline_columns_equal_the_metric_functions_on_the_same_poses(setup, mo
         assert metrics["siclip_median_rank"] == values["siclip_median_rank"]
         assert metrics["mean_num_frames"] == values["mean_num_frames"]
         # results.md: the row of `name` in each of the three tables, cell by cell
-        cells = [c.strip() for line in md.splitlines() if line.startswith(f"| {name} |") for c in line.strip("|").split("|")[1:]]
+        lines = [line for line in md.splitlines() if line.startswith(f"| {name} |")]
+        cells = [c.strip() for line in lines for c in line.strip("|").split("|")[1:]]
         ref_frames = format_value(float(np.mean([r.shape[0] for r in refs])), 1)
-        want = [
-            f"{format_value(values[key], dec)} / {ref_frames}" if key == "mean_num_frames" else format_value(values.get(key), dec)
-            for _, _, columns in TABLES for key, _, dec in columns
-        ]
+        want = [format_value(values.get(key), dec) for key, dec in columns]
+        want[-1] = f"{want[-1]} / {ref_frames}"  # the last column: generated / reference mean length
         assert cells == want, name
         sample_rows = [r for r in csv_rows if r["system"] == name]
         assert [r["id"] for r in sample_rows] == [str(r["id"]) for r in rows]
@@ -252,7 +261,8 @@ def test_max_samples_reference_lengths_and_trained_evaluator_reuse(setup):
         setup["data"], baselines=["mean"], models={"Tokens": TokenSystem()}, evaluator_dir=setup["evaluators"],
         out_dir=out, max_samples=2, num_examples=0, num_frames="reference", show_progress=False,
     )
-    assert results["num_samples"] == 2 and [s["name"] for s in results["systems"]] == [GROUND_TRUTH, "Mean pose", "Tokens"]
+    assert results["num_samples"] == 2
+    assert [s["name"] for s in results["systems"]] == [GROUND_TRUTH, "Mean pose", "Tokens"]
     with open(out / "per_sample.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 * 2
@@ -290,11 +300,12 @@ def test_bad_inputs_raise_clear_errors(setup):
         run_benchmark(data, num_frames="longest", **kw)
     with pytest.raises(ValueError, match="baselines"):
         run_benchmark(data, **dict(kw, baselines=["median"]))
-    scorer = PoseScorer([np.zeros((5, 133), np.float32)] * 2, ["a b", "c d"], [["A"], ["C"]], get_skeleton("smplx133"), load_evaluators(ev))
+    refs, spec, evaluators = [np.zeros((5, 133), np.float32)] * 2, get_skeleton("smplx133"), load_evaluators(ev)
+    scorer = PoseScorer(refs, ["a b", "c d"], [["A"], ["C"]], spec, evaluators)
     with pytest.raises(ValueError, match="`predictions` has 1 sequences but `references` has 2"):
         scorer.score([np.zeros((5, 133), np.float32)])
     with pytest.raises(ValueError, match="`texts` has 1 entries"):
-        PoseScorer([np.zeros((5, 133), np.float32)] * 2, ["a"], [["A"], ["C"]], get_skeleton("smplx133"), load_evaluators(ev))
+        PoseScorer(refs, ["a"], [["A"], ["C"]], spec, evaluators)
 
 
 def test_command_line_helpers():
@@ -306,7 +317,8 @@ def test_command_line_helpers():
     from hf_sign.cli import build_parser
 
     args = build_parser().parse_args(
-        ["benchmark", "--dataset", "d", "--model", "a=x", "--model", "b=y", "--out", "o", "--max-samples", "3", "--no-baselines"]
+        ["benchmark", "--dataset", "d", "--model", "a=x", "--model", "b=y", "--out", "o", "--max-samples", "3",
+         "--no-baselines"]
     )
     assert args.model == ["a=x", "b=y"] and args.max_samples == 3 and args.baselines is False and args.split == "test"
 
@@ -327,13 +339,14 @@ def test_command_line_benchmark_without_evaluator_trains_them_into_out(setup, mo
 
     monkeypatch.setattr(evaluator_trainer, "train_evaluators", fake_train)
     out = setup["root"] / "cli_bench"
-    argv = ["benchmark", "--dataset", str(setup["data"]), "--out", str(out), "--max-samples", "2", "--num-examples", "0",
-            "--no-baselines", "--evaluator-config", "tiny"]
+    argv = ["benchmark", "--dataset", str(setup["data"]), "--out", str(out), "--max-samples", "2",
+            "--num-examples", "0", "--no-baselines", "--evaluator-config", "tiny"]
     assert main(argv) == 0
     assert calls == [(str(setup["data"]), str(out / "evaluators"), "tiny", 0)]
     saved = json.loads((out / "results.json").read_text())
     assert saved["evaluators"]["trained_here"] and saved["evaluators"]["dir"] == str(out / "evaluators")
     # a second run reuses them; with `--evaluator` the trainer is never called
     assert main(argv) == 0 and len(calls) == 1
-    assert main(argv[:-2] + ["--evaluator", str(setup["evaluators"]), "--out", str(out / "again")]) == 0 and len(calls) == 1
+    assert main(argv[:-2] + ["--evaluator", str(setup["evaluators"]), "--out", str(out / "again")]) == 0
+    assert len(calls) == 1
     capsys.readouterr()

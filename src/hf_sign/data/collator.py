@@ -57,9 +57,15 @@ class PoseCollator:
             if "poses" not in sample:
                 raise ValueError(f"`samples[{i}]` has no `poses` field.")
             poses = sample["poses"]
-            poses = poses.float() if isinstance(poses, torch.Tensor) else torch.as_tensor(np.asarray(poses, dtype=np.float32))
+            poses = (
+                poses.float()
+                if isinstance(poses, torch.Tensor)
+                else torch.as_tensor(np.asarray(poses, dtype=np.float32))
+            )
             if poses.ndim != 2 or poses.shape[0] == 0:
-                raise ValueError(f"`samples[{i}]['poses']` must have shape (num_frames > 0, feature_dim); got {tuple(poses.shape)}.")
+                raise ValueError(
+                    f"`samples[{i}]['poses']` must have shape (num_frames > 0, feature_dim); got {tuple(poses.shape)}."
+                )
             if seqs and poses.shape[1] != seqs[0].shape[1]:
                 raise ValueError(
                     f"`samples[{i}]['poses']` has {poses.shape[1]} features; `samples[0]` has {seqs[0].shape[1]}."

@@ -27,7 +27,8 @@ def hub_cards_dir() -> Path:
     path = Path(__file__).resolve().parents[3] / "hub_cards"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"Card templates not found at {path}; hf-sign expects an editable install from its repository (`make install`)."
+            f"Card templates not found at {path}; hf-sign expects an editable install from its repository (`make "
+            "install`)."
         )
     return path
 
@@ -155,7 +156,10 @@ def split_rows(ds, split: str = "") -> List[Dict[str, Any]]:
         row = {c: cols[c][i] for c in cols}
         row["poses"] = np.ascontiguousarray(p, dtype=np.float32)
         if row["poses"].ndim != 2 or row["poses"].shape[0] == 0:
-            raise ValueError(f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got {row['poses'].shape}.")
+            raise ValueError(
+                f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got "
+                f"{row['poses'].shape}."
+            )
         row.setdefault("gloss", [])
         row.setdefault("gloss_spans", [])
         row["gloss"] = [str(g) for g in (row["gloss"] or [])]
