@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 DEMO_DIR ?= outputs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench bench-ablations clean
+.PHONY: install demo test test-slow lint bench bench-ablations clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml (line length 119; pycodestyle, pyflakes, import order)
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks pipelines
 
 # Speed benchmarks (minutes). The ablation study trains 8 models (hours on a CPU): its own target.
 bench: install

@@ -151,6 +151,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .evaluation.harness import parse_model_specs, run_benchmark
 
+    train_evaluators = None
+    if args.evaluator is None:  # evaluation never imports training: the CLI hands the harness the trainer
+        from .training.evaluator_trainer import train_evaluators
+
     results = run_benchmark(
         args.dataset,
         split=args.split,
@@ -166,6 +170,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         num_frames=None if args.num_frames == "model" else args.num_frames,
         evaluator_config=args.evaluator_config,
         device=args.device,
+        train_evaluators=train_evaluators,
     )
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
     print(f"wrote {args.out}/results.md, results.json, per_sample.csv ({results['total_seconds']} s)")

@@ -3,7 +3,6 @@
 import json
 
 import datasets
-
 import numpy as np
 import pytest
 
@@ -11,7 +10,11 @@ from hf_sign.data.converters.base import ConversionError
 from hf_sign.data.converters.phoenix_skels import convert_phoenix_skels, parse_skels_line
 
 GLOSS = {"train": ["DRUCK TIEF KOMMEN", "MORGEN SONNE"], "dev": ["REGEN NORD"], "test": ["WIND STARK"]}
-TEXT = {"train": ["tiefer luftdruck bestimmt unser wetter .", "morgen sonne ."], "dev": ["regen im norden ."], "test": ["starker wind ."]}
+TEXT = {
+    "train": ["tiefer luftdruck bestimmt unser wetter .", "morgen sonne ."],
+    "dev": ["regen im norden ."],
+    "test": ["starker wind ."],
+}
 
 
 def skels_line(frames: np.ndarray) -> str:
@@ -100,7 +103,7 @@ def test_bad_line_is_named_and_skippable(corpus, tmp_path, kind, pattern):
 
     dd, skipped = convert_phoenix_skels(src, tmp_path / "out2", skip_invalid=True)
     assert [s["split"] for s in skipped] == ["train"] and "train.skels line 2" in skipped[0]["error"]
-    report = [json.loads(l) for l in (tmp_path / "out2" / "skipped.jsonl").read_text().splitlines()]
+    report = [json.loads(line) for line in (tmp_path / "out2" / "skipped.jsonl").read_text().splitlines()]
     assert report == skipped
     assert [r["id"] for r in dd["train"]] == ["train/video-0"] and len(dd["validation"]) == 1
 

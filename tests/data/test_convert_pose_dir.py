@@ -5,7 +5,6 @@ MediaPipe Holistic header (586 points) built here, so no download or mediapipe i
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +144,9 @@ def test_real_lexicon_clip():
     assert feats.shape == (T, 216) and np.isfinite(feats).all()
     p = feats.reshape(T, -1, 3)
     names = spec.joint_names
-    shoulder_width = np.linalg.norm(p[:, names.index("left_shoulder"), :2] - p[:, names.index("right_shoulder"), :2], axis=-1)
+    shoulder_width = np.linalg.norm(
+        p[:, names.index("left_shoulder"), :2] - p[:, names.index("right_shoulder"), :2], axis=-1
+    )
     detected = conf[:, spec.wrist_indices[1]] > 0
     assert detected.sum() > T // 2
     gap = np.linalg.norm(p[:, spec.wrist_indices[1], :2] - p[:, names.index("right_wrist"), :2], axis=-1)

@@ -47,7 +47,16 @@ def write_gz(path, obj):
 
 def write_how2sign_csv(path, rows, delimiter):
     path.parent.mkdir(parents=True, exist_ok=True)
-    cols = ["VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED", "SENTENCE", "fps"]
+    cols = [
+        "VIDEO_ID",
+        "VIDEO_NAME",
+        "SENTENCE_ID",
+        "SENTENCE_NAME",
+        "START_REALIGNED",
+        "END_REALIGNED",
+        "SENTENCE",
+        "fps",
+    ]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, delimiter=delimiter)
         w.writerow(cols)
@@ -57,13 +66,19 @@ def write_how2sign_csv(path, rows, delimiter):
 
 @pytest.fixture()
 def how2sign(tmp_path):
-    """SRC/{split}/re_aligned/how2sign_realigned_{split}_preprocessed_fps.csv + SRC/{split}/poses/<name>/<name>_<i>_3D.pkl."""
+    """SRC/{split}/re_aligned/how2sign_realigned_{split}_preprocessed_fps.csv
+    + SRC/{split}/poses/<name>/<name>_<i>_3D.pkl."""
     rng = np.random.default_rng(0)
     src = tmp_path / "How2Sign"
     videos = {}
-    spec = {"train": [("vidA_0-1-rgb_front", "Hello there, friend.", 30.0, 10), ("vidB_3-2-rgb_front", "Second one.", 24.0, 5)],
-            "val": [("vidC_1-1-rgb_front", "A validation sentence.", 29.97, 6)],
-            "test": [("vidD_2-1-rgb_front", "A test sentence.", 24.0, 4)]}
+    spec = {
+        "train": [
+            ("vidA_0-1-rgb_front", "Hello there, friend.", 30.0, 10),
+            ("vidB_3-2-rgb_front", "Second one.", 24.0, 5),
+        ],
+        "val": [("vidC_1-1-rgb_front", "A validation sentence.", 29.97, 6)],
+        "test": [("vidD_2-1-rgb_front", "A test sentence.", 24.0, 4)],
+    }
     for split, rows in spec.items():
         # SOKE's tables are comma-separated, How2Sign's own ones tab-separated: cover both.
         write_how2sign_csv(src / split / "re_aligned" / f"how2sign_realigned_{split}_preprocessed_fps.csv",
@@ -80,14 +95,26 @@ def csl(tmp_path):
     src = tmp_path / "CSL-Daily"
     src.mkdir()
     videos = {}
-    names = {"train": ["S000001_P0000_T00", "S000002_P0001_T00"], "val": ["S000003_P0002_T00"], "test": ["S000004_P0003_T00"]}
+    names = {
+        "train": ["S000001_P0000_T00", "S000002_P0001_T00"],
+        "val": ["S000003_P0002_T00"],
+        "test": ["S000004_P0003_T00"],
+    }
     for split, split_names in names.items():
         anns = []
         for j, name in enumerate(split_names):
             t = 10 if j == 0 else 5
             # unpadded numbers: 10.pkl must come after 9.pkl
             videos[name] = write_video(src / "poses" / name, [f"{i}.pkl" for i in range(t)], rng)
-            anns.append({"name": name, "signer": name.split("_")[1], "gloss": "我 喜欢 书", "text": "我喜欢书。", "num_frames": t})
+            anns.append(
+                {
+                    "name": name,
+                    "signer": name.split("_")[1],
+                    "gloss": "我 喜欢 书",
+                    "text": "我喜欢书。",
+                    "num_frames": t,
+                }
+            )
         write_gz(src / f"csl_clean.{split}", anns)
     return src, videos
 
@@ -104,7 +131,9 @@ def phoenix(tmp_path):
         for j in range(n):
             name = f"{split}/01April_2010_Thursday_heute-{j}"
             videos[name] = write_video(src / name, [f"images{i:04d}.pkl" for i in range(1, 6)], rng)
-            anns.append({"name": name, "signer": "Signer01", "gloss": "JETZT WETTER MORGEN", "text": "und nun das wetter ."})
+            anns.append(
+                {"name": name, "signer": "Signer01", "gloss": "JETZT WETTER MORGEN", "text": "und nun das wetter ."}
+            )
         write_gz(src / f"phoenix14t.{split}", anns)
     return src, videos
 
@@ -161,7 +190,9 @@ def test_how2sign_values_resampling_and_load_dataset(how2sign, tmp_path):
     # 24 fps clips are untouched; the tab-separated val table was read too
     b = loaded["train"][1]
     assert b["fps"] == 24.0 and b["num_frames"] == 5
-    np.testing.assert_array_equal(np.asarray(b["poses"], np.float32), np.stack([expected_feature(f) for f in videos["vidB_3-2-rgb_front"]]))
+    np.testing.assert_array_equal(
+        np.asarray(b["poses"], np.float32), np.stack([expected_feature(f) for f in videos["vidB_3-2-rgb_front"]])
+    )
     assert loaded["validation"][0]["num_frames"] == 4 and loaded["validation"][0]["text"] == "A validation sentence."
 
 
@@ -173,11 +204,15 @@ def test_csl_natural_frame_order_resampling_and_native_rate(csl, tmp_path):
     assert row["gloss"] == ["我", "喜欢", "书"] and row["text"] == "我喜欢书。"
     assert row["fps"] == 24.0 and row["num_frames"] == 8  # CSL-Daily is 30 fps
     frames = videos["S000001_P0000_T00"]
-    np.testing.assert_array_equal(np.asarray(row["poses"], np.float32), np.stack([expected_feature(frames[i]) for i in (0, 1, 2, 3, 5, 6, 7, 8)]))
+    np.testing.assert_array_equal(
+        np.asarray(row["poses"], np.float32), np.stack([expected_feature(frames[i]) for i in (0, 1, 2, 3, 5, 6, 7, 8)])
+    )
     dd, _ = convert_smplx_corpus("csl", src, tmp_path / "native", target_fps=None)  # SOKE's own CSL handling
     row = dd["train"][0]
     assert row["fps"] == 30.0 and row["num_frames"] == 10
-    np.testing.assert_array_equal(np.asarray(row["poses"], np.float32), np.stack([expected_feature(f) for f in frames]))
+    np.testing.assert_array_equal(
+        np.asarray(row["poses"], np.float32), np.stack([expected_feature(f) for f in frames])
+    )
 
 
 def test_phoenix_smplx(phoenix, tmp_path):
@@ -273,7 +308,9 @@ def test_bad_annotation_files_are_named(phoenix, csl, how2sign, tmp_path):
     h2s_src, _ = how2sign
     table = h2s_src / "test" / "re_aligned" / "how2sign_realigned_test_preprocessed_fps.csv"
     table.write_text("SENTENCE_NAME,SENTENCE\nvidD_2-1-rgb_front,hi\n")
-    with pytest.raises(ConversionError, match=r"how2sign_realigned_test_preprocessed_fps\.csv lacks column\(s\) \['fps'\]"):
+    with pytest.raises(
+        ConversionError, match=r"how2sign_realigned_test_preprocessed_fps\.csv lacks column\(s\) \['fps'\]"
+    ):
         convert_smplx_corpus("how2sign", h2s_src, tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConversionError, match="no annotation file found"):

@@ -104,7 +104,10 @@ def test_rebuilt_corpus_is_not_served_from_a_stale_cache(tmp_path):
     from hf_sign.data.schema import make_sample, sign_features
 
     def rows(n):
-        return [make_sample(id=str(i), text=f"s{i}", poses=np.full((3, 4), i, np.float32), fps=25, representation="toy") for i in range(n)]
+        return [
+            make_sample(id=str(i), text=f"s{i}", poses=np.full((3, 4), i, np.float32), fps=25, representation="toy")
+            for i in range(n)
+        ]
 
     out = tmp_path / "corpus"
     card = "---\nlicense: other\n---\n\n# toy\n"
@@ -114,3 +117,58 @@ def test_rebuilt_corpus_is_not_served_from_a_stale_cache(tmp_path):
     again = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert len(again["train"]) == 5 and again["train"][4]["text"] == "s4"
     assert "num_examples: 5" in (out / "README.md").read_text()
+
+
+def _numbered(lengths, dim=7):
+    """Sequences whose every value names its sample, frame and feature (100 * sample + frame + feature / 10)."""
+    return [
+        (100.0 * i + np.arange(n)[:, None] + np.arange(dim)[None, :] / 10).astype(np.float32)
+        for i, n in enumerate(lengths)
+    ]
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_collator_truncation_padding_and_masks_by_value(as_tensor):
+    """max_frames=4 with truncate, a normaliser and pad_to_multiple_of=3: the batch is built here by hand."""
+    seqs = _numbered([5, 9, 3, 4])
+    originals = [s.copy() for s in seqs]
+    norm = PoseNormalizer.fit(_sequences())
+    mean, std = norm.mean.numpy(), norm.std.numpy()
+    spans = [[[0, 2], [2, 5]], [[0, 3], [3, 6], [6, 9]], [[0, 3]], [[1, 4]]]
+    samples = [
+        {"poses": torch.from_numpy(s) if as_tensor else s, "gloss_spans": sp, "fps": 25.0 - i, "id": f"s{i}"}
+        for i, (s, sp) in enumerate(zip(seqs, spans))
+    ]
+    batch = PoseCollator(normalizer=norm, pad_value=-7.0, pad_to_multiple_of=3, max_frames=4, truncate=True)(samples)
+
+    expected = np.full((4, 6, 7), -7.0, dtype=np.float32)  # longest kept length 4, rounded up to 6
+    for i, s in enumerate(originals):
+        kept = s[:4]  # the first max_frames frames, never the last
+        expected[i, : len(kept)] = (kept - mean) / std  # normalised; the padding is not
+    np.testing.assert_allclose(batch["poses"].numpy(), expected, rtol=1e-6, atol=1e-5)
+    assert batch["lengths"].tolist() == [4, 4, 3, 4]
+    assert batch["attention_mask"].tolist() == [[True] * 4 + [False] * 2] * 2 + [[True] * 3 + [False] * 3] + [
+        [True] * 4 + [False] * 2
+    ]
+    # spans follow the cut: ends clipped to the kept frames, a gloss wholly after the cut keeps an empty span
+    assert batch["gloss_spans"] == [[[0, 2], [2, 4]], [[0, 3], [3, 4], [4, 4]], [[0, 3]], [[1, 4]]]
+    assert batch["fps"].tolist() == [25.0, 24.0, 23.0, 22.0] and batch["id"] == ["s0", "s1", "s2", "s3"]
+    for s, o in zip(seqs, originals):  # the samples themselves are not modified
+        np.testing.assert_array_equal(s, o)
+
+
+def test_collator_max_frames_boundary_and_plain_padding_by_value():
+    seqs = _numbered([4, 2])
+    # exactly max_frames frames is allowed without truncate; one more is not
+    batch = PoseCollator(max_frames=4, pad_value=0.5)([{"poses": s} for s in seqs])
+    expected = np.full((2, 4, 7), 0.5, dtype=np.float32)
+    expected[0], expected[1, :2] = seqs[0], seqs[1]
+    np.testing.assert_array_equal(batch["poses"].numpy(), expected)
+    assert batch["attention_mask"].tolist() == [[True] * 4, [True, True, False, False]]
+    with pytest.raises(ValueError, match=r"samples\[0\].*5 frames > max_frames=4"):
+        PoseCollator(max_frames=4)([{"poses": np.zeros((5, 7))}])
+    # fields that only some samples carry are left out rather than half-filled
+    mixed = PoseCollator(max_frames=3, truncate=True)(
+        [{"poses": seqs[0], "fps": 24.0, "text": "a", "gloss_spans": [[0, 4]]}, {"poses": seqs[1], "text": "b"}]
+    )
+    assert "fps" not in mixed and "gloss_spans" not in mixed and mixed["text"] == ["a", "b"]

@@ -7,10 +7,21 @@ import pytest
 
 from hf_sign.data.schema import FEATURE_FIELDS
 from hf_sign.data.synthsign import (
-    DEFAULT_SPLIT_SIZES, build_synthsign, generate_synthsign, get_lexicon, heldout_bigrams, is_heldout_bigram,
+    DEFAULT_SPLIT_SIZES,
+    build_synthsign,
+    generate_synthsign,
+    get_lexicon,
+    heldout_bigrams,
+    is_heldout_bigram,
 )
 from hf_sign.data.synthsign_grammar import (
-    FUNCTION_WORDS, GRAMMATICAL_GLOSSES, SynthSignGrammar, align_text_to_gloss, text_to_gloss, tokenize, tokenize_with_spans,
+    FUNCTION_WORDS,
+    GRAMMATICAL_GLOSSES,
+    SynthSignGrammar,
+    align_text_to_gloss,
+    text_to_gloss,
+    tokenize,
+    tokenize_with_spans,
 )
 from hf_sign.data.synthsign_lexicon import _distinct
 from hf_sign.skeletons.spec import get_skeleton
@@ -173,15 +184,42 @@ def test_grammar_samples_agree_with_text_to_gloss():
     "text, aligned",
     [
         ("the weather tomorrow will be rainy", [("TOMORROW", "tomorrow"), ("WEATHER", "weather"), ("RAIN", "rainy")]),
-        ("my dentist doesn't find your ticket",
-         [("MY", "my"), ("DENTIST", "dentist"), ("YOUR", "your"), ("TICKET", "ticket"), ("FIND", "find"), ("NOT", "doesn't")]),
+        (
+            "my dentist doesn't find your ticket",
+            [
+                ("MY", "my"),
+                ("DENTIST", "dentist"),
+                ("YOUR", "your"),
+                ("TICKET", "ticket"),
+                ("FIND", "find"),
+                ("NOT", "doesn't"),
+            ],
+        ),
         ("Do you like ice cream?", [("YOU", "you"), ("ICE-CREAM", "ice cream"), ("LIKE", "like"), ("QUESTION", "?")]),
-        ("i went to the store because i needed milk",
-         [("ME", "i"), ("STORE", "store"), ("GO", "went"), ("WHY", "because"), ("ME", "i"), ("MILK", "milk"), ("NEED", "needed")]),
-        ("she is tired but i am happy", [("SHE", "she"), ("TIRED", "tired"), ("BUT", "but"), ("ME", "i"), ("HAPPY", "happy")]),
-        ("how many books do you have?", [("BOOK", "books"), ("YOU", "you"), ("HAVE", "have"), ("HOW-MANY", "how many")]),
-        ("my two red cars are expensive",
-         [("MY", "my"), ("CAR", "cars"), ("RED", "red"), ("TWO", "two"), ("EXPENSIVE", "expensive")]),
+        (
+            "i went to the store because i needed milk",
+            [
+                ("ME", "i"),
+                ("STORE", "store"),
+                ("GO", "went"),
+                ("WHY", "because"),
+                ("ME", "i"),
+                ("MILK", "milk"),
+                ("NEED", "needed"),
+            ],
+        ),
+        (
+            "she is tired but i am happy",
+            [("SHE", "she"), ("TIRED", "tired"), ("BUT", "but"), ("ME", "i"), ("HAPPY", "happy")],
+        ),
+        (
+            "how many books do you have?",
+            [("BOOK", "books"), ("YOU", "you"), ("HAVE", "have"), ("HOW-MANY", "how many")],
+        ),
+        (
+            "my two red cars are expensive",
+            [("MY", "my"), ("CAR", "cars"), ("RED", "red"), ("TWO", "two"), ("EXPENSIVE", "expensive")],
+        ),
     ],
 )
 def test_align_text_to_gloss_points_every_gloss_at_its_words(text, aligned):
@@ -303,7 +341,9 @@ def test_build_writes_a_loadable_dataset_with_card(tmp_path, monkeypatch):
     import datasets
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    dd = build_synthsign(tmp_path / "synthsign", seed=3, show_progress=False, num_train=12, num_validation=4, num_test=4)
+    dd = build_synthsign(
+        tmp_path / "synthsign", seed=3, show_progress=False, num_train=12, num_validation=4, num_test=4
+    )
     assert {k: len(v) for k, v in dd.items()} == {"train": 12, "validation": 4, "test": 4}
     loaded = datasets.load_dataset(str(tmp_path / "synthsign"))
     assert set(loaded) == {"train", "validation", "test"}
@@ -314,7 +354,14 @@ def test_build_writes_a_loadable_dataset_with_card(tmp_path, monkeypatch):
     assert list(row["gloss"]) == text_to_gloss(str(row["text"]))
     card = (tmp_path / "synthsign" / "README.md").read_text()
     assert card.startswith("---\n") and "dataset_info:" in card and "num_examples: 12" in card
-    for section in ("## Grammar", "## Lexicon", "## Signers", "## Transitions", "## Splits and held-out bigrams", "## Fields"):
+    for section in (
+        "## Grammar",
+        "## Lexicon",
+        "## Signers",
+        "## Transitions",
+        "## Splits and held-out bigrams",
+        "## Fields",
+    ):
         assert section in card
     assert "Corpus seed: **3**" in card and "| test | 4 |" in card and "$" not in card
 

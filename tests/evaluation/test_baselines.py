@@ -19,8 +19,6 @@ from hf_sign.evaluation.baselines import (
 )
 
 
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     # a folder name of its own: `datasets` caches local folders by name (see `load_corpus`)
@@ -95,7 +93,10 @@ def test_gloss_concatenation_cuts_clips_with_spans_and_adds_transitions(corpus):
     cfg = auto.config
     assert cfg["transition_frames"] > 0 and cfg["lead_in"] > 0 and cfg["lead_out"] > 0
     seq = auto(test[0]["text"], gloss=" ".join(gloss)).poses[0]  # a gloss string works too
-    assert len(seq) == cfg["lead_in"] + sum(len(c) for c in clips) + cfg["transition_frames"] * (len(gloss) - 1) + cfg["lead_out"]
+    assert (
+        len(seq)
+        == cfg["lead_in"] + sum(len(c) for c in clips) + cfg["transition_frames"] * (len(gloss) - 1) + cfg["lead_out"]
+    )
     np.testing.assert_allclose(seq[0], auto.arrays["rest_start"], atol=1e-6)
     np.testing.assert_allclose(seq[-1], auto.arrays["rest_end"], atol=1e-6)
 

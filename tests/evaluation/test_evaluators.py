@@ -18,8 +18,6 @@ from hf_sign.evaluation.evaluators import (
     ctc_greedy_decode,
 )
 
-
-
 D = 6
 VOCAB = ["<blank>", "<unk>", "A", "B", "C"]
 TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, dropout=0.0)
@@ -27,7 +25,9 @@ TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermed
 
 def _recognizer(**kw):
     torch.manual_seed(0)
-    model = PoseRecognizerModel(PoseRecognizerConfig(feature_dim=D, representation="toy", vocab=VOCAB, **{**TINY, **kw}))
+    model = PoseRecognizerModel(
+        PoseRecognizerConfig(feature_dim=D, representation="toy", vocab=VOCAB, **{**TINY, **kw})
+    )
     rng = np.random.default_rng(0)
     norm = PoseNormalizer.fit([rng.normal(2.0, 3.0, (20, D)).astype(np.float32)], representation="toy")
     model.set_normalizer(norm)
@@ -38,7 +38,13 @@ def _contrastive():
     torch.manual_seed(0)
     vocab = SignTextContrastiveModel.build_vocab(["the big house", "you go", "eat!"])
     cfg = SignTextContrastiveConfig(
-        feature_dim=D, text_vocab=vocab, text_hidden_size=16, text_num_hidden_layers=1, text_intermediate_size=32, projection_dim=8, **TINY
+        feature_dim=D,
+        text_vocab=vocab,
+        text_hidden_size=16,
+        text_num_hidden_layers=1,
+        text_intermediate_size=32,
+        projection_dim=8,
+        **TINY,
     )
     model = SignTextContrastiveModel(cfg)
     model.pose_mean.fill_(1.0)
@@ -107,7 +113,9 @@ def test_contrastive_save_load_roundtrip_auto_classes(tmp_path):
     assert torch.equal(loaded.pose_mean, model.pose_mean) and torch.equal(loaded.pose_std, model.pose_std)
     poses, mask = _batch()
     torch.testing.assert_close(loaded.get_pose_embeddings(poses, mask), model.get_pose_embeddings(poses, mask))
-    torch.testing.assert_close(loaded.get_text_embeddings(["you go", "eat"]), model.get_text_embeddings(["you go", "eat"]))
+    torch.testing.assert_close(
+        loaded.get_text_embeddings(["you go", "eat"]), model.get_text_embeddings(["you go", "eat"])
+    )
 
 
 def test_contrastive_forward_loss_and_embeddings():

@@ -85,7 +85,9 @@ def test_module_paths():
 
 def test_modules_pass_bad_input_errors_through():
     with pytest.raises(ValueError, match=r"references\[0\].*53 joints"):
-        load("dtw_jpe").compute(predictions=[np.zeros((3, 54, 3))], references=[np.zeros((3, 53, 3))], skeleton="smplx133")
+        load("dtw_jpe").compute(
+            predictions=[np.zeros((3, 54, 3))], references=[np.zeros((3, 53, 3))], skeleton="smplx133"
+        )
     with pytest.raises(ValueError, match=r"references\[0\].*empty"):
         load("back_translation").compute(predictions=["a"], references=[""])
     with pytest.raises(ValueError, match="predictions.*at least 2"):

@@ -56,7 +56,9 @@ SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 9), (9, 5), (12, 12), (3, 17), (16
 
 def test_dtw_matches_brute_force_exactly_with_valid_paths():
     rng = np.random.default_rng(0)
-    costs = [rng.random(s) for s in SHAPES] + [rng.random((rng.integers(1, 14), rng.integers(1, 14))) for _ in range(40)]
+    costs = [rng.random(s) for s in SHAPES] + [
+        rng.random((rng.integers(1, 14), rng.integers(1, 14))) for _ in range(40)
+    ]
     out = dtw(costs, return_paths=True, max_cells_per_chunk=400)  # several chunks of mixed sizes
     for c, d, length, path in zip(costs, out.distance, out.path_length, out.paths):
         ref, ref_path = brute_dtw(c)
@@ -142,9 +144,13 @@ def test_dtw_jpe_matches_reference_definition():
         d, path = brute_dtw(part_cost(p, r, body, SPEC.root_index))
         assert out["dtw_jpe_body_per_sample"][i] == pytest.approx(d, rel=1e-9)
         assert out["dtw_jpe_body_normalized_per_sample"][i] == pytest.approx(d / len(path), rel=1e-9)
-        hands = (part_cost(p, r, left, lw) * len(left) + part_cost(p, r, right, rw) * len(right)) / (len(left) + len(right))
+        hands = (part_cost(p, r, left, lw) * len(left) + part_cost(p, r, right, rw) * len(right)) / (
+            len(left) + len(right)
+        )
         assert out["dtw_jpe_hands_per_sample"][i] == pytest.approx(brute_dtw(hands)[0], rel=1e-9)
-        assert out["dtw_jpe_left_hand_per_sample"][i] == pytest.approx(brute_dtw(part_cost(p, r, left, lw))[0], rel=1e-9)
+        assert out["dtw_jpe_left_hand_per_sample"][i] == pytest.approx(
+            brute_dtw(part_cost(p, r, left, lw))[0], rel=1e-9
+        )
     assert out["dtw_jpe_body"] == pytest.approx(np.mean(out["dtw_jpe_body_per_sample"]))
     on_torch = dtw_jpe(preds, refs, "smplx133", per_sample=True, normalize="path", device="cpu")
     for key, value in out.items():
@@ -231,7 +237,12 @@ def test_mpjpe_alignment_modes():
         ([np.zeros((4, 54, 3))], [np.zeros((4, 53, 3))], {}, r"references\[0\].*53 joints"),
         ([np.zeros((0, 54, 3))], [np.zeros((4, 54, 3))], {}, r"predictions\[0\].*empty"),
         ([np.full((4, 54, 3), np.nan)], [np.zeros((4, 54, 3))], {}, r"predictions\[0\].*NaN"),
-        ([np.zeros((4, 54, 3))], [np.zeros((4, 54, 3)), np.zeros((4, 54, 3))], {}, r"predictions.*1 samples.*references.*2"),
+        (
+            [np.zeros((4, 54, 3))],
+            [np.zeros((4, 54, 3)), np.zeros((4, 54, 3))],
+            {},
+            r"predictions.*1 samples.*references.*2",
+        ),
         ([np.zeros((4, 54))], [np.zeros((4, 54, 3))], {}, r"predictions\[0\].*shape"),
         ([np.zeros((4, 20, 3))], [np.zeros((4, 20, 3))], {}, r"skeleton 'smplx133' has 54"),
         ([np.zeros((4, 54, 3))], [np.zeros((4, 54, 3))], {"normalize": "mean"}, "normalize"),
@@ -306,7 +317,9 @@ def test_sibleu_parts():
     assert out["sibleu_body"] == pytest.approx(100.0) and out["sibleu_left_hand"] == 0.0
     assert out["sibleu_hands"] == pytest.approx(50.0) and out["sibleu"] == pytest.approx(200 / 3)
     # list-of-parts layout, default names for three parts
-    as_lists = sibleu([[pred["body"], pred["left_hand"], pred["right_hand"]]], [[ref["body"], ref["left_hand"], ref["right_hand"]]])
+    as_lists = sibleu(
+        [[pred["body"], pred["left_hand"], pred["right_hand"]]], [[ref["body"], ref["left_hand"], ref["right_hand"]]]
+    )
     assert as_lists == out
     two = sibleu([[[1, 2], [3, 4]]], [[[1, 2], [3, 4]]], max_order=2)
     assert set(two) == {"sibleu_part0", "sibleu_part1", "sibleu"}

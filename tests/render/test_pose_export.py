@@ -61,7 +61,7 @@ def test_components_points_and_limbs():
     comps = {c.name: c for c in pose.header.components}
     assert list(comps) == ["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS", "FACE_LANDMARKS"]
     assert comps["POSE_LANDMARKS"].points == ["PELVIS", "NECK"]
-    assert [tuple(l) for l in comps["POSE_LANDMARKS"].limbs] == [(0, 1)]
+    assert [tuple(limb) for limb in comps["POSE_LANDMARKS"].limbs] == [(0, 1)]
     assert [len(comps[n].points) for n in comps] == [2, 1, 1, 1]
     assert pose.header.total_points() == spec.num_position_joints
 

@@ -79,7 +79,12 @@ def test_pooling_groups_5_7_9(face):
 def test_joint_table_sources_and_positions_roundtrip():
     rows = holistic_joint_table(face=True)
     assert rows[0][1] is None  # derived neck
-    assert {r[1] for r in rows[1:]} == {"POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS", "FACE_LANDMARKS"}
+    assert {r[1] for r in rows[1:]} == {
+        "POSE_LANDMARKS",
+        "LEFT_HAND_LANDMARKS",
+        "RIGHT_HAND_LANDMARKS",
+        "FACE_LANDMARKS",
+    }
     spec = get_skeleton("holistic")
     x = np.arange(2 * 3 * spec.feature_dim, dtype=np.float32).reshape(2, 3, spec.feature_dim)
     pos = spec.to_positions(x)

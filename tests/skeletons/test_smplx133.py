@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-import torch
-
 import smplx
 import smplx.joint_names
+import torch
 from smplx.lbs import batch_rodrigues
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
@@ -19,14 +18,20 @@ from hf_sign.skeletons import (
     get_skeleton,
     pose_features,
     rest_pose_features,
+    smplx133 as smplx133_module,
     smplx133_to_joints,
     write_proxy_smplx_model,
 )
-from hf_sign.skeletons import smplx133 as smplx133_module
 
 SPEC = get_skeleton("smplx133")
 P = {n: i for i, n in enumerate(SPEC.position_joint_names)}
-HAND_SMPLX = {"index": (25, 26, 27), "middle": (28, 29, 30), "ring": (34, 35, 36), "pinky": (31, 32, 33), "thumb": (37, 38, 39)}
+HAND_SMPLX = {
+    "index": (25, 26, 27),
+    "middle": (28, 29, 30),
+    "ring": (34, 35, 36),
+    "pinky": (31, 32, 33),
+    "thumb": (37, 38, 39),
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,13 @@ def test_spec_layout():
     assert SPEC.pooling_groups[7][5] == (8,) + tuple(range(10, 25))
     assert SPEC.atomic_joint_names[9][5] == "left_elbow" and SPEC.pooling_groups[9][5] == (6, 8)
     assert SPEC.num_position_joints == 54 and SPEC.root_index == 0 and SPEC.wrist_indices == (12, 33)
-    assert SPEC.position_joint_names[12:17] == ("left_wrist", "left_thumb_cmc", "left_thumb_mcp", "left_thumb_ip", "left_thumb_tip")
+    assert SPEC.position_joint_names[12:17] == (
+        "left_wrist",
+        "left_thumb_cmc",
+        "left_thumb_mcp",
+        "left_thumb_ip",
+        "left_thumb_tip",
+    )
     assert SPEC.position_joint_names[53] == "right_pinky_tip"
     assert all(-1 <= q < c for c, q in enumerate(SPEC.position_parents))
     assert SMPLX_JOINT_NAMES == tuple(smplx.joint_names.JOINT_NAMES[:55])  # the proxy uses SMPL-X's joint order
@@ -102,7 +113,9 @@ def test_dispatch_through_smplx_model_dir(proxy_dir):
     np.testing.assert_allclose(via_smplx, smplx133_to_joints(feats), atol=1e-6, rtol=0)
     # the folder holding SMPLX_NEUTRAL.npz and the file itself work too; spec.to_positions forwards model_dir
     np.testing.assert_allclose(SPEC.to_positions(feats, model_dir=proxy_dir / "smplx"), via_smplx, atol=1e-12)
-    np.testing.assert_allclose(smplx133_to_joints(feats, model_dir=proxy_dir / "smplx" / "SMPLX_NEUTRAL.npz"), via_smplx, atol=1e-12)
+    np.testing.assert_allclose(
+        smplx133_to_joints(feats, model_dir=proxy_dir / "smplx" / "SMPLX_NEUTRAL.npz"), via_smplx, atol=1e-12
+    )
     x = torch.tensor(feats, requires_grad=True)
     smplx133_to_joints(x, model_dir=proxy_dir).pow(2).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad[..., :120].abs().sum() > 0
@@ -188,7 +201,9 @@ def test_gradients_flow_including_zero_pose():
 
 
 def test_rodrigues_matches_smplx():
-    r = torch.tensor(np.concatenate([random_features((50,), scale=1.5, seed=7)[:, :3], np.zeros((1, 3)), np.full((1, 3), 1e-6)]))
+    r = torch.tensor(
+        np.concatenate([random_features((50,), scale=1.5, seed=7)[:, :3], np.zeros((1, 3)), np.full((1, 3), 1e-6)])
+    )
     R = axis_angle_to_matrix(r)
     torch.testing.assert_close(R, batch_rodrigues(r), atol=1e-7, rtol=0)
     torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3, dtype=r.dtype).expand_as(R), atol=1e-12, rtol=0)
@@ -229,21 +244,32 @@ def test_shoulder_lowers_arm_and_swings_forward():
 
 def test_elbow_flexes_forward_and_wrist_and_fingers_curl():
     for shoulder in (0.0, 1.3):  # T-pose and lowered arm
-        j = joints(left_shoulder=(0, 0, -shoulder), left_elbow=(0, -1.2, 0), right_shoulder=(0, 0, shoulder), right_elbow=(0, 1.2, 0))
+        j = joints(
+            left_shoulder=(0, 0, -shoulder),
+            left_elbow=(0, -1.2, 0),
+            right_shoulder=(0, 0, shoulder),
+            right_elbow=(0, 1.2, 0),
+        )
         ref = joints(left_shoulder=(0, 0, -shoulder), right_shoulder=(0, 0, shoulder))
         for side in ("left", "right"):
             assert j[P[f"{side}_wrist"], 2] > ref[P[f"{side}_wrist"], 2] + 0.2
     rest = joints()
     flex = joints(left_wrist=(0, 0, -1), right_wrist=(0, 0, 1))  # towards the palm (-y in the T-pose)
-    curl = joints(**{f"{s}_index{i}": (0, 0, -0.8 * sgn) for s, sgn in (("left", 1), ("right", -1)) for i in (1, 2, 3)})
+    curl = joints(
+        **{f"{s}_index{i}": (0, 0, -0.8 * sgn) for s, sgn in (("left", 1), ("right", -1)) for i in (1, 2, 3)}
+    )
     for side in ("left", "right"):
         assert flex[P[f"{side}_middle_tip"], 1] < rest[P[f"{side}_middle_tip"], 1] - 0.1
         palm = rest[[P[f"{side}_wrist"], P[f"{side}_index_mcp"], P[f"{side}_pinky_mcp"]]].mean(0)
         tip, tip0 = curl[P[f"{side}_index_tip"]], rest[P[f"{side}_index_tip"]]
         assert tip[1] < tip0[1] - 0.05  # towards the palm side
         assert np.linalg.norm(tip - palm) < np.linalg.norm(tip0 - palm) - 0.03
-        np.testing.assert_allclose(curl[P[f"{side}_middle_tip"]], rest[P[f"{side}_middle_tip"]])  # only the index moved
-    thumb = joints(left_thumb1=(0, 0.5, 0), left_thumb2=(0, 0.5, 0), right_thumb1=(0, -0.5, 0), right_thumb2=(0, -0.5, 0))
+        np.testing.assert_allclose(
+            curl[P[f"{side}_middle_tip"]], rest[P[f"{side}_middle_tip"]]
+        )  # only the index moved
+    thumb = joints(
+        left_thumb1=(0, 0.5, 0), left_thumb2=(0, 0.5, 0), right_thumb1=(0, -0.5, 0), right_thumb2=(0, -0.5, 0)
+    )
     thumb_flex = joints(left_thumb2=(0, 0, -0.6), right_thumb2=(0, 0, 0.6))
     for side in ("left", "right"):
         assert thumb[P[f"{side}_thumb_tip"], 2] < rest[P[f"{side}_thumb_tip"], 2] - 0.04  # towards the pinky
@@ -251,7 +277,9 @@ def test_elbow_flexes_forward_and_wrist_and_fingers_curl():
 
 
 def test_hands_in_front_of_chest_example_and_mirror_rule():
-    j = joints(left_shoulder=(0, -0.5, -1.2), left_elbow=(0, -2.0, 0), right_shoulder=(0, 0.5, 1.2), right_elbow=(0, 2.0, 0))
+    j = joints(
+        left_shoulder=(0, -0.5, -1.2), left_elbow=(0, -2.0, 0), right_shoulder=(0, 0.5, 1.2), right_elbow=(0, 2.0, 0)
+    )
     for side in ("left", "right"):
         wr = j[P[f"{side}_wrist"]]
         assert abs(wr[0]) < 0.2 and j[P["spine3"], 1] - 0.1 < wr[1] < j[P["neck"], 1]

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sign.skeletons import SkeletonSpec, get_skeleton, list_skeletons, register_skeleton
-from hf_sign.skeletons import spec as spec_module
+from hf_sign.skeletons import SkeletonSpec, get_skeleton, list_skeletons, register_skeleton, spec as spec_module
 
 
 def toy_kwargs(**overrides):

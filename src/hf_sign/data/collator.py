@@ -32,7 +32,9 @@ class PoseCollator:
             (models that downsample time, such as Sign-SALD's VAE, need it).
         max_frames (`int`, *optional*): longest allowed sequence. Longer samples raise a `ValueError`
             unless `truncate=True`, so frames are never dropped without the caller asking for it.
-        truncate (`bool`, *optional*, defaults to False): cut sequences longer than `max_frames`.
+        truncate (`bool`, *optional*, defaults to False): keep the first `max_frames` frames of longer sequences.
+            Their `gloss_spans` (frame spans `[start, end)`) are clipped to the kept frames, so every span stays
+            inside its sequence; a gloss that starts after the cut keeps an empty span `[max_frames, max_frames)`.
     """
 
     normalizer: Optional[PoseNormalizer] = None
@@ -50,14 +52,20 @@ class PoseCollator:
     def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
         if len(samples) == 0:
             raise ValueError("`samples` is empty; the collator needs at least one sample.")
-        seqs = []
+        seqs, spans = [], []
         for i, sample in enumerate(samples):
             if "poses" not in sample:
                 raise ValueError(f"`samples[{i}]` has no `poses` field.")
             poses = sample["poses"]
-            poses = poses.float() if isinstance(poses, torch.Tensor) else torch.as_tensor(np.asarray(poses, dtype=np.float32))
+            poses = (
+                poses.float()
+                if isinstance(poses, torch.Tensor)
+                else torch.as_tensor(np.asarray(poses, dtype=np.float32))
+            )
             if poses.ndim != 2 or poses.shape[0] == 0:
-                raise ValueError(f"`samples[{i}]['poses']` must have shape (num_frames > 0, feature_dim); got {tuple(poses.shape)}.")
+                raise ValueError(
+                    f"`samples[{i}]['poses']` must have shape (num_frames > 0, feature_dim); got {tuple(poses.shape)}."
+                )
             if seqs and poses.shape[1] != seqs[0].shape[1]:
                 raise ValueError(
                     f"`samples[{i}]['poses']` has {poses.shape[1]} features; `samples[0]` has {seqs[0].shape[1]}."
@@ -69,6 +77,9 @@ class PoseCollator:
                         "raise max_frames or pass truncate=True."
                     )
                 poses = poses[: self.max_frames]
+                if sample.get("gloss_spans") is not None:
+                    cut = self.max_frames
+                    spans.append((i, [[min(int(a), cut), min(int(b), cut)] for a, b in sample["gloss_spans"]]))
             if self.normalizer is not None:
                 poses = self.normalizer.normalize(poses)
             seqs.append(poses)
@@ -88,4 +99,6 @@ class PoseCollator:
         for key in _PASSTHROUGH:
             if all(key in s for s in samples):
                 out[key] = [s[key] for s in samples]
+        for i, clipped in spans if "gloss_spans" in out else ():
+            out["gloss_spans"][i] = clipped
         return out

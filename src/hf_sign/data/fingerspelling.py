@@ -59,16 +59,16 @@ WORDS: Dict[str, str] = {
     "street doctor teacher student work play sleep dream light night morning summer winter rain snow green black "
     "white yellow purple orange pizza bread cheese milk sugar honey jazz quiz zebra jump yoga kiwi juice box fox taxi "
     "hotel radio video piano queen square",
-    "de": "Haus Wasser Freund Familie Schule Buch Apfel Mutter Vater Schwester Bruder Kind danke bitte hallo Welt Musik "
-    "Geld Kaffee Tisch Stuhl Hund Katze Vogel Fisch Baum Blume Garten Fluss Stadt Zug Auto Straße Arzt Lehrer Arbeit "
-    "Spiel Schlaf Traum Licht Nacht Morgen Sommer Winter Regen Schnee grün schwarz weiß gelb Brot Käse Milch Zucker "
-    "Honig Tür Mädchen Bär Löwe Küche Fuß Brücke Öl Übung schön müde Quelle Taxi",
+    "de": "Haus Wasser Freund Familie Schule Buch Apfel Mutter Vater Schwester Bruder Kind danke bitte hallo Welt "
+    "Musik Geld Kaffee Tisch Stuhl Hund Katze Vogel Fisch Baum Blume Garten Fluss Stadt Zug Auto Straße Arzt Lehrer "
+    "Arbeit Spiel Schlaf Traum Licht Nacht Morgen Sommer Winter Regen Schnee grün schwarz weiß gelb Brot Käse Milch "
+    "Zucker Honig Tür Mädchen Bär Löwe Küche Fuß Brücke Öl Übung schön müde Quelle Taxi",
     "pt": "casa amigo escola livro pai feliz obrigado mundo dinheiro mesa cadeira telefone gato peixe flor jardim rio "
     "cidade carro rua professor aluno trabalho sono sonho luz noite chuva neve verde preto branco amarelo queijo "
     "leite mel janela porta sol lua praia cavalo cabelo boca olho nariz mulher homem menino menina comida fruta "
     "laranja banana bolo copo faca garfo prato caixa cabeça criança praça dança",
-    "cs": "kočka pes ryba strom škola kniha auto vlak řeka matka otec sestra bratr ruka noha oko ucho hlava srdce hrad "
-    "most okno dveře pivo maso zima jaro podzim kolo dort ovoce doktor učitel hudba barva chata ticho Praha Brno "
+    "cs": "kočka pes ryba strom škola kniha auto vlak řeka matka otec sestra bratr ruka noha oko ucho hlava srdce "
+    "hrad most okno dveře pivo maso zima jaro podzim kolo dort ovoce doktor učitel hudba barva chata ticho Praha Brno "
     "tužka žena muž kluk šaty boty čepice košile hrnek chleba med sestra",
     "hr": "kuća voda prijatelj obitelj škola knjiga jabuka majka otac sestra brat dijete hvala molim zdravo svijet "
     "glazba novac kava stol stolica pas mačka ptica riba drvo cvijet vrt rijeka grad vlak autobus auto ulica "
@@ -134,7 +134,8 @@ def lexicon_root() -> Path:
     root = Path(spoken_to_signed.__file__).resolve().parent / "assets" / "fingerspelling_lexicon"
     if not (root / "index.csv").is_file():
         raise RuntimeError(
-            f"`spoken-to-signed` is installed but has no fingerspelling lexicon at {root}; reinstall it: {INSTALL_HINT}"
+            f"`spoken-to-signed` is installed but has no fingerspelling lexicon at {root}; reinstall it: "
+            f"{INSTALL_HINT}"
         )
     return root
 
@@ -289,7 +290,10 @@ def _in_frame_range(features: np.ndarray, dimensions, min_frames: int = 5):
     start = int(np.argmax(ok)) if ok.any() else len(ok)
     end = int(bad[bad > start][0]) if (bad > start).any() else len(ok)
     if end - start < min_frames:
-        return None, f"excluded: joints up to {worst:.0f} px from the frame centre, no {min_frames} good frames in a row"
+        return (
+            None,
+            f"excluded: joints up to {worst:.0f} px from the frame centre, no {min_frames} good frames in a row",
+        )
     return (start, end), (
         f"cut to frames [{start}, {end}) of {len(ok)}: later frames put joints up to {worst:.0f} px from the centre"
     )
@@ -437,7 +441,9 @@ def generate_fingerspelling(
     include_mirrored: bool = False,
 ) -> Dict[str, List[Dict]]:
     """Rows of the fingerspelling corpus per split (see `build_fingerspelling` for the arguments)."""
-    return _generate(seed, languages, words_per_language, face, transition_frames, max_hold_frames, include_mirrored)[0]
+    return _generate(seed, languages, words_per_language, face, transition_frames, max_hold_frames, include_mirrored)[
+        0
+    ]
 
 
 def build_fingerspelling(
@@ -470,7 +476,10 @@ def build_fingerspelling(
     spec = get_skeleton("holistic" if face else "holistic_noface")
     fields = _card_fields(splits, per_lang, stats, spec, seed)
     card = render_card(
-        "fingerspelling_dataset_card.md", transition_frames=transition_frames, max_hold_frames=max_hold_frames, **fields
+        "fingerspelling_dataset_card.md",
+        transition_frames=transition_frames,
+        max_hold_frames=max_hold_frames,
+        **fields,
     )
     return save_corpus(splits, sign_features(spec.feature_dim), out_dir, card)
 
@@ -492,7 +501,8 @@ def _card_fields(splits, per_lang, stats, spec, seed) -> Dict[str, object]:
         s = stats["languages"][lang]
         table.append(
             f"| {lang} | {p['spoken']} | {p['letters']} | {len(p['train'])} | {len(p['validation'])} "
-            f"| {len(p['test'])} | {s['interpolated'] / s['values']:.1%} | {s['anchored'] / s['values']:.1%} | {s['resampled']} |"
+            f"| {len(p['test'])} | {s['interpolated'] / s['values']:.1%} | {s['anchored'] / s['values']:.1%} | "
+            f"{s['resampled']} |"
         )
         val, test = ", ".join(p["validation"]) or "-", ", ".join(p["test"]) or "-"
         held.append(f"- **{lang}**: validation: {val}; test: {test}")

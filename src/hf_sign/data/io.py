@@ -23,17 +23,19 @@ SPLITS = ("train", "validation", "test")
 
 
 def hub_cards_dir() -> Path:
-    """The repository's `hub_cards/` folder (card templates ship beside the package source)."""
-    path = Path(__file__).resolve().parents[3] / "hub_cards"
+    """The card templates, `hf_sign/hub_cards/` (package data, so wheel installs have them too; the repository's
+    top-level `hub_cards/` links to this folder)."""
+    path = Path(__file__).resolve().parents[1] / "hub_cards"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"Card templates not found at {path}; hf-sign expects an editable install from its repository (`make install`)."
+            f"Card templates not found at {path}; the hf-sign installation is incomplete (the package data "
+            "`hf_sign/hub_cards/*.md` is missing): reinstall hf-sign."
         )
     return path
 
 
 def render_card(template_name: str, **fields: Any) -> str:
-    """Fill `hub_cards/<template_name>` with `fields` (`$name` placeholders, `string.Template`)."""
+    """Fill `hf_sign/hub_cards/<template_name>` with `fields` (`$name` placeholders, `string.Template`)."""
     text = (hub_cards_dir() / template_name).read_text(encoding="utf-8")
     return Template(text).substitute({k: str(v) for k, v in fields.items()})
 
@@ -155,7 +157,10 @@ def split_rows(ds, split: str = "") -> List[Dict[str, Any]]:
         row = {c: cols[c][i] for c in cols}
         row["poses"] = np.ascontiguousarray(p, dtype=np.float32)
         if row["poses"].ndim != 2 or row["poses"].shape[0] == 0:
-            raise ValueError(f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got {row['poses'].shape}.")
+            raise ValueError(
+                f"`poses` of sample {row['id']!r}{where} must be (num_frames > 0, feature_dim); got "
+                f"{row['poses'].shape}."
+            )
         row.setdefault("gloss", [])
         row.setdefault("gloss_spans", [])
         row["gloss"] = [str(g) for g in (row["gloss"] or [])]

@@ -48,7 +48,11 @@ class PoseNormalizer(ModelMixin, ConfigMixin):
 
     @classmethod
     def fit(
-        cls, sequences: Iterable[ArrayLike], feature_dim: Optional[int] = None, representation: str = "", eps: float = 1e-4
+        cls,
+        sequences: Iterable[ArrayLike],
+        feature_dim: Optional[int] = None,
+        representation: str = "",
+        eps: float = 1e-4,
     ) -> "PoseNormalizer":
         """Fit mean/std over every frame of `sequences` (each (num_frames, feature_dim)).
 

@@ -23,11 +23,20 @@ import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-
 from datasets import Array2D, Features, Sequence as HFSequence, Value
 
 FEATURE_FIELDS = (
-    "id", "text", "prompt", "gloss", "gloss_spans", "language", "signer", "fps", "representation", "num_frames", "poses",
+    "id",
+    "text",
+    "prompt",
+    "gloss",
+    "gloss_spans",
+    "language",
+    "signer",
+    "fps",
+    "representation",
+    "num_frames",
+    "poses",
 )
 
 
@@ -94,7 +103,9 @@ def make_sample(
     spans: List[List[int]] = [[int(a), int(b)] for a, b in (gloss_spans or [])]
     if spans:
         if len(spans) != len(gloss):
-            raise ValueError(f"`gloss_spans`{where} has {len(spans)} spans for {len(gloss)} glosses; expected one per gloss.")
+            raise ValueError(
+                f"`gloss_spans`{where} has {len(spans)} spans for {len(gloss)} glosses; expected one per gloss."
+            )
         for i, (a, b) in enumerate(spans):
             if not (0 <= a < b <= poses.shape[0]):
                 raise ValueError(

@@ -65,7 +65,13 @@ def heldout_bigrams(gloss: Sequence[str], seed: int = 0) -> List[Tuple[str, str]
 
 
 def _select_sentences(
-    grammar: SynthSignGrammar, split: str, num: int, seed: int, used: Set, allowed: Optional[Set[str]], want_heldout: bool
+    grammar: SynthSignGrammar,
+    split: str,
+    num: int,
+    seed: int,
+    used: Set,
+    allowed: Optional[Set[str]],
+    want_heldout: bool,
 ) -> List[GrammarSentence]:
     out = []
     for i in range(num):
@@ -126,7 +132,9 @@ def generate_synthsign(
     sentences: Dict[str, List[GrammarSentence]] = {}
     sentences["train"] = _select_sentences(grammar, "train", num_train, seed, used, None, want_heldout=False)
     vocab = {g for s in sentences["train"] for g in s.gloss}
-    sentences["validation"] = _select_sentences(grammar, "validation", num_validation, seed, used, vocab, want_heldout=False)
+    sentences["validation"] = _select_sentences(
+        grammar, "validation", num_validation, seed, used, vocab, want_heldout=False
+    )
     sentences["test"] = _select_sentences(grammar, "test", num_test, seed, used, vocab, want_heldout=True)
 
     signer_ids = sorted(lexicon.signers)
@@ -139,10 +147,19 @@ def generate_synthsign(
                 rng = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1])
                 signer = signer_ids[int(rng.integers(len(signer_ids)))]
                 poses, spans = lexicon.sentence_motion(sent.gloss, signer, rng)
-                rows.append(make_sample(
-                    id=f"synthsign-{split}-{i:06d}", text=sent.text, poses=poses, fps=FPS, representation=REPRESENTATION,
-                    gloss=sent.gloss, gloss_spans=spans, language=LANGUAGE, signer=signer,
-                ))
+                rows.append(
+                    make_sample(
+                        id=f"synthsign-{split}-{i:06d}",
+                        text=sent.text,
+                        poses=poses,
+                        fps=FPS,
+                        representation=REPRESENTATION,
+                        gloss=sent.gloss,
+                        gloss_spans=spans,
+                        language=LANGUAGE,
+                        signer=signer,
+                    )
+                )
                 bar.update(1)
             splits[split] = rows
     return splits

@@ -33,10 +33,25 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from .synthsign_words import (  # noqa: F401  (re-exported: the grammar's public vocabulary)
-    ADJECTIVES, CONTEXT_GLOSSES, CONTRACTIONS, FUNCTION_WORDS, GRAMMATICAL_GLOSSES, NOUNS, NOUNS_BY_KIND, NUMBERS,
-    POSSESSIVES, PRONOUNS, TIMES, VERBS, WH_GLOSSES, WH_WORDS, Adjective, Noun, Verb, lexicon_glosses,
+    ADJECTIVES,
+    CONTEXT_GLOSSES,
+    CONTRACTIONS,
+    FUNCTION_WORDS,
+    GRAMMATICAL_GLOSSES,
+    NOUNS,
+    NOUNS_BY_KIND,
+    NUMBERS,
+    POSSESSIVES,
+    PRONOUNS,
+    TIMES,
+    VERBS,
+    WH_GLOSSES,
+    WH_WORDS,
+    Adjective,
+    Noun,
+    Verb,
+    lexicon_glosses,
 )
-
 
 # -------------------------------------------------------------------------------------- text -> gloss
 _MULTIWORD = sorted(
@@ -328,7 +343,9 @@ class SynthSignGrammar:
         return lexicon_glosses()
 
     # ----------------------------------------------------------------------------------- public
-    def sample(self, rng: np.random.Generator, allowed: Optional[Set[str]] = None, max_tries: int = 200) -> GrammarSentence:
+    def sample(
+        self, rng: np.random.Generator, allowed: Optional[Set[str]] = None, max_tries: int = 200
+    ) -> GrammarSentence:
         """Sample one sentence whose glosses are all in `allowed` (any gloss when `None`)."""
         for _ in range(max_tries):
             try:
@@ -340,7 +357,9 @@ class SynthSignGrammar:
             if allowed is not None and not set(sent.gloss) <= allowed:
                 continue
             return sent
-        raise RuntimeError(f"SynthSignGrammar.sample found no sentence within the allowed glosses in {max_tries} tries.")
+        raise RuntimeError(
+            f"SynthSignGrammar.sample found no sentence within the allowed glosses in {max_tries} tries."
+        )
 
     # ---------------------------------------------------------------------------------- helpers
     @staticmethod
@@ -361,7 +380,9 @@ class SynthSignGrammar:
         elif how_many:
             np_.plural = True
         elif noun.mass:
-            np_.det = ["", "the", "my", "your", "his", "her", "our"][int(rng.choice(7, p=[.4, .3, .1, .05, .05, .05, .05]))]
+            np_.det = ["", "the", "my", "your", "his", "her", "our"][
+                int(rng.choice(7, p=[0.4, 0.3, 0.1, 0.05, 0.05, 0.05, 0.05]))
+            ]
             if subject and np_.det == "":
                 np_.det = "the"
         else:
@@ -506,8 +527,9 @@ class SynthSignGrammar:
         verb = self._verb(rng, allowed, place=place)
         if wk == "who_subj":
             obj = self._object_for(rng, allowed, verb)
-            agr = 3
-            vw = {"future": ["will", verb.base], "progressive": ["is", verb.ing], "past": [verb.past]}.get(tense, [verb.s3])
+            vw = {"future": ["will", verb.base], "progressive": ["is", verb.ing], "past": [verb.past]}.get(
+                tense, [verb.s3]
+            )
             return ["who"] + vw + self._complement(verb, obj), obj.gloss() + [verb.gloss, "WHO"], wk
         subj = self._np(rng, allowed, ["person"], subject=True, pronoun_p=0.5)
         aux = self._aux(tense, subj.agreement)

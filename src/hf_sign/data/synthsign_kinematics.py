@@ -211,8 +211,8 @@ def mirror_features(f: np.ndarray) -> np.ndarray:
     rot = f[:, :123].reshape(len(f), 41, 3)
     rot = mirror_rotvec(rot)
     perm = list(range(41))
-    for l, r in ((1, 2), (4, 5), (6, 7), (8, 9)):
-        perm[l], perm[r] = r, l
+    for left, right in ((1, 2), (4, 5), (6, 7), (8, 9)):
+        perm[left], perm[right] = right, left
     for k in range(15):
         perm[10 + k], perm[25 + k] = 25 + k, 10 + k
     f[:, :123] = rot[:, perm].reshape(len(f), 123)

@@ -30,8 +30,17 @@ import numpy as np
 from .resample import minimum_jerk
 from .synthsign_grammar import WH_GLOSSES, lexicon_glosses, text_to_gloss
 from .synthsign_kinematics import (
-    ANCHORS, BASE_ANCHOR, CHANNELS, HANDSHAPES, NUM_CHANNELS, RELAXED_HAND, REST_WRIST, WAIST_HOLD,
-    channels_to_features, mirror_points, solve_twist,
+    ANCHORS,
+    BASE_ANCHOR,
+    CHANNELS,
+    HANDSHAPES,
+    NUM_CHANNELS,
+    RELAXED_HAND,
+    REST_WRIST,
+    WAIST_HOLD,
+    channels_to_features,
+    mirror_points,
+    solve_twist,
 )
 
 LEXICON_SEED = 20240611  # fixed: the lexicon and the signers are part of the language, not of a corpus
@@ -92,8 +101,16 @@ class SignSpec:
     @property
     def base_frames(self) -> float:
         r = self.reps
-        return {"straight": 11.0 if r == 1 else 6 + 6 * r, "arc": 12.0 if r == 1 else 7 + 6 * r, "circle": 8 + 8 * r,
-                "tap": 6 + 5 * r, "zigzag": 14.0, "twist": 8 + 6 * r, "wiggle": 10 + 4 * r, "hold": 11.0}[self.movement]
+        return {
+            "straight": 11.0 if r == 1 else 6 + 6 * r,
+            "arc": 12.0 if r == 1 else 7 + 6 * r,
+            "circle": 8 + 8 * r,
+            "tap": 6 + 5 * r,
+            "zigzag": 14.0,
+            "twist": 8 + 6 * r,
+            "wiggle": 10 + 4 * r,
+            "hold": 11.0,
+        }[self.movement]
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,15 @@ _HANDWRITTEN = {
     "WHAT": ("mirror", "low", "zigzag", "5", "up", "out", {}),
     "WHERE": ("one", "high", "zigzag", "1", "forward", "up", dict(size=0.05)),
     "WHO": ("one", "chin", "circle", "L", "medial", "frontal", dict(size=0.06)),
-    "WHEN": ("base", "neutral", "circle", "1", "down", "horizontal", dict(base_handshape="1", base_orientation="medial")),
+    "WHEN": (
+        "base",
+        "neutral",
+        "circle",
+        "1",
+        "down",
+        "horizontal",
+        dict(base_handshape="1", base_orientation="medial"),
+    ),
     "WHY": ("one", "forehead", "straight", "B", "body", "out-forward", dict(handshape_end="Y")),
     "HOW-MANY": ("mirror", "neutral", "straight", "S", "up", "up", dict(handshape_end="5")),
     "RIGHT-DIRECTION": ("one", "neutral", "arc", "bent-B", "medial", "out", {}),
@@ -335,10 +360,16 @@ def _cruise(s: np.ndarray, ramp: float = 0.2) -> np.ndarray:
     Peak speed is 1 / (1 - ramp) times the mean (minimum jerk: 1.875), which keeps multi-cycle circles calm.
     """
     x = np.clip(s, 0.0, 1.0)
-    area = lambda t: t / 2 - ramp / (2 * np.pi) * np.sin(np.pi * t / ramp)  # integral of sin^2(pi u / 2 ramp)
+
+    def area(t):  # integral of sin^2(pi u / 2 ramp)
+        return t / 2 - ramp / (2 * np.pi) * np.sin(np.pi * t / ramp)
+
     out = np.where(
-        x <= ramp, area(x),
-        np.where(x <= 1 - ramp, ramp / 2 + (x - ramp), ramp / 2 + (1 - 2 * ramp) + ramp / 2 - area(np.clip(1 - x, 0, ramp))),
+        x <= ramp,
+        area(x),
+        np.where(
+            x <= 1 - ramp, ramp / 2 + (x - ramp), ramp / 2 + (1 - 2 * ramp) + ramp / 2 - area(np.clip(1 - x, 0, ramp))
+        ),
     )
     return out / (1.0 - ramp)
 
@@ -446,8 +477,17 @@ class SynthSignLexicon:
             return WAIST_HOLD, self._twist(mirror_points(WAIST_HOLD), "up")
         return mirror_points(REST_WRIST), self._twist(REST_WRIST, "medial")
 
-    def _sign(self, spec: SignSpec, p: SignerProfile, rng: Optional[np.random.Generator], speed: float,
-              nonmanual: bool = True, shift: float = 0.0, dur_scale: float = 1.0, amp_scale: float = 1.0) -> np.ndarray:
+    def _sign(
+        self,
+        spec: SignSpec,
+        p: SignerProfile,
+        rng: Optional[np.random.Generator],
+        speed: float,
+        nonmanual: bool = True,
+        shift: float = 0.0,
+        dur_scale: float = 1.0,
+        amp_scale: float = 1.0,
+    ) -> np.ndarray:
         def jit(sd, size=None):  # per-sample jitter; none without an rng (the signer's canonical form)
             if rng is None:
                 return np.zeros(size) if size else 0.0

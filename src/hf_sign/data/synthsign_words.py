@@ -49,14 +49,16 @@ _READ = [
     ("magazine", "magazines", "MAGAZINE"),
 ]
 _ITEMS = [
-    ("car", "cars", "CAR"), ("ball", "balls", "BALL"), ("phone", "phones", "PHONE"), ("computer", "computers", "COMPUTER"),
+    ("car", "cars", "CAR"), ("ball", "balls", "BALL"), ("phone", "phones", "PHONE"),
+    ("computer", "computers", "COMPUTER"),
     ("key", "keys", "KEY"), ("cup", "cups", "CUP"), ("chair", "chairs", "CHAIR"), ("table", "tables", "TABLE"),
     ("bag", "bags", "BAG"), ("shoe", "shoes", "SHOE"), ("hat", "hats", "HAT"), ("bicycle", "bicycles", "BICYCLE"),
     ("watch", "watches", "WRISTWATCH"), ("light", "lights", "LAMP"), ("umbrella", "umbrellas", "UMBRELLA"),
     ("camera", "cameras", "CAMERA"), ("box", "boxes", "BOX"), ("pen", "pens", "PEN"), ("shirt", "shirts", "SHIRT"),
     ("clock", "clocks", "CLOCK"), ("door", "doors", "DOOR"), ("window", "windows", "WINDOW"), ("bed", "beds", "BED"),
     ("ticket", "tickets", "TICKET"), ("picture", "pictures", "PICTURE"), ("bottle", "bottles", "BOTTLE"),
-    ("plate", "plates", "PLATE"), ("spoon", "spoons", "SPOON"), ("knife", "knives", "KNIFE"), ("coat", "coats", "COAT"),
+    ("plate", "plates", "PLATE"), ("spoon", "spoons", "SPOON"), ("knife", "knives", "KNIFE"),
+    ("coat", "coats", "COAT"),
     ("dress", "dresses", "DRESS"), ("guitar", "guitars", "GUITAR"), ("ring", "rings", "RING"), ("toy", "toys", "TOY"),
     ("map", "maps", "MAP"),
 ]
@@ -110,11 +112,13 @@ _PLACE_VERBS = [
 # Adjectives: (word, gloss, kinds it describes, attributive use allowed).
 _ADJECTIVES = [
     ("happy", "HAPPY", ("person",), True), ("sad", "SAD", ("person",), True), ("tired", "TIRED", ("person",), True),
-    ("hungry", "HUNGRY", ("person",), True), ("thirsty", "THIRSTY", ("person",), True), ("sick", "SICK", ("person",), True),
+    ("hungry", "HUNGRY", ("person",), True), ("thirsty", "THIRSTY", ("person",), True),
+    ("sick", "SICK", ("person",), True),
     ("busy", "BUSY", ("person",), True), ("angry", "ANGRY", ("person",), True), ("ready", "READY", ("person",), False),
     ("late", "LATE", ("person",), False), ("right", "CORRECT", ("person", "read"), False),
     ("wrong", "WRONG", ("person", "read"), False), ("young", "YOUNG", ("person",), True),
-    ("tall", "TALL", ("person",), True), ("kind", "KIND", ("person",), True), ("funny", "FUNNY", ("person", "read"), True),
+    ("tall", "TALL", ("person",), True), ("kind", "KIND", ("person",), True),
+    ("funny", "FUNNY", ("person", "read"), True),
     ("smart", "SMART", ("person",), True), ("strong", "STRONG", ("person",), True), ("shy", "SHY", ("person",), True),
     ("old", "OLD", ("person", "item", "place", "read"), True),
     ("red", "RED", ("item",), True), ("blue", "BLUE", ("item",), True), ("green", "GREEN", ("item", "food"), True),
@@ -128,11 +132,14 @@ _ADJECTIVES = [
     ("broken", "BROKEN", ("item",), True), ("hot", "HOT", ("food", "drink", "weather"), True),
     ("cold", "COLD", ("food", "drink", "weather", "person"), True), ("full", "FULL", ("item",), False),
     ("empty", "EMPTY", ("item",), False), ("soft", "SOFT", ("item", "food"), True), ("long", "LONG", ("read",), True),
-    ("quiet", "QUIET", ("place",), True), ("noisy", "NOISY", ("place", "animal"), True), ("far", "FAR", ("place",), False),
+    ("quiet", "QUIET", ("place",), True), ("noisy", "NOISY", ("place", "animal"), True),
+    ("far", "FAR", ("place",), False),
     ("closed", "CLOSED", ("place",), False), ("crowded", "CROWDED", ("place",), True),
     ("fresh", "FRESH", ("food",), True), ("sweet", "SWEET", ("food", "drink"), True),
-    ("rainy", "RAIN", ("weather",), False), ("sunny", "SUN", ("weather",), False), ("snowy", "SNOW", ("weather",), False),
-    ("windy", "WIND", ("weather",), False), ("cloudy", "CLOUD", ("weather",), False), ("warm", "WARM", ("weather",), False),
+    ("rainy", "RAIN", ("weather",), False), ("sunny", "SUN", ("weather",), False),
+    ("snowy", "SNOW", ("weather",), False),
+    ("windy", "WIND", ("weather",), False), ("cloudy", "CLOUD", ("weather",), False),
+    ("warm", "WARM", ("weather",), False),
     ("nice", "NICE", ("weather",), False),
 ]
 # Time expressions: (words, gloss, tense they select).
@@ -144,7 +151,8 @@ TIMES = [
 ]
 NUMBERS = [(w, w.upper()) for w in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")]
 # Pronouns: word -> (gloss, person/number class for agreement: 1 = "i", 2 = "you"/plural, 3 = third singular).
-PRONOUNS = {"i": ("ME", 1), "you": ("YOU", 2), "he": ("HE", 3), "she": ("SHE", 3), "we": ("WE", 2), "they": ("THEY", 2)}
+PRONOUNS = {"i": ("ME", 1), "you": ("YOU", 2), "he": ("HE", 3), "she": ("SHE", 3), "we": ("WE", 2), "they": ("THEY",
+    2)}
 POSSESSIVES = {"my": "MY", "your": "YOUR", "his": "HIS", "her": "HER", "our": "OUR"}
 WH_WORDS = {"what": "WHAT", "where": "WHERE", "who": "WHO", "when": "WHEN", "why": "WHY", "how many": "HOW-MANY"}
 

@@ -14,9 +14,11 @@ all with the same metrics and evaluator models:
   `num_frames="reference"` passes every sample's reference length instead (an oracle-length setting).
 * **Evaluators** (trained on ground-truth *train* poses only, never used to condition a generator):
   `evaluator_dir` holds `recognizer/` and `contrastive/` from
-  `hf_sign.training.evaluator_trainer.train_evaluators`. Without `evaluator_dir` they are trained into
-  `out_dir/evaluators` with `evaluator_config` (default `"default"`) and the fixed `evaluator_seed` (0),
-  or reused from there when a previous run on the same dataset left them.
+  `hf_sign.training.evaluator_trainer.train_evaluators`. Without `evaluator_dir` they are reused from
+  `out_dir/evaluators` when a previous run on the same dataset left them, or trained there by the
+  `train_evaluators` callable the caller passes, with `evaluator_config` (default `"default"`) and the fixed
+  `evaluator_seed` (0). The harness takes the trainer as an argument instead of importing it because evaluation
+  sits beside training in the layer order and never imports it (DESIGN.md); `hf-sign benchmark` passes it.
 * **Metrics** (columns of `results.md`, every one also in `results.json`):
   - back-translation: the recogniser's greedy CTC output on the generated poses vs the reference gloss
     sequence (or the lowercased words of the text when the recogniser was trained on text), corpus BLEU-1..4
@@ -55,7 +57,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -115,10 +117,14 @@ def prepare_evaluators(
     out_dir: Union[str, os.PathLike],
     config: str = "default",
     seed: int = 0,
+    train_evaluators: Optional[Callable[..., Any]] = None,
 ) -> tuple:
-    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (trained there
-    with `train_evaluators(dataset, ..., config=config, seed=seed)` unless a previous run on the same dataset
-    left them). Returns `(path, trained_here)`."""
+    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (reused when a
+    previous run on the same dataset left them, else trained there with
+    `train_evaluators(dataset, out_dir/evaluators, config=config, seed=seed)`). Returns `(path, trained_here)`.
+
+    `train_evaluators` is a callable with the signature of `hf_sign.training.evaluator_trainer.train_evaluators`;
+    without it and without evaluators to use, a `ValueError` says how to get them."""
     if evaluator_dir is not None:
         path = Path(evaluator_dir)
         for sub in ("recognizer", "contrastive"):
@@ -129,11 +135,15 @@ def prepare_evaluators(
                 )
         return path, False
     if not isinstance(dataset, (str, os.PathLike)):
-        raise ValueError("`evaluator_dir` is required when `dataset` is an in-memory DatasetDict (evaluators train from a folder).")
+        raise ValueError(
+            "`evaluator_dir` is required when `dataset` is an in-memory DatasetDict (evaluators train from a folder)."
+        )
     path = Path(out_dir) / "evaluators"
     if all((path / sub / "config.json").is_file() for sub in ("recognizer", "contrastive")):
         args_file = path / "evaluator_training_args.json"
-        trained_on = json.loads(args_file.read_text(encoding="utf-8")).get("dataset_dir") if args_file.is_file() else None
+        trained_on = (
+            json.loads(args_file.read_text(encoding="utf-8")).get("dataset_dir") if args_file.is_file() else None
+        )
         if trained_on is not None and os.path.abspath(str(trained_on)) != os.path.abspath(str(dataset)):
             raise ValueError(
                 f"{path} holds evaluators trained on {trained_on!r}, not on `dataset` {str(dataset)!r}; "
@@ -141,14 +151,23 @@ def prepare_evaluators(
             )
         logger.info("Reusing the evaluators in %s", path)
         return path, False
-    from ..training.evaluator_trainer import train_evaluators
-
+    if train_evaluators is None:
+        raise ValueError(
+            f"No `evaluator_dir` and no evaluators in {str(path)!r}: pass `evaluator_dir` (trained with "
+            "`hf-sign train evaluator --dataset DIR --output-dir DIR`) or a `train_evaluators` callable "
+            "(hf_sign.training.evaluator_trainer.train_evaluators); `hf-sign benchmark` without `--evaluator` does "
+            "the latter."
+        )
+    if not callable(train_evaluators):
+        raise ValueError(f"`train_evaluators` must be callable; got {type(train_evaluators).__name__}.")
     logger.warning("No `evaluator_dir`: training the evaluators (config %r, seed %d) into %s", config, seed, path)
     train_evaluators(str(dataset), str(path), config=config, seed=seed)
     return path, True
 
 
-def load_evaluators(evaluator_dir: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None) -> Evaluators:
+def load_evaluators(
+    evaluator_dir: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None
+) -> Evaluators:
     """Load `recognizer/` and `contrastive/` from `evaluator_dir` with `AutoModel`, in eval mode on `device`."""
     from transformers import AutoModel
 
@@ -239,7 +258,9 @@ def _to_numpy_poses(poses: Any, name: str, ids: Sequence[str], feature_dim: int)
     if isinstance(poses, (np.ndarray, torch.Tensor)) and poses.ndim == 3:
         poses = list(poses)
     if not isinstance(poses, (list, tuple)):
-        raise ValueError(f"System {name!r} returned `poses` of type {type(poses).__name__}; expected a list of (T, D) arrays.")
+        raise ValueError(
+            f"System {name!r} returned `poses` of type {type(poses).__name__}; expected a list of (T, D) arrays."
+        )
     if len(poses) != len(ids):
         raise ValueError(
             f"System {name!r} returned {len(poses)} `poses` for {len(ids)} prompts; expected one sequence per prompt."
@@ -249,7 +270,8 @@ def _to_numpy_poses(poses: Any, name: str, ids: Sequence[str], feature_dim: int)
         arr = p.detach().float().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != feature_dim:
             raise ValueError(
-                f"System {name!r} returned `poses` of shape {arr.shape} for sample {sid!r}; expected (num_frames >= 1, {feature_dim})."
+                f"System {name!r} returned `poses` of shape {arr.shape} for sample {sid!r}; "
+                f"expected (num_frames >= 1, {feature_dim})."
             )
         if not np.isfinite(arr).all():
             raise ValueError(f"System {name!r} returned NaN/inf `poses` for sample {sid!r}.")
@@ -307,7 +329,9 @@ def _bt_reference(row: Mapping[str, Any], target: str) -> str:
 
     if target == "gloss":
         if not row["gloss"]:
-            raise ValueError(f"Sample {row['id']!r} has an empty `gloss`; the recogniser transcribes glosses (target='gloss').")
+            raise ValueError(
+                f"Sample {row['id']!r} has an empty `gloss`; the recogniser transcribes glosses (target='gloss')."
+            )
         return " ".join(row["gloss"])
     return " ".join(word_tokens(row["text"]))
 
@@ -325,11 +349,15 @@ class PoseScorer:
         ids (`List[str]`, *optional*): sample ids for messages.
     """
 
-    def __init__(self, references, texts, glosses, spec: SkeletonSpec, evaluators: Evaluators, batch_size: int = 32, ids=None):
+    def __init__(
+        self, references, texts, glosses, spec: SkeletonSpec, evaluators: Evaluators, batch_size: int = 32, ids=None
+    ):
         n = len(references)
         for field_name, values in (("texts", texts), ("glosses", glosses)):
             if len(values) != n:
-                raise ValueError(f"`{field_name}` has {len(values)} entries but `references` has {n}; they must pair up.")
+                raise ValueError(
+                    f"`{field_name}` has {len(values)} entries but `references` has {n}; they must pair up."
+                )
         if n == 0:
             raise ValueError("`references` is empty; the benchmark needs at least one sample.")
         self.references = [np.asarray(r, dtype=np.float32) for r in references]
@@ -356,7 +384,8 @@ class PoseScorer:
         """Metrics of `predictions` (one `(T, D)` sequence per reference). Returns `(metrics, per_sample)`."""
         if len(predictions) != len(self.references):
             raise ValueError(
-                f"`predictions` has {len(predictions)} sequences but `references` has {len(self.references)}; they must pair up."
+                f"`predictions` has {len(predictions)} sequences but `references` has {len(self.references)}; they "
+                "must pair up."
             )
         preds = [np.asarray(p, dtype=np.float32) for p in predictions]
         pos = _positions(self.spec, preds)
@@ -407,7 +436,16 @@ def _version() -> str:
 
 
 # ------------------------------------------------------------------------------------------- examples
-def _render_examples(out_dir: Path, systems: List[_System], positions: Dict[str, List[np.ndarray]], rows, spec, fps, num_examples, show_progress):
+def _render_examples(
+    out_dir: Path,
+    systems: List[_System],
+    positions: Dict[str, List[np.ndarray]],
+    rows,
+    spec,
+    fps,
+    num_examples,
+    show_progress,
+):
     from ..render import render_panels, save_video
 
     paths = []
@@ -441,7 +479,9 @@ def _check_arguments(split, max_samples, batch_size, num_examples, num_frames, b
     keys = [baselines] if isinstance(baselines, str) else list(baselines)
     bad = [k for k in keys if k not in BASELINE_KEYS]
     if bad:
-        raise ValueError(f"`baselines` has unknown entries {bad}; expected True/False or keys of {list(BASELINE_KEYS)}.")
+        raise ValueError(
+            f"`baselines` has unknown entries {bad}; expected True/False or keys of {list(BASELINE_KEYS)}."
+        )
     return keys
 
 
@@ -462,6 +502,7 @@ def run_benchmark(
     evaluator_seed: int = 0,
     device: Optional[Union[str, torch.device]] = None,
     show_progress: bool = True,
+    train_evaluators: Optional[Callable[..., Any]] = None,
 ) -> Dict[str, Any]:
     """Generate with every system on `split` of `dataset_dir`, score them all, write the tables.
 
@@ -480,7 +521,8 @@ def run_benchmark(
         out_dir (`str`, *optional*, defaults to `"benchmark"`): output folder (created).
         max_samples (`int`, *optional*): evaluate only the first `max_samples` samples of the split (quick runs).
         num_inference_steps (`int`, *optional*): passed to systems that take it; default: each system's own.
-        seed (`int`, *optional*, defaults to 0): sample `i` is generated with `torch.Generator().manual_seed(seed + i)`.
+        seed (`int`, *optional*, defaults to 0): sample `i` is generated with
+            `torch.Generator().manual_seed(seed + i)`.
         num_examples (`int`, *optional*, defaults to 3): samples rendered to `examples/` (0: none).
         batch_size (`int`, *optional*, defaults to 16): prompts per generation call and sequences per evaluator pass.
         num_frames (`str`, *optional*): `None` (each system's own length) or `"reference"` (every system is asked
@@ -490,6 +532,10 @@ def run_benchmark(
         device (`str` or `torch.device`, *optional*): device of pipelines and evaluators (default: CUDA if
             available, else CPU). Metrics run on CPU.
         show_progress (`bool`, *optional*, defaults to `True`): tqdm progress bars.
+        train_evaluators (`Callable`, *optional*): trains the evaluators when there is no `evaluator_dir` and
+            `out_dir/evaluators` holds none, called as `train_evaluators(dataset_dir, out_dir/evaluators,
+            config=evaluator_config, seed=evaluator_seed)`; pass `hf_sign.training.evaluator_trainer.train_evaluators`.
+            Without it, `evaluator_dir` (or evaluators left in `out_dir/evaluators`) is required.
 
     Returns:
         `dict`: the content of `results.json` (metadata, `systems` with their `metrics`, `notes`, timings).
@@ -501,13 +547,17 @@ def run_benchmark(
     clash = [n for n in models if n in reserved]
     if clash:
         raise ValueError(f"`models` names {clash} are reserved for the Ground Truth and baseline rows; rename them.")
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = (
+        torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     data = _load_eval_data(dataset_dir, split, max_samples)
     rows, spec = data["rows"], data["spec"]
-    ev_path, trained_here = prepare_evaluators(dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed)
+    ev_path, trained_here = prepare_evaluators(
+        dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed, train_evaluators=train_evaluators
+    )
     ev = load_evaluators(ev_path, device)
     ev.trained_here = trained_here
     _check_evaluators(ev, data, split)
@@ -535,17 +585,31 @@ def run_benchmark(
         unknown = [list(i.get("unknown_glosses", [])) for i in infos]
         metrics["num_unknown_glosses"] = sum(len(u) for u in unknown)
         for i, (row, ps) in enumerate(zip(rows, per_sample)):
-            per_sample_rows.append({"system": system.name, "index": i, "text": row["text"], "unknown_glosses": unknown[i], **ps})
-        results_systems.append({
-            "name": system.name, "kind": system.kind, "source": system.source, "oracle_gloss": system.oracle_gloss,
-            "metrics": metrics, "generation_seconds": round(t_gen, 2), "scoring_seconds": round(time.time() - t0 - t_gen, 2),
-        })
+            per_sample_rows.append(
+                {"system": system.name, "index": i, "text": row["text"], "unknown_glosses": unknown[i], **ps}
+            )
+        results_systems.append(
+            {
+                "name": system.name,
+                "kind": system.kind,
+                "source": system.source,
+                "oracle_gloss": system.oracle_gloss,
+                "metrics": metrics,
+                "generation_seconds": round(t_gen, 2),
+                "scoring_seconds": round(time.time() - t0 - t_gen, 2),
+            }
+        )
         if metrics["num_unknown_glosses"]:
-            notes.append(f"{system.name}: {metrics['num_unknown_glosses']} gloss(es) not in its lexicon were held (unknown_gloss='hold').")
+            notes.append(
+                f"{system.name}: {metrics['num_unknown_glosses']} gloss(es) not in its lexicon were held "
+                "(unknown_gloss='hold')."
+            )
 
     examples = []
     if num_examples:
-        examples = _render_examples(out / "examples", systems, positions, rows, spec, data["fps"], num_examples, show_progress)
+        examples = _render_examples(
+            out / "examples", systems, positions, rows, spec, data["fps"], num_examples, show_progress
+        )
     ev_args_file = ev_path / "evaluator_training_args.json"
     ev_args = json.loads(ev_args_file.read_text(encoding="utf-8")) if ev_args_file.is_file() else {}
     target = getattr(ev.recognizer.config, "target", "gloss")
@@ -562,9 +626,14 @@ def run_benchmark(
         "num_frames_policy": "each system's own length" if num_frames is None else "reference length of each sample",
         "mean_num_frames_reference": float(np.mean([r["poses"].shape[0] for r in rows])),
         "evaluators": {
-            "dir": str(ev_path), "recognizer": str(ev_path / "recognizer"), "contrastive": str(ev_path / "contrastive"),
-            "trained_here": trained_here, "recognizer_target": target,
-            "config": ev_args.get("config"), "seed": ev_args.get("seed"), "trained_on": ev_args.get("dataset_dir"),
+            "dir": str(ev_path),
+            "recognizer": str(ev_path / "recognizer"),
+            "contrastive": str(ev_path / "contrastive"),
+            "trained_here": trained_here,
+            "recognizer_target": target,
+            "config": ev_args.get("config"),
+            "seed": ev_args.get("seed"),
+            "trained_on": ev_args.get("dataset_dir"),
         },
         "hf_sign_version": _version(),
         "units": dict(UNITS),
@@ -604,9 +673,13 @@ def _load_eval_data(dataset_dir, split: str, max_samples: Optional[int]) -> Dict
     try:
         spec = get_skeleton(representation)
     except Exception as err:  # noqa: BLE001
-        raise ValueError(f"`representation` {representation!r} of split {split!r} has no registered skeleton: {err}") from err
+        raise ValueError(
+            f"`representation` {representation!r} of split {split!r} has no registered skeleton: {err}"
+        ) from err
     if spec.feature_dim != feature_dim:
-        raise ValueError(f"Split {split!r} has {feature_dim} features per frame but skeleton {spec.name!r} has {spec.feature_dim}.")
+        raise ValueError(
+            f"Split {split!r} has {feature_dim} features per frame but skeleton {spec.name!r} has {spec.feature_dim}."
+        )
     fps = float(np.median([float(r.get("fps", spec.fps)) for r in rows]))
     return {"dataset": dataset, "name": name, "rows": rows, "spec": spec, "representation": representation,
             "feature_dim": feature_dim, "fps": fps}
@@ -616,11 +689,15 @@ def _check_evaluators(ev: Evaluators, data: Dict[str, Any], split: str) -> None:
     for sub, model in (("recognizer", ev.recognizer), ("contrastive", ev.contrastive)):
         if int(model.config.feature_dim) != data["feature_dim"]:
             raise ValueError(
-                f"Evaluator {ev.directory / sub} reads {model.config.feature_dim} features; split {split!r} has {data['feature_dim']}."
+                f"Evaluator {ev.directory / sub} reads {model.config.feature_dim} features; split {split!r} has "
+                f"{data['feature_dim']}."
             )
         rep = getattr(model.config, "representation", "")
         if rep and data["representation"] and rep != data["representation"]:
-            raise ValueError(f"Evaluator {ev.directory / sub} was trained on {rep!r} poses; split {split!r} is {data['representation']!r}.")
+            raise ValueError(
+                f"Evaluator {ev.directory / sub} was trained on {rep!r} poses; split {split!r} is "
+                f"{data['representation']!r}."
+            )
 
 
 def _build_systems(data: Dict[str, Any], split: str, baseline_keys: List[str], models: Dict[str, Any], device) -> tuple:

@@ -171,7 +171,9 @@ def _as_pose_list(poses, field: str) -> List[np.ndarray]:
             )
         poses = list(poses)
     if isinstance(poses, (str, bytes)) or not hasattr(poses, "__len__"):
-        raise ValueError(f"`{field}` must be a list of (num_frames, num_joints, 3) arrays; got {type(poses).__name__}.")
+        raise ValueError(
+            f"`{field}` must be a list of (num_frames, num_joints, 3) arrays; got {type(poses).__name__}."
+        )
     out = []
     for i, p in enumerate(poses):
         if isinstance(p, torch.Tensor):
@@ -201,7 +203,9 @@ def _check_pairs(predictions, references) -> Tuple[List[np.ndarray], List[np.nda
     preds = _as_pose_list(predictions, "predictions")
     refs = _as_pose_list(references, "references")
     if len(preds) != len(refs):
-        raise ValueError(f"`predictions` has {len(preds)} samples but `references` has {len(refs)}; they must pair up.")
+        raise ValueError(
+            f"`predictions` has {len(preds)} samples but `references` has {len(refs)}; they must pair up."
+        )
     if not preds:
         raise ValueError("`predictions` and `references` are empty; expected at least one pair.")
     j0, c0 = preds[0].shape[1:]

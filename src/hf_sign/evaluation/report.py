@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
-    "PER_SAMPLE_COLUMNS", "TABLES", "UNITS", "format_markdown", "format_value", "standard_notes", "write_per_sample_csv",
+    "PER_SAMPLE_COLUMNS",
+    "TABLES",
+    "UNITS",
+    "format_markdown",
+    "format_value",
+    "standard_notes",
+    "write_per_sample_csv",
     "write_results_json",
 ]
 
@@ -97,17 +103,30 @@ def standard_notes(results: Dict[str, Any], num_candidates: int) -> List[str]:
     """The notes under the tables: how each metric was computed, from the result metadata."""
     ev, split = results["evaluators"], results["split"]
     oracle = any(s.get("oracle_gloss") for s in results["systems"])
-    reference = "the reference gloss sequences" if ev["recognizer_target"] == "gloss" else "the lowercased words of the reference text"
-    provenance = f" (config {ev['config']!r}, seed {ev['seed']}{', trained by this run' if ev['trained_here'] else ''})" if ev.get("config") else ""
+    reference = (
+        "the reference gloss sequences"
+        if ev["recognizer_target"] == "gloss"
+        else "the lowercased words of the reference text"
+    )
+    provenance = (
+        f" (config {ev['config']!r}, seed {ev['seed']}{', trained by this run' if ev['trained_here'] else ''})"
+        if ev.get("config")
+        else ""
+    )
     return (["† reads the reference (oracle) gloss sequence of each sample."] if oracle else []) + [
-        f"Back-translation: the recogniser ({ev['recognizer']}) transcribes each sequence; hypotheses are scored against {reference} "
+        f"Back-translation: the recogniser ({ev['recognizer']}) transcribes each sequence; hypotheses are scored "
+        f"against {reference} "
         "(corpus BLEU-n cumulative, whitespace tokens, no smoothing; ROUGE-L = mean sentence LCS F1; 0-100).",
-        "DTW-JPE: exact DTW over joint positions (body relative to the root, each hand relative to its wrist); 'mm' columns are "
-        "the mean joint error per aligned frame pair (path-normalised), 'Σ (m)' columns the sum along the DTW path (SOKE).",
+        "DTW-JPE: exact DTW over joint positions (body relative to the root, each hand relative to its wrist); 'mm' "
+        "columns are "
+        "the mean joint error per aligned frame pair (path-normalised), 'Σ (m)' columns the sum along the DTW path "
+        "(SOKE).",
         "MPJPE: mean joint error in mm after linearly resampling the generated sequence to the reference length.",
-        f"FID: Fréchet distance between contrastive-evaluator pose embeddings ({ev['contrastive']}) of the generated and the "
+        f"FID: Fréchet distance between contrastive-evaluator pose embeddings ({ev['contrastive']}) of the generated "
+        "and the "
         f"reference {split} sequences.",
-        f"SiCLIP R@k: % of generated sequences whose own text is among the top k of the {num_candidates} distinct {split} texts "
+        f"SiCLIP R@k: % of generated sequences whose own text is among the top k of the {num_candidates} distinct "
+        f"{split} texts "
         "(ties count against).",
         "SiBLEU-4: '–' for systems without part-wise sign tokens.",
         f"Evaluators were trained on ground-truth train poses only{provenance}.",
@@ -145,7 +164,8 @@ def format_markdown(results: Dict[str, Any]) -> str:
         "",
         f"Dataset `{results['dataset']}`, split `{results['split']}`, {results['num_samples']} samples"
         f" (representation `{results['representation']}`, {results['fps']:g} fps). Seed {results['seed']};"
-        f" lengths: {results['num_frames_policy']}; inference steps: {results['num_inference_steps'] or 'model default'}.",
+        f" lengths: {results['num_frames_policy']}; inference steps: "
+        f"{results['num_inference_steps'] or 'model default'}.",
         "",
     ]
     for number, (_, title, columns) in enumerate(TABLES, start=1):

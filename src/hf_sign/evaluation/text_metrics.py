@@ -46,7 +46,9 @@ def _check_text_pairs(predictions, references) -> Tuple[List[str], List[str]]:
     preds = _check_strings(predictions, "predictions", allow_empty=True)  # a recogniser may output nothing
     refs = _check_strings(references, "references", allow_empty=False)
     if len(preds) != len(refs):
-        raise ValueError(f"`predictions` has {len(preds)} entries but `references` has {len(refs)}; they must pair up.")
+        raise ValueError(
+            f"`predictions` has {len(preds)} entries but `references` has {len(refs)}; they must pair up."
+        )
     if not preds:
         raise ValueError("`predictions` and `references` are empty; expected at least one pair.")
     return preds, refs
@@ -204,7 +206,9 @@ def sibleu(
     pred_names, preds = _token_parts(predictions, "predictions", part_names)
     ref_names, refs = _token_parts(references, "references", part_names)
     if len(preds) != len(refs):
-        raise ValueError(f"`predictions` has {len(preds)} samples but `references` has {len(refs)}; they must pair up.")
+        raise ValueError(
+            f"`predictions` has {len(preds)} samples but `references` has {len(refs)}; they must pair up."
+        )
     if pred_names != ref_names:
         raise ValueError(f"`predictions` have parts {pred_names} but `references` have {ref_names}.")
     for i, row in enumerate(refs):
@@ -285,7 +289,9 @@ def siclip_retrieval(
         for field, x in (("sign_embeddings", signs), ("text_embeddings", texts)):
             norms = np.linalg.norm(x, axis=1)
             if (norms == 0).any():
-                raise ValueError(f"`{field}` row {int(np.argmin(norms))} is all zeros; cosine similarity is undefined.")
+                raise ValueError(
+                    f"`{field}` row {int(np.argmin(norms))} is all zeros; cosine similarity is undefined."
+                )
         sim = (signs / np.linalg.norm(signs, axis=1, keepdims=True)) @ (
             texts / np.linalg.norm(texts, axis=1, keepdims=True)
         ).T

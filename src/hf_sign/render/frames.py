@@ -16,8 +16,9 @@ Projection is orthographic:
 
 One scale is used for the whole sequence (and for all panels of `render_panels`), never per frame, so
 global motion and size differences stay visible. Bones take the colour of their part (`PART_COLORS`); a
-bone joining two parts (elbow -> wrist when the wrist is a hand joint) is drawn as a body segment. Joints with NaN/inf coordinates are skipped: bones
-touching them and their dots are simply not drawn (useful for undetected MediaPipe hands).
+bone joining two parts (elbow -> wrist when the wrist is a hand joint) is drawn as a body segment. Joints with
+NaN/inf coordinates are skipped: bones touching them and their dots are simply not drawn (useful for undetected
+MediaPipe hands).
 """
 
 from __future__ import annotations
@@ -186,7 +187,9 @@ def render_panels(
         raise ValueError(f"`spec` has {len(specs)} entries for {len(sequences)} sequences; expected one per sequence.")
     titles = list(titles) if titles is not None else [None] * len(sequences)
     if len(titles) != len(sequences):
-        raise ValueError(f"`titles` has {len(titles)} entries for {len(sequences)} sequences; expected one per sequence.")
+        raise ValueError(
+            f"`titles` has {len(titles)} entries for {len(sequences)} sequences; expected one per sequence."
+        )
     w, h = int(size[0]), int(size[1])
     arrays = [check_positions(s, sp, f"sequences[{i}]") for i, (s, sp) in enumerate(zip(sequences, specs))]
 

@@ -52,7 +52,12 @@ class RenderInput:
 
 
 def save_npz(
-    path: Union[str, Path], poses: np.ndarray, representation: str, fps: float, text: str = "", gloss: Sequence[str] = ()
+    path: Union[str, Path],
+    poses: np.ndarray,
+    representation: str,
+    fps: float,
+    text: str = "",
+    gloss: Sequence[str] = (),
 ) -> Path:
     """Write one pose sequence as a render-input `.npz` (plain arrays only, no pickles). Returns the path."""
     poses = np.asarray(poses, dtype=np.float32)
@@ -79,10 +84,15 @@ def _load_npz(path: Path) -> RenderInput:
     with np.load(path, allow_pickle=False) as z:
         for key in NPZ_REQUIRED_KEYS:
             if key not in z.files:
-                raise ValueError(f"{str(path)!r} has no key {key!r}; a render input .npz needs {NPZ_REQUIRED_KEYS} (found {z.files}).")
+                raise ValueError(
+                    f"{str(path)!r} has no key {key!r}; a render input .npz needs {NPZ_REQUIRED_KEYS} (found "
+                    f"{z.files})."
+                )
         poses = np.asarray(z["poses"], dtype=np.float32)
         if poses.ndim != 2:
-            raise ValueError(f"`poses` in {str(path)!r} must be 2-D (num_frames, feature_dim); got shape {poses.shape}.")
+            raise ValueError(
+                f"`poses` in {str(path)!r} must be 2-D (num_frames, feature_dim); got shape {poses.shape}."
+            )
         fps = float(z["fps"])
         if not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"`fps` in {str(path)!r} must be a positive number; got {fps}.")
@@ -100,7 +110,9 @@ def _load_dataset_row(path: Path, split: str, index: int) -> RenderInput:
     ds = dd[split]
     if not (0 <= index < len(ds)):
         valid = f"0..{len(ds) - 1}" if len(ds) else "none, the split is empty"
-        raise ValueError(f"`index`={index} out of range for split {split!r} of {str(path)!r} with {len(ds)} rows (valid: {valid}).")
+        raise ValueError(
+            f"`index`={index} out of range for split {split!r} of {str(path)!r} with {len(ds)} rows (valid: {valid})."
+        )
     row = ds[int(index)]
     return RenderInput(
         features=np.asarray(row["poses"], dtype=np.float32),
@@ -177,11 +189,16 @@ def render_to_file(
     out_path = Path(out_path)
     ext = out_path.suffix.lower()
     if ext not in OUTPUT_EXTENSIONS:
-        raise ValueError(f"Unsupported output extension {ext or '(none)'!r} for {str(out_path)!r}; expected one of {OUTPUT_EXTENSIONS}.")
+        raise ValueError(
+            f"Unsupported output extension {ext or '(none)'!r} for {str(out_path)!r}; expected one of "
+            f"{OUTPUT_EXTENSIONS}."
+        )
     positions = _to_positions(features_or_positions, spec, "features_or_positions")
     if ext == ".pose":
         if reference is not None:
-            raise ValueError("`reference` cannot be written into a .pose file; export it with its own render_to_file call.")
+            raise ValueError(
+                "`reference` cannot be written into a .pose file; export it with its own render_to_file call."
+            )
         return save_pose(positions, spec, fps, out_path)
     if reference is not None:
         ref = _to_positions(reference, spec, "reference")
@@ -189,5 +206,7 @@ def render_to_file(
                                size=size, view=view, caption=text, show_progress=show_progress)
     else:
         title = titles[0] if titles else None
-        frames = draw_frames(positions, spec, size=size, view=view, title=title, caption=text, show_progress=show_progress)
+        frames = draw_frames(
+            positions, spec, size=size, view=view, title=title, caption=text, show_progress=show_progress
+        )
     return save_video(frames, out_path, fps, show_progress=show_progress)

@@ -7,9 +7,11 @@ MediaPipe Holistic names its components so that pose-format recognises the layou
 | part | component | point names |
 |---|---|---|
 | body | `POSE_LANDMARKS` | the spec's joint names upper-cased (`LEFT_SHOULDER`, ...) |
-| left_hand | `LEFT_HAND_LANDMARKS` | MediaPipe hand names (`WRIST`, `THUMB_CMC`, ...) when the 21 hand joints are in MediaPipe order (checked on the parent table), else the upper-cased joint names |
+| left_hand | `LEFT_HAND_LANDMARKS` | MediaPipe hand names (`WRIST`, `THUMB_CMC`, ...) in MediaPipe order (*) |
 | right_hand | `RIGHT_HAND_LANDMARKS` | same |
 | face | `FACE_LANDMARKS` | upper-cased joint names |
+
+(*) when the 21 hand joints are in MediaPipe order (checked on the parent table), else the upper-cased joint names.
 
 Position joints that belong to no part are exported with the body. Limbs are the spec's bones whose two
 joints fall in the same component (indices inside the component; a bone between parts, e.g. elbow ->
@@ -75,7 +77,9 @@ def component_layout(spec: SkeletonSpec) -> List[Tuple[str, List[int], List[str]
             owner.setdefault(int(j), part)
     unknown = sorted(set(spec.position_parts) - set(PARTS))
     if unknown:
-        raise ValueError(f"Skeleton {spec.name!r}: position_parts has unknown parts {unknown}; expected parts from {PARTS}.")
+        raise ValueError(
+            f"Skeleton {spec.name!r}: position_parts has unknown parts {unknown}; expected parts from {PARTS}."
+        )
     layout = []
     for part in PARTS:
         joints = sorted(j for j in range(spec.num_position_joints) if owner.get(j, "body") == part)
@@ -83,12 +87,14 @@ def component_layout(spec: SkeletonSpec) -> List[Tuple[str, List[int], List[str]
             continue
         local = {j: i for i, j in enumerate(joints)}
         if part in ("left_hand", "right_hand") and _is_mediapipe_hand(spec, joints):
-            names, limbs = list(MEDIAPIPE_HAND_POINTS), [tuple(l) for l in MEDIAPIPE_HAND_LIMBS]
+            names, limbs = list(MEDIAPIPE_HAND_POINTS), [tuple(limb) for limb in MEDIAPIPE_HAND_LIMBS]
         else:
             names = [spec.position_joint_names[j].upper() for j in joints]
             limbs = [(local[p], local[c]) for p, c in spec.position_bones if p in local and c in local]
         if len(set(names)) != len(names):
-            raise ValueError(f"Skeleton {spec.name!r}: point names of part {part!r} are not unique once upper-cased: {names}.")
+            raise ValueError(
+                f"Skeleton {spec.name!r}: point names of part {part!r} are not unique once upper-cased: {names}."
+            )
         layout.append((COMPONENT_NAMES[part], joints, names, limbs, part))
     return layout
 
@@ -132,14 +138,18 @@ def positions_to_pose(
     else:
         conf = np.asarray(confidence, dtype=np.float32)
         if conf.shape != finite.shape:
-            raise ValueError(f"`confidence` must have shape {finite.shape} (num_frames, num_joints); got {conf.shape}.")
+            raise ValueError(
+                f"`confidence` must have shape {finite.shape} (num_frames, num_joints); got {conf.shape}."
+            )
         conf = np.where(finite, conf, 0.0).astype(np.float32)
     pos = np.where(finite[..., None], pos, 0.0).astype(np.float32) * _axes(spec, image_axes)
 
     layout = component_layout(spec)
     order = [j for _, joints, _, _, _ in layout for j in joints]
     components = [
-        PoseHeaderComponent(name=name, points=names, limbs=limbs, colors=[PART_COLORS[part]] * len(limbs), point_format=POINT_FORMAT)
+        PoseHeaderComponent(
+            name=name, points=names, limbs=limbs, colors=[PART_COLORS[part]] * len(limbs), point_format=POINT_FORMAT
+        )
         for name, _, names, limbs, part in layout
     ]
     # Dimensions are integers in pose-format; they only size pose-format's visualiser canvas.
@@ -191,12 +201,15 @@ def pose_to_positions(pose, spec: SkeletonSpec, person: int = 0, image_axes: boo
     if data.ndim != 4 or data.shape[-1] < 3:
         raise ValueError(f"pose body data must have shape (frames, people, points, >=3 dims); got {data.shape}.")
     if not 0 <= person < data.shape[1]:
-        raise ValueError(f"`person`={person} out of range: the pose has {data.shape[1]} people (valid 0..{data.shape[1] - 1}).")
+        raise ValueError(
+            f"`person`={person} out of range: the pose has {data.shape[1]} people (valid 0..{data.shape[1] - 1})."
+        )
     out = np.full((data.shape[0], spec.num_position_joints, 3), np.nan, dtype=np.float32)
     for name, joints, names, _, _ in component_layout(spec):
         if name not in header_components:
             raise ValueError(
-                f"pose has no component {name!r} needed by skeleton {spec.name!r}; its components are {list(header_components)}."
+                f"pose has no component {name!r} needed by skeleton {spec.name!r}; its components are "
+                f"{list(header_components)}."
             )
         points = list(header_components[name].points)
         if points != names:

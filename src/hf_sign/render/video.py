@@ -124,4 +124,6 @@ def save_video(frames: np.ndarray, path: Union[str, Path], fps: float, show_prog
         return save_gif(frames, path, fps)
     if ext == ".mp4":
         return save_mp4(frames, path, fps, show_progress=show_progress)
-    raise ValueError(f"Unsupported video extension {ext or '(none)'!r} for {str(path)!r}; expected one of {VIDEO_EXTENSIONS}.")
+    raise ValueError(
+        f"Unsupported video extension {ext or '(none)'!r} for {str(path)!r}; expected one of {VIDEO_EXTENSIONS}."
+    )

@@ -15,7 +15,9 @@ a stable root between the shoulders.
 | 1..13 | nose, left/right eye, left/right ear, shoulders, elbows, wrists, hips | POSE_LANDMARKS |
 | 14..34 | left hand, 21 joints in MediaPipe hand order (wrist, thumb_cmc ... pinky_tip) | LEFT_HAND_LANDMARKS |
 | 35..55 | right hand, same order | RIGHT_HAND_LANDMARKS |
-| 56..71 | face subset: brows (3 points each), upper/lower eyelids, nose tip, mouth corners, inner lips, chin | FACE_LANDMARKS (mesh ids) |
+| 56..71 | face subset: brows (3 points each), upper/lower eyelids, nose tip, mouth corners, inner lips, chin | (*) |
+
+(*) FACE_LANDMARKS, by MediaPipe face-mesh id.
 
 "Left" and "right" are the signer's own sides (MediaPipe's convention). Legs are dropped (sign
 language framing rarely shows them). The registered default `"holistic"` includes the 16 face points

@@ -13,7 +13,8 @@ Joint order (from the bone list of PT's `plot_videos.py`, checked against the re
 | 1 | neck (OpenPose body 1; the data are centred on it: always (0, 0, 0) in PT's files) |
 | 2, 3, 4 | right shoulder, right elbow, right wrist (OpenPose body 2-4) |
 | 5, 6, 7 | left shoulder, left elbow, left wrist (OpenPose body 5-7) |
-| 8..28 | left hand, 21 OpenPose hand keypoints: wrist, thumb cmc/mcp/ip/tip, then index, middle, ring, pinky (mcp, pip, dip, tip each) |
+| 8..28 | left hand, 21 OpenPose hand keypoints: wrist, thumb cmc/mcp/ip/tip, then index, middle, ring, pinky |
+|  | (mcp, pip, dip, tip each) |
 | 29..49 | right hand, same order |
 
 Sides follow OpenPose's convention (the subject's right for body 2-4). PT's plot code labels the arm

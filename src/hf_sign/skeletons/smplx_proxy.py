@@ -174,7 +174,7 @@ def _proxy_model_arrays() -> Dict[str, np.ndarray]:
         "v_template": v_template.astype(np.float32),
         "f": faces,
         "J_regressor": j_regressor,
-        "kintree_table": np.stack([np.array(SMPLX_PARENTS, dtype=np.int64) % (2 ** 32), np.arange(J)]).astype(np.int64),
+        "kintree_table": np.stack([np.array(SMPLX_PARENTS, dtype=np.int64) % (2**32), np.arange(J)]).astype(np.int64),
         "weights": weights,
         # smplx reads posedirs as (V, 3, 486) and shapedirs as (V, 3, 10 shape + 10 expression); all zero so
         # LBS is a pure kinematic chain. float16 zeros keep the file small; smplx casts to its dtype.

@@ -15,7 +15,7 @@ A representation has two views:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -73,7 +73,9 @@ class SkeletonSpec:
             )
         for i, p in enumerate(self.parents):
             if not (p == -1 or 0 <= p < n) or p == i:
-                raise ValueError(f"SkeletonSpec {self.name!r}: parent of joint {i} is {p}; expected -1 or another joint index.")
+                raise ValueError(
+                    f"SkeletonSpec {self.name!r}: parent of joint {i} is {p}; expected -1 or another joint index."
+                )
         covered = sorted(i for idx in self.parts.values() for i in idx)
         if covered != list(range(n)):
             raise ValueError(f"SkeletonSpec {self.name!r}: `parts` must partition the {n} joints exactly once.")
@@ -81,7 +83,8 @@ class SkeletonSpec:
             flat = sorted(i for g in groups for i in g)
             if len(groups) != k or flat != list(range(n)):
                 raise ValueError(
-                    f"SkeletonSpec {self.name!r}: pooling_groups[{k}] must be {k} groups that partition all {n} joints."
+                    f"SkeletonSpec {self.name!r}: pooling_groups[{k}] must be {k} groups that partition all {n} "
+                    "joints."
                 )
         if len(self.position_parents) != len(self.position_joint_names):
             raise ValueError(f"SkeletonSpec {self.name!r}: `position_parents` must match `position_joint_names`.")
@@ -128,7 +131,8 @@ class SkeletonSpec:
         """(num_atomic, J) averaging matrix that pools feature joints into atomic joints."""
         if num_atomic not in self.pooling_groups:
             raise ValueError(
-                f"num_atomic={num_atomic} is not defined for skeleton {self.name!r}; expected one of {sorted(self.pooling_groups)}."
+                f"num_atomic={num_atomic} is not defined for skeleton {self.name!r}; expected one of "
+                f"{sorted(self.pooling_groups)}."
             )
         m = np.zeros((num_atomic, self.num_joints), dtype=np.float32)
         for g, joints in enumerate(self.pooling_groups[num_atomic]):
@@ -149,7 +153,8 @@ class SkeletonSpec:
         shape = tuple(getattr(features, "shape", ()))
         if len(shape) < 2 or shape[-1] != self.feature_dim:
             raise ValueError(
-                f"`{field_name}` must have shape (..., num_frames, {self.feature_dim}) for skeleton {self.name!r}; got {shape}."
+                f"`{field_name}` must have shape (..., num_frames, {self.feature_dim}) for skeleton {self.name!r}; "
+                f"got {shape}."
             )
 
     def to_positions(self, features, **kwargs):

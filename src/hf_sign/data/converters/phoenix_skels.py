@@ -106,11 +106,15 @@ def _split_items(src: Path, stem: str) -> Iterator[BuildItem]:
     paths = {ext: src / f"{stem}.{ext}" for ext in EXTENSIONS}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
-        raise ConversionError(f"split {stem!r} is incomplete: missing {missing}; each split needs .skels, .gloss, .text and .files.")
+        raise ConversionError(
+            f"split {stem!r} is incomplete: missing {missing}; each split needs .skels, .gloss, .text and .files."
+        )
     lines = {ext: _read_lines(p) for ext, p in paths.items()}
     counts = {str(paths[ext]): len(v) for ext, v in lines.items()}
     if len(set(counts.values())) != 1:
-        raise ConversionError(f"split {stem!r}: the files have different line counts {counts}; they must be line-aligned.")
+        raise ConversionError(
+            f"split {stem!r}: the files have different line counts {counts}; they must be line-aligned."
+        )
     split = SPLITS[stem]
     for i in range(len(lines["skels"])):
         line_no = i + 1
@@ -133,7 +137,9 @@ def _split_items(src: Path, stem: str) -> Iterator[BuildItem]:
 def _items(src: Path) -> Iterator[BuildItem]:
     present = [stem for stem in SPLITS if any((src / f"{stem}.{ext}").exists() for ext in EXTENSIONS)]
     if not present:
-        raise ConversionError(f"no Progressive Transformers data in {src}; expected {{train,dev,test}}.{{skels,gloss,text,files}}.")
+        raise ConversionError(
+            f"no Progressive Transformers data in {src}; expected {{train,dev,test}}.{{skels,gloss,text,files}}."
+        )
     for stem in SPLITS:
         if stem not in present:
             warnings.warn(f"no {stem}.{{skels,gloss,text,files}} in {src}: the {SPLITS[stem]} split stays empty.")

@@ -94,9 +94,13 @@ FRAME_KEYS: Tuple[Tuple[str, int], ...] = (
 UPPER_BODY = slice(33, 63)
 
 CORPORA = {
-    "how2sign": dict(language="ase", fps=None, source="How2Sign (SMPL-X fittings from the SOKE / Neural Sign Actors release)"),
+    "how2sign": dict(
+        language="ase", fps=None, source="How2Sign (SMPL-X fittings from the SOKE / Neural Sign Actors release)"
+    ),
     "csl": dict(language="csl", fps=30.0, source="CSL-Daily (SMPL-X fittings from the SOKE release)"),
-    "phoenix-smplx": dict(language="gsg", fps=25.0, source="RWTH-PHOENIX-Weather-2014T (SMPL-X fittings from the SOKE release)"),
+    "phoenix-smplx": dict(
+        language="gsg", fps=25.0, source="RWTH-PHOENIX-Weather-2014T (SMPL-X fittings from the SOKE release)"
+    ),
 }
 SPLIT_NAMES = {"train": "train", "val": "validation", "dev": "validation", "test": "test"}
 
@@ -109,7 +113,16 @@ def _unpickle(path: Path) -> Any:
             return pickle.load(fh)
     except FileNotFoundError as err:
         raise ConversionError(f"missing file {path}") from err
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError, OSError) as err:
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        OSError,
+    ) as err:
         raise ConversionError(f"{path} is truncated or not a readable pickle ({type(err).__name__}: {err})") from err
 
 
@@ -133,7 +146,9 @@ def frame_features(path: Path, frame: int) -> np.ndarray:
         except (TypeError, ValueError) as err:
             raise ConversionError(f"{where}: {key!r} is not a numeric array ({err}).") from err
         if value.size != size:
-            raise ConversionError(f"{where}: {key!r} has shape {value.shape} ({value.size} values); expected {size} values.")
+            raise ConversionError(
+                f"{where}: {key!r} has shape {value.shape} ({value.size} values); expected {size} values."
+            )
         value = value.reshape(-1)
         if not np.isfinite(value).all():
             raise ConversionError(f"{where}: {key!r} has NaN/inf values.")
@@ -232,7 +247,16 @@ def _load_annotation_pickle(path: Path) -> List[Any]:
     try:
         with gzip.open(path, "rb") as fh:
             data = pickle.load(fh)
-    except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+    except (
+        EOFError,
+        OSError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+    ) as err:
         raise ConversionError(
             f"annotation file {path} is truncated or not a gzip-compressed pickle ({type(err).__name__}: {err})"
         ) from err
@@ -243,7 +267,9 @@ def _load_annotation_pickle(path: Path) -> List[Any]:
 
 def _pickle_items(src: Path, corpus: str, target_fps: Optional[float]) -> Iterator[BuildItem]:
     info = CORPORA[corpus]
-    prefix, split_files = ("csl_clean", ("train", "val", "test")) if corpus == "csl" else ("phoenix14t", ("train", "dev", "test"))
+    prefix, split_files = (
+        ("csl_clean", ("train", "val", "test")) if corpus == "csl" else ("phoenix14t", ("train", "dev", "test"))
+    )
     ann_paths = _present_splits(src, {f: Path(f"{prefix}.{f}") for f in split_files})
     for split_file, ann_path in ann_paths.items():
         split = SPLIT_NAMES[split_file]
@@ -286,7 +312,8 @@ def _read_csv(path: Path) -> List[Dict[str, str]]:
 
 def _how2sign_items(src: Path, target_fps: Optional[float]) -> Iterator[BuildItem]:
     csv_paths = _present_splits(
-        src, {d: Path(d, "re_aligned", f"how2sign_realigned_{d}_preprocessed_fps.csv") for d in ("train", "val", "test")}
+        src,
+        {d: Path(d, "re_aligned", f"how2sign_realigned_{d}_preprocessed_fps.csv") for d in ("train", "val", "test")},
     )
     for split_dir, csv_path in csv_paths.items():
         split = SPLIT_NAMES[split_dir]
@@ -356,7 +383,11 @@ def convert_smplx_corpus(
     if not src.is_dir():
         raise ConversionError(f"source folder {src} does not exist.")
     items = _how2sign_items(src, target_fps) if corpus == "how2sign" else _pickle_items(src, corpus, target_fps)
-    rate = f"resampled to {target_fps:g} fps where faster (SOKE's frame picking)" if target_fps else "at native frame rates"
+    rate = (
+        f"resampled to {target_fps:g} fps where faster (SOKE's frame picking)"
+        if target_fps
+        else "at native frame rates"
+    )
     description = (
         f"Representation `smplx133` (SOKE's 133-d SMPL-X upper body, hands, jaw and expression, axis-angle), "
         f"{rate}. Sign language code `{CORPORA[corpus]['language']}`."

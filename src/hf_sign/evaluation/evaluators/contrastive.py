@@ -131,7 +131,9 @@ class SignTextContrastiveConfig(PreTrainedConfig):
             raise ValueError(f"`temporal_downsample` must be 1, 2 or 4; got {temporal_downsample!r}.")
         for name, size in (("hidden_size", hidden_size), ("text_hidden_size", text_hidden_size)):
             if size % num_attention_heads:
-                raise ValueError(f"`{name}` ({size}) must be divisible by `num_attention_heads` ({num_attention_heads}).")
+                raise ValueError(
+                    f"`{name}` ({size}) must be divisible by `num_attention_heads` ({num_attention_heads})."
+                )
         self.feature_dim = int(feature_dim)
         self.representation = representation
         self.text_vocab = text_vocab
@@ -237,7 +239,9 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
     @classmethod
     def build_vocab(cls, texts: Sequence[str], tokenizer: str = "word", min_frequency: int = 1) -> List[str]:
         """Vocabulary for `SignTextContrastiveConfig.text_vocab`: pad, unk, then the sorted training tokens."""
-        return build_vocab((cls.text_tokens(t, tokenizer) for t in texts), specials=(PAD, UNK), min_frequency=min_frequency)
+        return build_vocab(
+            (cls.text_tokens(t, tokenizer) for t in texts), specials=(PAD, UNK), min_frequency=min_frequency
+        )
 
     def tokenize(self, texts: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Strings -> `(input_ids (B, L), text_attention_mask (B, L))`; unknown tokens map to `<unk>`.
@@ -252,7 +256,9 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"`texts[{i}]` must be a string; got {type(text).__name__}.")
-            ids.append([self._token_to_id.get(t, unk) for t in self.text_tokens(text, self.config.text_tokenizer)] or [unk])
+            ids.append(
+                [self._token_to_id.get(t, unk) for t in self.text_tokens(text, self.config.text_tokenizer)] or [unk]
+            )
         width = max(len(x) for x in ids)
         input_ids = torch.zeros(len(ids), width, dtype=torch.long)
         for i, row in enumerate(ids):
@@ -266,7 +272,9 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
         hidden, out_mask = self.pose_encoder(self.normalize_poses(poses), mask)
         return F.normalize(self.pose_projection(masked_mean(hidden, out_mask)), dim=-1)
 
-    def encode_texts(self, input_ids: torch.Tensor, text_attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def encode_texts(
+        self, input_ids: torch.Tensor, text_attention_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Differentiable text embeddings (B, projection_dim), L2-normalised."""
         if input_ids.ndim != 2 or input_ids.shape[0] == 0:
             raise ValueError(f"`input_ids` must have shape (batch > 0, length); got {tuple(input_ids.shape)}.")
@@ -309,16 +317,25 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
                 return_loss = input_ids.shape[0] == poses.shape[0]
             if return_loss:
                 if input_ids.shape[0] != poses.shape[0]:
-                    raise ValueError(f"`input_ids` has {input_ids.shape[0]} texts; `poses` has {poses.shape[0]} sequences.")
+                    raise ValueError(
+                        f"`input_ids` has {input_ids.shape[0]} texts; `poses` has {poses.shape[0]} sequences."
+                    )
                 same = (input_ids[:, None, :] == input_ids[None, :, :]).all(-1).float()
                 targets = same / same.sum(1, keepdim=True)
                 loss = 0.5 * (
-                    F.cross_entropy(logits_per_pose.float(), targets) + F.cross_entropy(logits_per_text.float(), targets)
+                    F.cross_entropy(logits_per_pose.float(), targets)
+                    + F.cross_entropy(logits_per_text.float(), targets)
                 )
         if not return_dict:
-            return tuple(v for v in (loss, logits_per_pose, logits_per_text, pose_embeds, text_embeds) if v is not None)
+            return tuple(
+                v for v in (loss, logits_per_pose, logits_per_text, pose_embeds, text_embeds) if v is not None
+            )
         return SignTextContrastiveOutput(
-            loss=loss, logits_per_pose=logits_per_pose, logits_per_text=logits_per_text, pose_embeds=pose_embeds, text_embeds=text_embeds
+            loss=loss,
+            logits_per_pose=logits_per_pose,
+            logits_per_text=logits_per_text,
+            pose_embeds=pose_embeds,
+            text_embeds=text_embeds,
         )
 
     # ------------------------------------------------------------------------ inference helpers

@@ -65,14 +65,24 @@ def as_pose_batch(
         if len(poses) == 0:
             raise ValueError("`poses` is an empty batch; pass at least one pose sequence.")
         if attention_mask is not None:
-            raise ValueError("`attention_mask` must be None when `poses` is a list of sequences (it is built from their lengths).")
+            raise ValueError(
+                "`attention_mask` must be None when `poses` is a list of sequences (it is built from their lengths)."
+            )
         seqs = []
         for i, seq in enumerate(poses):
-            t = seq.detach().to("cpu", torch.float32) if isinstance(seq, torch.Tensor) else torch.as_tensor(np.asarray(seq, dtype=np.float32))
+            t = (
+                seq.detach().to("cpu", torch.float32)
+                if isinstance(seq, torch.Tensor)
+                else torch.as_tensor(np.asarray(seq, dtype=np.float32))
+            )
             if t.ndim != 2 or t.shape[0] == 0:
-                raise ValueError(f"`poses[{i}]` must have shape (num_frames > 0, feature_dim={feature_dim}); got {tuple(t.shape)}.")
+                raise ValueError(
+                    f"`poses[{i}]` must have shape (num_frames > 0, feature_dim={feature_dim}); got {tuple(t.shape)}."
+                )
             if t.shape[1] != feature_dim:
-                raise ValueError(f"`poses[{i}]` has feature dim {t.shape[1]}; this evaluator expects feature_dim={feature_dim}.")
+                raise ValueError(
+                    f"`poses[{i}]` has feature dim {t.shape[1]}; this evaluator expects feature_dim={feature_dim}."
+                )
             seqs.append(t)
         lengths = torch.tensor([s.shape[0] for s in seqs])
         batch = torch.zeros(len(seqs), int(lengths.max()), feature_dim)
@@ -91,17 +101,29 @@ def as_pose_batch(
         if batch.shape[1] == 0:
             raise ValueError("`poses` has 0 frames; every sequence needs at least one frame.")
         if batch.shape[2] != feature_dim:
-            raise ValueError(f"`poses` has feature dim {batch.shape[2]}; this evaluator expects feature_dim={feature_dim}.")
+            raise ValueError(
+                f"`poses` has feature dim {batch.shape[2]}; this evaluator expects feature_dim={feature_dim}."
+            )
         if attention_mask is None:
             mask = torch.ones(batch.shape[:2], dtype=torch.bool)
         else:
-            mask = attention_mask if isinstance(attention_mask, torch.Tensor) else torch.as_tensor(np.asarray(attention_mask))
+            mask = (
+                attention_mask
+                if isinstance(attention_mask, torch.Tensor)
+                else torch.as_tensor(np.asarray(attention_mask))
+            )
             if tuple(mask.shape) != tuple(batch.shape[:2]):
-                raise ValueError(f"`attention_mask` must have shape {tuple(batch.shape[:2])} (batch, num_frames); got {tuple(mask.shape)}.")
+                raise ValueError(
+                    f"`attention_mask` must have shape {tuple(batch.shape[:2])} (batch, num_frames); got "
+                    f"{tuple(mask.shape)}."
+                )
             mask = mask.bool()
     empty = ~mask.any(1)
     if empty.any():
-        raise ValueError(f"`attention_mask` row {int(torch.nonzero(empty)[0])} has no real frame; every sequence needs at least one.")
+        raise ValueError(
+            f"`attention_mask` row {int(torch.nonzero(empty)[0])} has no real frame; every sequence needs at least "
+            "one."
+        )
     if check_finite:
         bad = ~torch.isfinite(batch) & mask[..., None].to(batch.device)
         if bad.any():
@@ -110,18 +132,26 @@ def as_pose_batch(
     return batch.to(device=device, dtype=dtype), mask.to(device)
 
 
-def check_forward_inputs(poses: torch.Tensor, attention_mask: Optional[torch.Tensor], feature_dim: int) -> torch.Tensor:
+def check_forward_inputs(
+    poses: torch.Tensor, attention_mask: Optional[torch.Tensor], feature_dim: int
+) -> torch.Tensor:
     """Cheap shape checks for `forward` (no host sync); returns a bool mask (all True when None)."""
     if poses.ndim != 3:
-        raise ValueError(f"`poses` must have shape (batch, num_frames, feature_dim={feature_dim}); got {tuple(poses.shape)}.")
+        raise ValueError(
+            f"`poses` must have shape (batch, num_frames, feature_dim={feature_dim}); got {tuple(poses.shape)}."
+        )
     if poses.shape[0] == 0 or poses.shape[1] == 0:
         raise ValueError(f"`poses` is empty (shape {tuple(poses.shape)}); pass at least one sequence with one frame.")
     if poses.shape[-1] != feature_dim:
-        raise ValueError(f"`poses` has feature dim {poses.shape[-1]}; this evaluator expects feature_dim={feature_dim}.")
+        raise ValueError(
+            f"`poses` has feature dim {poses.shape[-1]}; this evaluator expects feature_dim={feature_dim}."
+        )
     if attention_mask is None:
         return torch.ones(poses.shape[:2], dtype=torch.bool, device=poses.device)
     if tuple(attention_mask.shape) != tuple(poses.shape[:2]):
-        raise ValueError(f"`attention_mask` must have shape {tuple(poses.shape[:2])}; got {tuple(attention_mask.shape)}.")
+        raise ValueError(
+            f"`attention_mask` must have shape {tuple(poses.shape[:2])}; got {tuple(attention_mask.shape)}."
+        )
     return attention_mask.bool()
 
 
@@ -141,7 +171,8 @@ class PoseStatisticsMixin:
         """Copy the statistics of a fitted `PoseNormalizer` (dataset units) into the model."""
         if normalizer.config.feature_dim != self.pose_mean.shape[0]:
             raise ValueError(
-                f"`normalizer` has feature_dim={normalizer.config.feature_dim}; the model expects {self.pose_mean.shape[0]}."
+                f"`normalizer` has feature_dim={normalizer.config.feature_dim}; the model expects "
+                f"{self.pose_mean.shape[0]}."
             )
         with torch.no_grad():
             self.pose_mean.copy_(normalizer.mean.to(self.pose_mean))
@@ -192,7 +223,9 @@ class EncoderBlock(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float):
         super().__init__()
         if hidden_size % num_heads:
-            raise ValueError(f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_heads}).")
+            raise ValueError(
+                f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_heads})."
+            )
         self.num_heads = num_heads
         self.dropout = dropout
         self.attn_norm = nn.LayerNorm(hidden_size)
@@ -200,7 +233,10 @@ class EncoderBlock(nn.Module):
         self.attn_out = nn.Linear(hidden_size, hidden_size)
         self.ffn_norm = nn.LayerNorm(hidden_size)
         self.ffn = nn.Sequential(
-            nn.Linear(hidden_size, intermediate_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(intermediate_size, hidden_size)
+            nn.Linear(hidden_size, intermediate_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(intermediate_size, hidden_size),
         )
         self.drop = nn.Dropout(dropout)
 
@@ -235,12 +271,17 @@ class PoseSequenceEncoder(nn.Module):
         super().__init__()
         if temporal_downsample not in (1, 2, 4):
             raise ValueError(f"`temporal_downsample` must be 1, 2 or 4; got {temporal_downsample!r}.")
-        self.frame_mlp = nn.Sequential(nn.Linear(feature_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+        self.frame_mlp = nn.Sequential(
+            nn.Linear(feature_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size)
+        )
         self.downsample = nn.ModuleList(
-            nn.Conv1d(hidden_size, hidden_size, kernel_size=5, stride=2, padding=2) for _ in range(int(math.log2(temporal_downsample)))
+            nn.Conv1d(hidden_size, hidden_size, kernel_size=5, stride=2, padding=2)
+            for _ in range(int(math.log2(temporal_downsample)))
         )
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderBlock(hidden_size, num_heads, intermediate_size, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            EncoderBlock(hidden_size, num_heads, intermediate_size, dropout) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(hidden_size)
 
     def forward(self, poses: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -261,11 +302,21 @@ class PoseSequenceEncoder(nn.Module):
 class TokenSequenceEncoder(nn.Module):
     """Token ids (B, L) -> hidden states (B, L, H): embedding, sinusoidal positions, transformer blocks."""
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int, dropout: float):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        intermediate_size: int,
+        dropout: float,
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, hidden_size, padding_idx=0)
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderBlock(hidden_size, num_heads, intermediate_size, dropout) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            EncoderBlock(hidden_size, num_heads, intermediate_size, dropout) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(hidden_size)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -106,7 +106,9 @@ class PoseRecognizerConfig(PreTrainedConfig):
         if temporal_downsample not in (1, 2, 4):
             raise ValueError(f"`temporal_downsample` must be 1, 2 or 4; got {temporal_downsample!r}.")
         if hidden_size % num_attention_heads:
-            raise ValueError(f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_attention_heads}).")
+            raise ValueError(
+                f"`hidden_size` ({hidden_size}) must be divisible by `num_attention_heads` ({num_attention_heads})."
+            )
         self.feature_dim = int(feature_dim)
         self.representation = representation
         self.vocab = vocab

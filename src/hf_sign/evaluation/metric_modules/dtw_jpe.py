@@ -11,7 +11,8 @@ from hf_sign.evaluation.metrics import dtw_jpe
 _CITATION = """\
 @inproceedings{zuo2025soke,
   title={Signs as Tokens: A Retrieval-Enhanced Multilingual Sign Language Generator},
-  author={Zuo, Ronglai and Potamias, Rolandos Alexandros and Ververas, Evangelos and Deng, Jiankang and Zafeiriou, Stefanos},
+  author={Zuo, Ronglai and Potamias, Rolandos Alexandros and Ververas, Evangelos and Deng, Jiankang and
+          Zafeiriou, Stefanos},
   booktitle={ICCV},
   year={2025}
 }
@@ -44,7 +45,9 @@ Returns:
     path sums), the same with `_normalized`, `units` and `normalization`.
 Examples:
     >>> metric = evaluate.load("src/hf_sign/evaluation/metric_modules/dtw_jpe.py")
-    >>> results = metric.compute(predictions=generated, references=ground_truth, skeleton="smplx133", scale=1000, units="mm")
+    >>> results = metric.compute(
+    ...     predictions=generated, references=ground_truth, skeleton="smplx133", scale=1000, units="mm"
+    ... )
 """
 
 _POSES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64"))))
