@@ -36,8 +36,7 @@ from hf_sign.evaluation.dtw import dtw, dtw_sequences
 from hf_sign.evaluation.metrics import dtw_jpe
 
 try:
-    from dtaidistance import dtw as dtai_dtw
-    from dtaidistance import dtw_ndim as dtai_ndim
+    from dtaidistance import dtw as dtai_dtw, dtw_ndim as dtai_ndim
 except ImportError:  # pragma: no cover - dtaidistance is in the dev extra
     dtai_dtw = dtai_ndim = None
 try:
@@ -109,10 +108,14 @@ def main():
 
     print(
         f"# {args.pairs} pairs of {n}-frame sequences, {args.joints} joints x 3; repeats={args.repeats} (min); "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch threads {torch.get_num_threads()}, "
         f"load avg {os.getloadavg()[0]:.1f}"
     )
-    header = f"| {'case':<17} | {'ours (s)':>9} | {'dtaidistance (s)':>16} | {'dtai/ours':>9} | {'tslearn (s)':>11} | {'tslearn/ours':>12} | {'max rel diff':>12} |"
+    header = (
+        f"| {'case':<17} | {'ours (s)':>9} | {'dtaidistance (s)':>16} | {'dtai/ours':>9} | {'tslearn (s)':>11} "
+        f"| {'tslearn/ours':>12} | {'max rel diff':>12} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, ours, dtai, tsl in cases:
@@ -130,21 +133,30 @@ def main():
             t_dtai = min(t_dtai, best_time(dtai, 1)[0])
             if tsl is not None:
                 t_tsl = min(t_tsl, best_time(tsl, 1)[0])
-        tsl_cols = (f"{t_tsl:>11.3f}", f"{t_tsl / t_ours:>12.2f}") if tsl is not None else (f"{'n/a':>11}", f"{'n/a':>12}")
+        tsl_cols = (
+            (f"{t_tsl:>11.3f}", f"{t_tsl / t_ours:>12.2f}") if tsl is not None else (f"{'n/a':>11}", f"{'n/a':>12}")
+        )
         print(
-            f"| {name:<17} | {t_ours:>9.3f} | {t_dtai:>16.3f} | {t_dtai / t_ours:>9.2f} | {tsl_cols[0]} | {tsl_cols[1]} | {diff:>12.1e} |"
+            f"| {name:<17} | {t_ours:>9.3f} | {t_dtai:>16.3f} | {t_dtai / t_ours:>9.2f} "
+            f"| {tsl_cols[0]} | {tsl_cols[1]} | {diff:>12.1e} |"
         )
 
     # Our DP alone on precomputed costs, and our metric end to end (no external equivalent).
     sub = min(args.pairs, 200)
     costs = np.stack([np.abs(x[:, None] - y[None, :]) for x, y in zip(x1[:sub], y1[:sub])])  # (sub, n, n)
     t_dp, _ = best_time(lambda: dtw(costs), args.repeats)
-    print(f"\nours, DP only on precomputed float64 (B, n, m) costs: {t_dp / sub * args.pairs:.3f} s per {args.pairs} pairs")
+    print(
+        "\nours, DP only on precomputed float64 (B, n, m) costs: "
+        f"{t_dp / sub * args.pairs:.3f} s per {args.pairs} pairs"
+    )
     t_jpe, _ = best_time(
         lambda: dtw_jpe(list(poses_a[:sub].astype(np.float32)), list(poses_b[:sub].astype(np.float32)), "smplx133"),
         args.repeats,
     ) if args.joints == 54 else (float("nan"), None)
-    print(f"ours, DTW-JPE end to end (smplx133, float32, body+hands, path-normalised): {t_jpe / sub * args.pairs:.3f} s per {args.pairs} pairs")
+    print(
+        "ours, DTW-JPE end to end (smplx133, float32, body+hands, path-normalised): "
+        f"{t_jpe / sub * args.pairs:.3f} s per {args.pairs} pairs"
+    )
     if tslearn_dtw is None:
         print("(tslearn not installed: its columns are n/a)")
 

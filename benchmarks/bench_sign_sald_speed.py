@@ -80,16 +80,22 @@ def main() -> None:
     full_shape = (1, num_frames, spec.num_joints, max(spec.joint_dims))
 
     with torch.no_grad():
-        t_latent = _time(lambda: _sample(latent, latent_shape, text, mask, args.steps, g, decode=lambda z: vae.decode(z).sample), args.repeats)
+        t_latent = _time(
+            lambda: _sample(latent, latent_shape, text, mask, args.steps, g, decode=lambda z: vae.decode(z).sample),
+            args.repeats,
+        )
         t_full = _time(lambda: _sample(full, full_shape, text, mask, args.steps, g), args.repeats)
 
     print(f"Sign-SALD sampling, {args.seconds:g} s of signing ({num_frames} frames at {spec.fps:g} fps), "
-          f"DDIM {args.steps} steps with CFG, config '{args.config}', {args.threads} thread(s), best of {args.repeats}")
+          f"DDIM {args.steps} steps with CFG, config '{args.config}', {args.threads} thread(s), "
+          f"best of {args.repeats}")
     print()
     print("| path | tokens per step | time per sample (s) | ratio |")
     print("|---|---:|---:|---:|")
-    print(f"| latent (N'={latent_shape[1]}, J'={latent_shape[2]}) + VAE decode | {latent_shape[1] * latent_shape[2]} | {t_latent:.2f} | 1.00 |")
-    print(f"| uncompressed skeleton (N={num_frames}, J={spec.num_joints}) | {num_frames * spec.num_joints} | {t_full:.2f} | {t_full / t_latent:.1f} |")
+    print(f"| latent (N'={latent_shape[1]}, J'={latent_shape[2]}) + VAE decode | {latent_shape[1] * latent_shape[2]} "
+          f"| {t_latent:.2f} | 1.00 |")
+    print(f"| uncompressed skeleton (N={num_frames}, J={spec.num_joints}) | {num_frames * spec.num_joints} "
+          f"| {t_full:.2f} | {t_full / t_latent:.1f} |")
 
 
 if __name__ == "__main__":

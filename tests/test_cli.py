@@ -5,7 +5,6 @@ import json
 import datasets
 import imageio.v3 as iio
 import numpy as np
-import pytest
 from pose_format import Pose
 
 from hf_sign.cli import main
@@ -23,8 +22,8 @@ def _wave(num_frames=12):
 
 def test_skeletons_lists_every_spec(capsys):
     assert main(["skeletons"]) == 0
-    lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
-    by_name = {l["name"]: l for l in lines}
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    by_name = {line["name"]: line for line in lines}
     assert {"smplx133", "holistic", "pt50"} <= set(by_name)
     assert by_name["smplx133"]["feature_dim"] == 133 and by_name["smplx133"]["position_joints"] == 54
     assert len(by_name["smplx133"]["atomic_joints"]["7"]) == 7
@@ -37,7 +36,8 @@ def test_render_npz_to_gif_mp4_and_pose(tmp_path, capsys):
     assert "a wave" in capsys.readouterr().out
     gif = iio.imread(tmp_path / "x.gif")
     assert gif.ndim == 4 and gif.shape[0] >= 2  # a moving arm gives several distinct frames
-    assert main(["render", str(tmp_path / "x.npz"), "--out", str(tmp_path / "x.mp4"), "--reference", str(tmp_path / "x.npz")]) == 0
+    assert main(["render", str(tmp_path / "x.npz"), "--out", str(tmp_path / "x.mp4"),
+                 "--reference", str(tmp_path / "x.npz")]) == 0
     mp4 = iio.imread(tmp_path / "x.mp4")
     assert mp4.shape[0] == 12 and mp4.shape[2] >= 2 * mp4.shape[1] - 2  # two panels side by side
     assert main(["render", str(tmp_path / "x.npz"), "--out", str(tmp_path / "x.pose")]) == 0
@@ -81,14 +81,15 @@ def test_convert_phoenix_skels_with_skip_invalid(tmp_path, capsys):
     assert "skipped 1" in capsys.readouterr().out
     ds = datasets.load_dataset(str(out))
     assert len(ds["train"]) == 1 and len(ds["validation"]) == 1 and len(ds["test"]) == 1
-    report = [json.loads(l) for l in (out / "skipped.jsonl").read_text().splitlines()]
+    report = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(report) == 1 and "frame 2" in report[0]["error"]
 
 
 def test_train_generate_and_benchmark_end_to_end(tmp_path, capsys):
     """`data synthsign` -> `train sign-sald` (tiny) -> `generate` -> `train evaluator` (tiny) -> `benchmark`."""
     data, model, evals, bench = (tmp_path / n for n in ("synth_cli_e2e", "sald", "evals", "bench"))
-    assert main(["data", "synthsign", "--out", str(data), "--num-train", "16", "--num-validation", "2", "--num-test", "3"]) == 0
+    assert main(["data", "synthsign", "--out", str(data), "--num-train", "16", "--num-validation", "2",
+                 "--num-test", "3"]) == 0
     assert main(["train", "sign-sald", "--config", "tiny", "--dataset", str(data), "--output-dir", str(model)]) == 0
     assert (model / "model_index.json").is_file()
     capsys.readouterr()
@@ -97,13 +98,14 @@ def test_train_generate_and_benchmark_end_to_end(tmp_path, capsys):
     z = np.load(tmp_path / "gen" / "sample-000.npz", allow_pickle=False)
     assert z["poses"].shape == (20, 133) and np.isfinite(z["poses"]).all() and str(z["representation"]) == "smplx133"
     assert Pose.read((tmp_path / "gen" / "sample-000.pose").read_bytes()).body.data.shape[0] == 20
-    assert main(["generate", "--model", str(model), "--text", "x", "--out", str(tmp_path / "g2"), "--format", "avi"]) == 2
+    assert main(["generate", "--model", str(model), "--text", "x", "--out", str(tmp_path / "g2"),
+                 "--format", "avi"]) == 2
     assert "--format" in capsys.readouterr().err
     assert main(["train", "evaluator", "--config", "tiny", "--dataset", str(data), "--output-dir", str(evals)]) == 0
     assert main(["benchmark", "--dataset", str(data), "--evaluator", str(evals), "--model", f"tiny={model}",
                  "--out", str(bench), "--max-samples", "2", "--num-inference-steps", "2", "--num-examples", "1"]) == 0
     table = (bench / "results.md").read_text()
-    rows = [l.split("|")[1].strip() for l in table.splitlines() if l.startswith("| ") and "Method" not in l]
+    rows = [row.split("|")[1].strip() for row in table.splitlines() if row.startswith("| ") and "Method" not in row]
     assert rows[0] == "Ground Truth" and "tiny" in rows and "Mean pose" in rows
     capsys.readouterr()
     assert main(["models", "params", "sign-sald", "--config", "tiny"]) == 0

@@ -132,7 +132,9 @@ def test_cli_demo_passes_its_options(monkeypatch):
     assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["system"] == "sign-sald"
     assert calls[-1]["repo_id"] is None and calls[-1]["config"] is None
     assert calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
-    argv = ["demo", "--text", "hello", "--config", "tiny", "--repo-id", "a/b", "--out", "o", "--seed", "3", "--retrain"]
+    argv = [
+        "demo", "--text", "hello", "--config", "tiny", "--repo-id", "a/b", "--out", "o", "--seed", "3", "--retrain"
+    ]
     assert main(argv) == 0
     assert {k: calls[-1][k] for k in ("text", "config", "repo_id", "out_dir", "seed", "retrain")} == {
         "text": "hello", "config": "tiny", "repo_id": "a/b", "out_dir": "o", "seed": 3, "retrain": True}

@@ -18,7 +18,14 @@ from hf_sign.cli import main
 from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.pipelines.pipeline_utils import SignPipeline
-from hf_sign.systems import SignSystem, get_system, list_systems, register_system, system_for_pipeline, unregister_system
+from hf_sign.systems import (
+    SignSystem,
+    get_system,
+    list_systems,
+    register_system,
+    system_for_pipeline,
+    unregister_system,
+)
 
 
 # ------------------------------------------------------------------------------------------------ the toy system
@@ -44,7 +51,10 @@ class ToyPipeline(SignPipeline):
                  return_dict=True, duration_s=None):
         prompts = self.check_prompt(prompt)
         self.check_common_inputs(len(prompts), num_frames, duration_s, generator, output_type)
-        lengths = self.requested_num_frames(len(prompts), num_frames, duration_s) or [self.model.config.num_frames] * len(prompts)
+        lengths = (
+            self.requested_num_frames(len(prompts), num_frames, duration_s)
+            or [self.model.config.num_frames] * len(prompts)
+        )
         poses = []
         for i, n in enumerate(lengths):
             g = generator[i] if isinstance(generator, list) else generator

@@ -5,7 +5,8 @@ Implemented verbs:
 ```
 hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --num-test N]
 hf-sign data fingerspelling --out DIR [--seed N] [--languages ase,gsg,...]
-hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR [--skip-invalid] [--allow-missing]
+hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR
+    [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
 hf-sign train SYSTEM --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage S] [--set key=value ...]
 hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,npz]
@@ -46,7 +47,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.corpus == "synthsign":
         from .data.synthsign import build_synthsign
 
-        sizes = {k: v for k, v in (("num_train", args.num_train), ("num_validation", args.num_validation), ("num_test", args.num_test)) if v is not None}
+        sizes = {
+            k: v
+            for k, v in (
+                ("num_train", args.num_train),
+                ("num_validation", args.num_validation),
+                ("num_test", args.num_test),
+            )
+            if v is not None
+        }
         dd = build_synthsign(args.out, seed=args.seed, **sizes)
         _print_splits(dd, args.out)
     elif args.corpus == "fingerspelling":
@@ -59,7 +68,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         if args.format in SMPLX_CORPORA:
             from .data.converters.smplx_pickles import convert_smplx_corpus
 
-            dd, skipped = convert_smplx_corpus(args.format, args.src, args.out, skip_invalid=args.skip_invalid, target_fps=args.fps)
+            dd, skipped = convert_smplx_corpus(
+                args.format, args.src, args.out, skip_invalid=args.skip_invalid, target_fps=args.fps
+            )
         elif args.format == "phoenix-skels":
             from .data.converters.phoenix_skels import convert_phoenix_skels
 
@@ -86,7 +97,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         ref = load_render_input(args.reference, split=args.split, index=args.index)
         reference = ref.features
         titles = ["reference", "input"]
-    render_to_file(item.features, spec, args.out, fps=item.fps, reference=reference, titles=titles, text=item.text, view=args.view)
+    render_to_file(
+        item.features, spec, args.out, fps=item.fps, reference=reference, titles=titles, text=item.text, view=args.view
+    )
     print(f"wrote {args.out} ({len(item.features)} frames at {item.fps:g} fps): {item.text!r}")
     return 0
 
@@ -227,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--num-train", type=int, default=None)
     synth.add_argument("--num-validation", type=int, default=None)
     synth.add_argument("--num-test", type=int, default=None)
-    fs = dsub.add_parser("fingerspelling", help="real fingerspelling clips from the spoken-to-signed package (holistic)")
+    fs = dsub.add_parser(
+        "fingerspelling", help="real fingerspelling clips from the spoken-to-signed package (holistic)"
+    )
     fs.add_argument("--out", required=True)
     fs.add_argument("--seed", type=int, default=0)
     fs.add_argument("--languages", default=None, help="comma-separated signed-language codes (default: all)")
@@ -241,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--allow-missing",
         action="store_true",
-        help="pose-dir: place joints never detected in a clip (e.g. an absent hand) on their nearest detected ancestor instead of failing",
+        help="pose-dir: place joints never detected in a clip (e.g. an absent hand) on their nearest "
+        "detected ancestor instead of failing",
     )
     data.set_defaults(func=cmd_data)
 
@@ -258,9 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("system", choices=[s.name for s in list_systems()], help="a registered system")
     train.add_argument("--dataset", required=True, help="hf-sign corpus folder")
     train.add_argument("--output-dir", required=True)
-    train.add_argument("--config", default=None, help="config name (tiny, small, paper, ...) or YAML path (default: the system's)")
+    train.add_argument(
+        "--config", default=None, help="config name (tiny, small, paper, ...) or YAML path (default: the system's)"
+    )
     train.add_argument("--stage", default=None, help="run one training stage of the system (default: all, in order)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
+    )
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     train.set_defaults(func=cmd_train)
@@ -280,14 +300,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("benchmark", help="evaluate systems and baselines in one table (paper layout)")
     bench.add_argument("--dataset", required=True, help="hf-sign corpus folder")
     bench.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    bench.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a system to evaluate (repeatable)")
-    bench.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True, help="include the baselines (default: yes)")
-    bench.add_argument("--evaluator", default=None, metavar="DIR", help="trained evaluators (default: train into OUT/evaluators)")
-    bench.add_argument("--evaluator-config", default="default", help="config of evaluators trained here (default: default)")
+    bench.add_argument(
+        "--model", action="append", default=[], metavar="NAME=PATH", help="a system to evaluate (repeatable)"
+    )
+    bench.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include the baselines (default: yes)",
+    )
+    bench.add_argument(
+        "--evaluator", default=None, metavar="DIR", help="trained evaluators (default: train into OUT/evaluators)"
+    )
+    bench.add_argument(
+        "--evaluator-config", default="default", help="config of evaluators trained here (default: default)"
+    )
     bench.add_argument("--out", required=True, help="output folder")
     bench.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
     bench.add_argument("--num-inference-steps", type=int, default=None, help="denoising steps of the models")
-    bench.add_argument("--num-frames", choices=["model", "reference"], default="model", help="output lengths (default: each model's own)")
+    bench.add_argument(
+        "--num-frames",
+        choices=["model", "reference"],
+        default="model",
+        help="output lengths (default: each model's own)",
+    )
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--num-examples", type=int, default=3, help="samples rendered to OUT/examples")
     bench.add_argument("--batch-size", type=int, default=16)
@@ -310,19 +346,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="text in, signing out: trains a system once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
-        description="Sign a sentence with the --system pipeline cached as --repo-id in the Hugging Face cache. The first "
-        "run builds SynthSign, trains --config (small: about 30 min on 2 CPU cores; an interrupted run continues from "
-        "its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
+        description="Sign a sentence with the --system pipeline cached as --repo-id in the Hugging Face cache. "
+        "The first run builds SynthSign, trains --config (small: about 30 min on 2 CPU cores; an interrupted run "
+        "continues from its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
     )
     demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")
     demo.add_argument("--system", default=DEFAULT_SYSTEM, choices=[s.name for s in list_systems(generators_only=True)],
                       help=f"system to sign with (default: {DEFAULT_SYSTEM})")
     demo.add_argument("--config", default=None, help="config to train when nothing is cached (default: the system's)")
-    demo.add_argument("--repo-id", default=None, help="repo id to cache the model as and load it by (default: the system's)")
-    demo.add_argument("--out", default="outputs/demo", help="output folder for <slug>.gif, .mp4, .pose (default: outputs/demo)")
+    demo.add_argument(
+        "--repo-id", default=None, help="repo id to cache the model as and load it by (default: the system's)"
+    )
+    demo.add_argument(
+        "--out", default="outputs/demo", help="output folder for <slug>.gif, .mp4, .pose (default: outputs/demo)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     demo.add_argument("--retrain", action="store_true", help="ignore the cached model and train again from scratch")
-    demo.add_argument("--data-dir", default="outputs/synthsign", help="SynthSign folder, built if missing (default: outputs/synthsign)")
+    demo.add_argument(
+        "--data-dir",
+        default="outputs/synthsign",
+        help="SynthSign folder, built if missing (default: outputs/synthsign)",
+    )
     demo.add_argument("--work-dir", default=None, help="training folder (default: outputs/SYSTEM-CONFIG)")
     demo.set_defaults(func=cmd_demo)
     return parser

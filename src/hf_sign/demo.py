@@ -28,7 +28,8 @@ OUTPUT_FORMATS = ("gif", "mp4", "pose")
 
 
 def slugify(text: str, max_length: int = 60) -> str:
-    """File-name stem for `text`: lower case, runs of characters other than a-z/0-9 become `-`; `"sign"` if none is left."""
+    """File-name stem for `text`: lower case, runs of characters other than a-z/0-9 become `-`; `"sign"` if none is
+    left."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_length].rstrip("-")
     return slug or "sign"
 
@@ -105,7 +106,10 @@ def run_demo(
     snapshot = None if retrain else cached_repo_path(repo_id, cache_dir=cache_dir)
     trained = snapshot is None
     if snapshot is not None:
-        print(f"[demo] reusing {repo_id} from the Hugging Face cache ({snapshot}); no training (--retrain to train again)")
+        print(
+            f"[demo] reusing {repo_id} from the Hugging Face cache ({snapshot}); "
+            "no training (--retrain to train again)"
+        )
     else:
         if (data_dir / "README.md").is_file():
             print(f"[demo] corpus: reusing SynthSign in {data_dir}")
@@ -119,16 +123,22 @@ def run_demo(
         print(f"[demo] training {system} ({config!r} config) {how} {work_dir}"
               + (" (about 30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
         start = time.perf_counter()
-        spec_system.run_training(data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume)
+        spec_system.run_training(
+            data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume
+        )
         print(f"[demo] trained in {time.perf_counter() - start:.0f} s")
         snapshot = cache_pipeline_as_repo(work_dir, repo_id, cache_dir=cache_dir)
         print(f"[demo] cached {work_dir} as {repo_id} ({snapshot})")
 
-    pipe = DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True, local_files_only=True, cache_dir=cache_dir)
+    pipe = DiffusionPipeline.from_pretrained(
+        repo_id, trust_remote_code=True, local_files_only=True, cache_dir=cache_dir
+    )
     pipe.set_progress_bar_config(disable=not show_progress)
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
     signed = text if spec_system.input_name == "prompt" else [text.split()]  # gloss systems: the text holds glosses
-    output = pipe(**{spec_system.input_name: signed}, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs)
+    output = pipe(
+        **{spec_system.input_name: signed}, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs
+    )
     poses = np.asarray(output.poses[0])
     spec, fps = pipe.skeleton, pipe.fps
 
@@ -136,7 +146,9 @@ def run_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = slugify(text)
     for fmt in OUTPUT_FORMATS:
-        result[fmt] = render_to_file(poses, spec, out_dir / f"{stem}.{fmt}", fps=fps, text=text, show_progress=show_progress)
+        result[fmt] = render_to_file(
+            poses, spec, out_dir / f"{stem}.{fmt}", fps=fps, text=text, show_progress=show_progress
+        )
     print(f"[demo] signed {text!r} (seed {seed}, {len(poses)} frames at {fps:g} fps):")
     for fmt in OUTPUT_FORMATS:
         print(f"[demo]   {result[fmt]}")

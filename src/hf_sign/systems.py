@@ -88,10 +88,18 @@ class SignSystem:
     _cache: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name or self.name != self.name.strip().lower() or " " in self.name:
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or self.name != self.name.strip().lower()
+            or " " in self.name
+        ):
             raise ValueError(f"`name` must be a lower-case name without spaces (e.g. 'sign-sald'); got {self.name!r}.")
         if not self.conditioning or any(c not in CONDITIONINGS for c in self.conditioning):
-            raise ValueError(f"`conditioning` of {self.name!r} must be a non-empty subset of {CONDITIONINGS}; got {self.conditioning!r}.")
+            raise ValueError(
+                f"`conditioning` of {self.name!r} must be a non-empty subset of {CONDITIONINGS}; "
+                f"got {self.conditioning!r}."
+            )
         if self.train is None:
             raise ValueError(f"System {self.name!r} needs a `train` entry point.")
 

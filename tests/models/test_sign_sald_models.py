@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from model_tester_mixin import ModelTesterMixin
 from safetensors.torch import save_file
 
 from hf_sign.models.length_regulator import TokenTiming
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonLatentDenoiserOutput, SkeletonVAE
 from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
-from model_tester_mixin import ModelTesterMixin
 
 F_DIM = 133
 VAE_TINY = dict(

@@ -143,7 +143,9 @@ class PipelineTesterMixin:
         loaded = self.pipeline_class.from_pretrained(tmp_path)
         if hasattr(loaded, "set_progress_bar_config"):
             loaded.set_progress_bar_config(disable=True)
-        assert_same(loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6)
+        assert_same(
+            loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6
+        )
 
     # ------------------------------------------------------------------------------------------ bad inputs
     @pytest.mark.parametrize(
@@ -162,7 +164,9 @@ class PipelineTesterMixin:
     def test_shared_bad_inputs(self, change, match):
         pipe = self.get_pipe()
         inputs = self.get_inputs(2)
-        change = {k: v for k, v in change.items() if k in self.input_keys or k in ("empty", "whitespace", "output_type")}
+        change = {
+            k: v for k, v in change.items() if k in self.input_keys or k in ("empty", "whitespace", "output_type")
+        }
         if change.pop("empty", False):
             inputs[self.input_name] = ""
         if change.pop("whitespace", False):
@@ -203,9 +207,13 @@ class DiffusionPipelineTesterMixin(PipelineTesterMixin):
         """A call does not inherit the previous call's schedule (Euler's `init_noise_sigma` depends on it)."""
         # "leading" spacing: the largest sigma, and so `init_noise_sigma`, depends on the number of steps
         pipe = self.get_pipe()
-        pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="leading")
+        pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, timestep_spacing="leading"
+        )
         fresh = self.get_pipe()
-        fresh.scheduler = diffusers.EulerDiscreteScheduler.from_config(fresh.scheduler.config, timestep_spacing="leading")
+        fresh.scheduler = diffusers.EulerDiscreteScheduler.from_config(
+            fresh.scheduler.config, timestep_spacing="leading"
+        )
         pipe(**self.get_inputs(1, num_frames=8, num_inference_steps=5), generator=gen(0))
         again = pipe(**self.get_inputs(1, num_frames=8, num_inference_steps=2), generator=gen(0)).poses
         assert_same(again, fresh(**self.get_inputs(1, num_frames=8, num_inference_steps=2), generator=gen(0)).poses)
@@ -239,7 +247,9 @@ class DiffusionPipelineTesterMixin(PipelineTesterMixin):
         loaded = diffusers.DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
         assert type(loaded).__name__ == self.pipeline_class.__name__
         loaded.set_progress_bar_config(disable=True)
-        assert_same(loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6)
+        assert_same(
+            loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6
+        )
 
     def test_components_rebuild_keeps_settings(self):
         pipe = self.get_pipe(fps=30.0)

@@ -5,6 +5,7 @@ pipelines (no scheduler, no randomness), so they take the shared tests only, not
 from __future__ import annotations
 
 import pytest
+from pipeline_tester_mixin import PipelineTesterMixin
 
 from hf_sign.data.io import split_rows
 from hf_sign.data.synthsign import build_synthsign
@@ -14,8 +15,6 @@ from hf_sign.evaluation.baselines import (
     NearestSentenceBaseline,
     load_split,
 )
-
-from pipeline_tester_mixin import PipelineTesterMixin
 
 _ROWS = {}
 

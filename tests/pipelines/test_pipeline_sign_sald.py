@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
+from pipeline_tester_mixin import DiffusionPipelineTesterMixin, assert_differ, assert_same, gen
 
 from hf_sign.data.normalization import PoseNormalizer
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
@@ -20,8 +21,6 @@ from hf_sign.models.text_encoders import TextEncoderSettings, build_text_encoder
 from hf_sign.pipelines.pipeline_sign_sald import SignSALDPipeline
 from hf_sign.pipelines.pipeline_utils import SignPipelineOutput
 from hf_sign.pipelines.remote_code import entry_file_path
-
-from pipeline_tester_mixin import DiffusionPipelineTesterMixin, assert_differ, assert_same, gen
 
 TEXTS = ["where was the brother yesterday?", "i do not wash three computers today", "hello.", "my sister is tall."]
 STEPS = 2
@@ -170,7 +169,7 @@ def test_scheduler_prediction_type_must_match():
         run(bad)
 
 
-# ------------------------------------------------------------------------------------------------ diffusers call conventions
+# ------------------------------------------------------------------------------------------ diffusers call conventions
 def test_prompt_embeds_equal_prompt(pipe):
     embeds, mask, neg, neg_mask = pipe.encode_prompt(TEXTS[:2], do_classifier_free_guidance=True)
     assert neg.shape == embeds.shape and neg_mask[:, 0].all() and not neg_mask[:, 1:].any()  # the learned null

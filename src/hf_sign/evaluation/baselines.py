@@ -36,18 +36,16 @@ import math
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..data.io import load_corpus, split_rows
 from ..data.resample import minimum_jerk, resample_to_length
-from ..pipelines.pipeline_utils import SignPipelineMixin, SignPipelineOutput, check_gloss, per_prompt
+from ..pipelines.pipeline_utils import SignPipelineMixin, SignPipelineOutput, check_gloss
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 
 __all__ = [
@@ -148,7 +146,9 @@ class PoseBaseline(SignPipelineMixin):
 
     # -------------------------------------------------------------------------------- construction
     @classmethod
-    def from_dataset(cls, dataset: DatasetLike, split: str = "train", show_progress: bool = False, **kwargs) -> "PoseBaseline":
+    def from_dataset(
+        cls, dataset: DatasetLike, split: str = "train", show_progress: bool = False, **kwargs
+    ) -> "PoseBaseline":
         """Fit the baseline on `split` of `dataset` (a folder, Hub id, `DatasetDict` or `Dataset`).
 
         Args:
@@ -158,10 +158,14 @@ class PoseBaseline(SignPipelineMixin):
             show_progress (`bool`, *optional*, defaults to `False`): progress bar while fitting.
             **kwargs: settings of the subclass (see its docstring).
         """
-        return cls.from_rows(split_rows(load_split(dataset, split), split), split=split, show_progress=show_progress, **kwargs)
+        return cls.from_rows(
+            split_rows(load_split(dataset, split), split), split=split, show_progress=show_progress, **kwargs
+        )
 
     @classmethod
-    def from_rows(cls, rows: List[Dict[str, Any]], split: str = "train", show_progress: bool = False, **kwargs) -> "PoseBaseline":
+    def from_rows(
+        cls, rows: List[Dict[str, Any]], split: str = "train", show_progress: bool = False, **kwargs
+    ) -> "PoseBaseline":
         """Fit on rows already read with [`split_rows`] (the harness reads a split once for all baselines)."""
         if not rows:
             raise ValueError(f"Split {split!r} has no rows to fit {cls.__name__} on.")
@@ -188,12 +192,16 @@ class PoseBaseline(SignPipelineMixin):
         """Load a baseline saved with `save_pretrained` (on the base class: whichever baseline it is)."""
         path = Path(pretrained_path)
         if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise ValueError(f"`pretrained_path` {str(path)!r} holds no baseline ({CONFIG_NAME} + {WEIGHTS_NAME} expected).")
+            raise ValueError(
+                f"`pretrained_path` {str(path)!r} holds no baseline ({CONFIG_NAME} + {WEIGHTS_NAME} expected)."
+            )
         config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
         name = config.pop("_class_name", None)
         target = BASELINES.get(name)
         if target is None:
-            raise ValueError(f"{path / CONFIG_NAME}: unknown `_class_name` {name!r}; expected one of {sorted(BASELINES)}.")
+            raise ValueError(
+                f"{path / CONFIG_NAME}: unknown `_class_name` {name!r}; expected one of {sorted(BASELINES)}."
+            )
         if cls is not PoseBaseline and target is not cls:
             raise ValueError(f"{path} holds a {name}, not a {cls.__name__}; load it with load_baseline().")
         return target(config, load_file(str(path / WEIGHTS_NAME)))
@@ -250,7 +258,9 @@ class PoseBaseline(SignPipelineMixin):
         if glosses is None:
             glosses = [None] * batch
         elif len(glosses) != batch:
-            raise ValueError(f"`gloss` holds {len(glosses)} gloss sequence(s) for {batch} prompt(s); give one per prompt.")
+            raise ValueError(
+                f"`gloss` holds {len(glosses)} gloss sequence(s) for {batch} prompt(s); give one per prompt."
+            )
         self.check_common_inputs(batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt)
         lengths = self.requested_num_frames(batch, num_frames, duration_s) or [None] * batch
         poses, infos = [], []
@@ -328,7 +338,9 @@ class NearestSentenceBaseline(PoseBaseline):
         texts = self.config["texts"]
         n = len(texts)
         if len(self.arrays["offsets"]) != n + 1:
-            raise ValueError(f"NearestSentenceBaseline: {n} texts but {len(self.arrays['offsets']) - 1} pose sequences.")
+            raise ValueError(
+                f"NearestSentenceBaseline: {n} texts but {len(self.arrays['offsets']) - 1} pose sequences."
+            )
         self._exact: Dict[str, int] = {}
         for i, t in enumerate(texts):
             self._exact.setdefault(_normalise_text(t), i)
@@ -348,7 +360,11 @@ class NearestSentenceBaseline(PoseBaseline):
 
     def similarities(self, text: str) -> np.ndarray:
         """TF-IDF cosine similarity of `text` to every training text, `(N,)`."""
-        q = {g: tf * self._idf[g] for g, tf in Counter(_ngrams(text, self.config["max_ngram"])).items() if g in self._idf}
+        q = {
+            g: tf * self._idf[g]
+            for g, tf in Counter(_ngrams(text, self.config["max_ngram"])).items()
+            if g in self._idf
+        }
         scores = np.zeros(len(self.config["texts"]))
         norm = math.sqrt(sum(v * v for v in q.values()))
         for g, v in q.items():
@@ -368,7 +384,11 @@ class NearestSentenceBaseline(PoseBaseline):
     def _generate(self, text, gloss):
         i, sim = self.retrieve(text)
         a, b = self.arrays["offsets"][i], self.arrays["offsets"][i + 1]
-        info = {"retrieved_id": self.config["ids"][i], "retrieved_text": self.config["texts"][i], "similarity": round(sim, 6)}
+        info = {
+            "retrieved_id": self.config["ids"][i],
+            "retrieved_text": self.config["texts"][i],
+            "similarity": round(sim, 6),
+        }
         return self.arrays["poses"][a:b].copy(), info
 
 
@@ -409,7 +429,9 @@ class GlossConcatenationBaseline(PoseBaseline):
     conditioning = ("gloss",)
 
     @classmethod
-    def _fit(cls, rows, split, show_progress, transition_frames=None, lead_in=None, lead_out=None, unknown_gloss="hold"):
+    def _fit(
+        cls, rows, split, show_progress, transition_frames=None, lead_in=None, lead_out=None, unknown_gloss="hold"
+    ):
         if unknown_gloss not in UNKNOWN_GLOSS_POLICIES:
             raise ValueError(f"`unknown_gloss` must be one of {UNKNOWN_GLOSS_POLICIES}; got {unknown_gloss!r}.")
         for name, v in (("transition_frames", transition_frames), ("lead_in", lead_in), ("lead_out", lead_out)):
@@ -462,7 +484,8 @@ class GlossConcatenationBaseline(PoseBaseline):
 
     @staticmethod
     def _most_typical(clips: List[np.ndarray]) -> int:
-        """Index of the clip nearest (mean squared distance) to the mean of all clips resampled to the median length."""
+        """Index of the clip nearest (mean squared distance) to the mean of all clips resampled to the median
+        length."""
         if len(clips) == 1:
             return 0
         length = max(1, int(round(float(np.median([c.shape[0] for c in clips])))))
@@ -473,7 +496,9 @@ class GlossConcatenationBaseline(PoseBaseline):
     def _setup(self) -> None:
         self._index = {g: k for k, g in enumerate(self.config["glosses"])}
         if self.config.get("unknown_gloss", "hold") not in UNKNOWN_GLOSS_POLICIES:
-            raise ValueError(f"`unknown_gloss` must be one of {UNKNOWN_GLOSS_POLICIES}; got {self.config['unknown_gloss']!r}.")
+            raise ValueError(
+                f"`unknown_gloss` must be one of {UNKNOWN_GLOSS_POLICIES}; got {self.config['unknown_gloss']!r}."
+            )
 
     @property
     def vocabulary(self) -> List[str]:
@@ -483,13 +508,16 @@ class GlossConcatenationBaseline(PoseBaseline):
     def clip(self, gloss: str) -> np.ndarray:
         """The lexicon clip of `gloss` `(frames, feature_dim)`; `ValueError` if unknown."""
         if gloss not in self._index:
-            raise ValueError(f"`gloss` {gloss!r} is not in the lexicon ({len(self._index)} glosses from the training split).")
+            raise ValueError(
+                f"`gloss` {gloss!r} is not in the lexicon ({len(self._index)} glosses from the training split)."
+            )
         return self.arrays[f"clip_{self._index[gloss]}"]
 
     def _generate(self, text, gloss):
         if not gloss:
             raise ValueError(
-                f"GlossConcatenationBaseline needs `gloss` (the oracle gloss sequence) for prompt {text!r}; got {gloss!r}."
+                "GlossConcatenationBaseline needs `gloss` (the oracle gloss sequence) "
+                f"for prompt {text!r}; got {gloss!r}."
             )
         cfg = self.config
         unknown: List[str] = []

@@ -217,7 +217,9 @@ def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]]
                 "(baseline_config.json)."
             )
     elif os.path.isabs(path) or path.startswith(".") or not _HUB_ID.match(path):
-        raise ValueError(f"`models[{name!r}]` = {path!r} does not exist (expected a pipeline folder or a Hub repo id).")
+        raise ValueError(
+            f"`models[{name!r}]` = {path!r} does not exist (expected a pipeline folder or a Hub repo id)."
+        )
     from ..pipelines.loading import load_sign_pipeline
 
     try:
@@ -279,7 +281,17 @@ def _to_numpy_poses(poses: Any, name: str, ids: Sequence[str], feature_dim: int)
     return out
 
 
-def _generate(system: _System, rows, *, seed: int, batch_size: int, num_inference_steps, num_frames_policy, feature_dim, show_progress):
+def _generate(
+    system: _System,
+    rows,
+    *,
+    seed: int,
+    batch_size: int,
+    num_inference_steps,
+    num_frames_policy,
+    feature_dim,
+    show_progress,
+):
     """All of `rows` through `system`: poses, per-sample info dicts, sign tokens (or None)."""
     params = _call_parameters(system.obj)
     accepts = lambda k: k in params or "**" in params  # noqa: E731
@@ -700,7 +712,9 @@ def _check_evaluators(ev: Evaluators, data: Dict[str, Any], split: str) -> None:
             )
 
 
-def _build_systems(data: Dict[str, Any], split: str, baseline_keys: List[str], models: Dict[str, Any], device) -> tuple:
+def _build_systems(
+    data: Dict[str, Any], split: str, baseline_keys: List[str], models: Dict[str, Any], device
+) -> tuple:
     """Ground Truth, the baselines (fitted on the train split) and the models, in table order; plus notes."""
     systems: List[_System] = [_System(GROUND_TRUTH, "ground_truth", short="Ground truth", source="reference poses")]
     notes: List[str] = []

@@ -37,8 +37,11 @@ def _folder_revision(folder: Path) -> str:
     return h.hexdigest()
 
 
-def cache_pipeline_as_repo(folder: Union[str, Path], repo_id: str, cache_dir: Optional[Union[str, Path]] = None) -> Path:
-    """Copy a saved pipeline `folder` into the hub cache as the `main` revision of `repo_id`; return the snapshot path."""
+def cache_pipeline_as_repo(
+    folder: Union[str, Path], repo_id: str, cache_dir: Optional[Union[str, Path]] = None
+) -> Path:
+    """Copy a saved pipeline `folder` into the hub cache as the `main` revision of `repo_id`; return the snapshot
+    path."""
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
         raise ValueError(f"`folder` {folder} is not a saved pipeline (no model_index.json).")

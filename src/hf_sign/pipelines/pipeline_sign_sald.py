@@ -105,16 +105,19 @@ class SignSALDPipeline(SignPipeline):
     ):
         super().__init__()
         self.register_modules(
-            vae=vae, denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, normalizer=normalizer
+            vae=vae, denoiser=denoiser, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+            normalizer=normalizer,
         )
         skeleton = skeleton or (vae.config.skeleton if vae is not None else None)
-        self.register_to_config(fps=float(fps), default_guidance_scale=float(default_guidance_scale), skeleton=skeleton)
+        self.register_to_config(
+            fps=float(fps), default_guidance_scale=float(default_guidance_scale), skeleton=skeleton
+        )
 
     # ------------------------------------------------------------------------------------------ checks
     def check_inputs(
         self, prompt, prompt_embeds, prompt_attention_mask, negative_prompt, negative_prompt_embeds,
-        negative_prompt_attention_mask, num_inference_steps, guidance_scale, num_frames, duration_s, latents, generator,
-        output_type, num_sequences_per_prompt, callback_on_step_end, callback_on_step_end_tensor_inputs,
+        negative_prompt_attention_mask, num_inference_steps, guidance_scale, num_frames, duration_s, latents,
+        generator, output_type, num_sequences_per_prompt, callback_on_step_end, callback_on_step_end_tensor_inputs,
     ) -> int:
         """Raise a `ValueError` naming the argument for anything `__call__` cannot honour; returns the prompt count."""
         if (prompt is None) == (prompt_embeds is None):
@@ -129,12 +132,23 @@ class SignSALDPipeline(SignPipeline):
             negatives = self.check_prompt(negative_prompt, self.tokenizer, name="negative_prompt")
             per_prompt(negatives if len(negatives) > 1 else negatives[0], batch, "negative_prompt")
         if negative_prompt_embeds is not None:
-            if self._check_embeds(negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt_embeds") != batch:
+            if (
+                self._check_embeds(negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt_embeds")
+                != batch
+            ):
                 raise ValueError(f"`negative_prompt_embeds` must have one row per prompt ({batch}).")
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if (
+            isinstance(num_inference_steps, bool)
+            or not isinstance(num_inference_steps, int)
+            or num_inference_steps < 1
+        ):
             raise ValueError(f"`num_inference_steps` must be a positive int; got {num_inference_steps!r}.")
         if guidance_scale is not None:
-            if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
+            if (
+                isinstance(guidance_scale, bool)
+                or not isinstance(guidance_scale, (int, float))
+                or not math.isfinite(guidance_scale)
+            ):
                 raise ValueError(f"`guidance_scale` must be a finite number; got {guidance_scale!r}.")
             if guidance_scale < 0:
                 raise ValueError(f"`guidance_scale` must be >= 0 (1 = no guidance); got {guidance_scale}.")
@@ -151,7 +165,8 @@ class SignSALDPipeline(SignPipeline):
             raise ValueError(
                 f"The scheduler's prediction_type is {sched_kind!r} but the denoiser predicts "
                 f"{self.denoiser.config.prediction_type!r}; build the scheduler with "
-                f"`from_config(pipe.scheduler.config)` or pass prediction_type={self.denoiser.config.prediction_type!r}."
+                "`from_config(pipe.scheduler.config)` or pass "
+                f"prediction_type={self.denoiser.config.prediction_type!r}."
             )
         return batch
 
@@ -183,23 +198,30 @@ class SignSALDPipeline(SignPipeline):
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         r"""Text-encoder states of the prompts and of what guidance pushes away from.
 
-        Returns `(prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)`, each
-        repeated `num_sequences_per_prompt` times (prompt-major). Without `negative_prompt(_embeds)` the negative is the
-        denoiser's learned null condition (what training dropped the text to); without guidance it is `None`. Both
-        sides are padded to one sequence length so they stack into one batch.
+        Returns `(prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)`,
+        each repeated `num_sequences_per_prompt` times (prompt-major). Without `negative_prompt(_embeds)` the negative
+        is the denoiser's learned null condition (what training dropped the text to); without guidance it is `None`.
+        Both sides are padded to one sequence length so they stack into one batch.
         """
         device = device or self._execution_device
         dtype = self.denoiser.dtype
         if prompt_embeds is None:
-            prompt_embeds, prompt_attention_mask = encode_prompts(self.text_encoder, self.tokenizer, prompt, device=device)
+            prompt_embeds, prompt_attention_mask = encode_prompts(
+                self.text_encoder, self.tokenizer, prompt, device=device
+            )
         elif prompt_attention_mask is None:
             prompt_attention_mask = torch.ones(prompt_embeds.shape[:2], dtype=torch.bool, device=device)
-        prompt_embeds, prompt_attention_mask = prompt_embeds.to(device=device, dtype=dtype), prompt_attention_mask.to(device).bool()
+        prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
+        prompt_attention_mask = prompt_attention_mask.to(device).bool()
         batch = prompt_embeds.shape[0]
         neg, neg_mask = None, None
         if do_classifier_free_guidance:
             if negative_prompt is not None:
-                negatives = per_prompt(negative_prompt if isinstance(negative_prompt, str) else list(negative_prompt), batch, "negative_prompt")
+                negatives = per_prompt(
+                    negative_prompt if isinstance(negative_prompt, str) else list(negative_prompt),
+                    batch,
+                    "negative_prompt",
+                )
                 neg, neg_mask = encode_prompts(self.text_encoder, self.tokenizer, negatives, device=device)
             elif negative_prompt_embeds is not None:
                 neg = negative_prompt_embeds
@@ -309,8 +331,9 @@ class SignSALDPipeline(SignPipeline):
             negative_prompt_embeds (`torch.Tensor`, *optional*): the same for the negative side, with
                 `negative_prompt_attention_mask`.
             eta (`float`, *optional*, defaults to 0.0): DDIM's eta (ignored by schedulers without it).
-            output_type (`str`, *optional*, defaults to `"np"`): one of `hf_sign.pipelines.pipeline_utils.OUTPUT_TYPES`:
-                `"np"`, `"pt"`, `"joints"`, `"pose"`, or `"latent"` (the denoised, still scaled latents).
+            output_type (`str`, *optional*, defaults to `"np"`): one of
+                `hf_sign.pipelines.pipeline_utils.OUTPUT_TYPES`: `"np"`, `"pt"`, `"joints"`, `"pose"`, or `"latent"`
+                (the denoised, still scaled latents).
             return_dict (`bool`, *optional*, defaults to `True`): return a `SignPipelineOutput`, else its fields as a
                 tuple in order.
             callback_on_step_end (`Callable`, *optional*): called after every step as
@@ -349,14 +372,18 @@ class SignSALDPipeline(SignPipeline):
         requested = self.requested_num_frames(batch, num_frames, duration_s)
         if requested is not None:
             requested = self.repeat_per_sequence(requested, num_sequences_per_prompt)
-        lengths = self._resolve_lengths(states, text_mask, requested, latents, None if timing is None else timing.durations)
+        lengths = self._resolve_lengths(
+            states, text_mask, requested, latents, None if timing is None else timing.durations
+        )
         factor = self.vae.temporal_downsample_factor
         latent_lengths = [-(-n // factor) for n in lengths]
 
         # 4. timesteps first, then the initial noise (scaled by this schedule's `init_noise_sigma`)
         timesteps = self.prepare_timesteps(num_inference_steps, device)
         z = self.prepare_latents(lengths, latents, generator, device, dtype)
-        latent_mask = torch.arange(z.shape[1], device=device)[None, :] < torch.tensor(latent_lengths, device=device)[:, None]
+        latent_mask = (
+            torch.arange(z.shape[1], device=device)[None, :] < torch.tensor(latent_lengths, device=device)[:, None]
+        )
         z = z * latent_mask[:, :, None, None].to(dtype)
 
         # 5. the guided batch: [negative; conditional]; the learned null condition carries no word timing, a negative
@@ -366,7 +393,9 @@ class SignSALDPipeline(SignPipeline):
                 return states, text_mask, timing
             both = None
             if timing is not None:
-                neg_timing = timing.empty_like() if learned_null else self.denoiser.predict_token_timing(neg_states, neg_mask)
+                neg_timing = (
+                    timing.empty_like() if learned_null else self.denoiser.predict_token_timing(neg_states, neg_mask)
+                )
                 both = TokenTiming.cat([neg_timing, timing])
             return torch.cat([neg_states, states]), torch.cat([neg_mask, text_mask]), both
 
@@ -381,8 +410,8 @@ class SignSALDPipeline(SignPipeline):
             model_in = torch.cat([z, z]) if do_cfg else z
             model_in = scaler.scale_model_input(model_in, t)
             pred = self.denoiser(
-                model_in, t, encoder_hidden_states=cond_states, encoder_attention_mask=cond_mask, attention_mask=frame_mask,
-                token_timing=cond_timing,
+                model_in, t, encoder_hidden_states=cond_states, encoder_attention_mask=cond_mask,
+                attention_mask=frame_mask, token_timing=cond_timing,
             ).sample
             if do_cfg:
                 pred_uncond, pred_cond = pred.chunk(2)
@@ -399,11 +428,16 @@ class SignSALDPipeline(SignPipeline):
         # 7. decode (undoing the latent scaling), back to dataset units, each sequence cropped to its length
         if output_type == "latent":
             self.maybe_free_model_hooks()
-            return self.finish(self.postprocess([z[i, :n] for i, n in enumerate(latent_lengths)], "latent", num_frames=lengths), return_dict)
+            return self.finish(
+                self.postprocess([z[i, :n] for i, n in enumerate(latent_lengths)], "latent", num_frames=lengths),
+                return_dict,
+            )
         features = self.vae.decode(self.vae.unscale_latents(z), attention_mask=latent_mask).sample
         features = self.normalizer.denormalize(features.float())
         self.maybe_free_model_hooks()
-        return self.finish(self.postprocess([features[i, :n] for i, n in enumerate(lengths)], output_type), return_dict)
+        return self.finish(
+            self.postprocess([features[i, :n] for i, n in enumerate(lengths)], output_type), return_dict
+        )
 
 
 def _pad_tokens(states: torch.Tensor, mask: torch.Tensor, length: int) -> Tuple[torch.Tensor, torch.Tensor]:

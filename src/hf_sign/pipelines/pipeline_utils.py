@@ -76,7 +76,9 @@ def per_prompt(value: Any, batch: int, name: str) -> Optional[list]:
         return None
     values = list(value) if isinstance(value, (list, tuple)) else [value] * batch
     if len(values) != batch:
-        raise ValueError(f"`{name}` has {len(values)} entries for {batch} prompt(s); give one value or one per prompt.")
+        raise ValueError(
+            f"`{name}` has {len(values)} entries for {batch} prompt(s); give one value or one per prompt."
+        )
     return values
 
 
@@ -84,7 +86,8 @@ def check_gloss(gloss: Any, name: str = "gloss") -> List[List[str]]:
     """Glosses as one list of gloss strings per prompt.
 
     Accepts a string of space-separated glosses (`"WEATHER TOMORROW RAIN"`), a list of such strings (one per prompt)
-    or a list of lists of glosses (`[["WEATHER", "TOMORROW", "RAIN"]]`: one prompt). Raises a `ValueError` naming the entry for anything else or an empty entry.
+    or a list of lists of glosses (`[["WEATHER", "TOMORROW", "RAIN"]]`: one prompt). Raises a `ValueError` naming the
+    entry for anything else or an empty entry.
     """
     if isinstance(gloss, str):
         gloss = [gloss]
@@ -145,7 +148,9 @@ class SignPipelineMixin:
                 raise ValueError(f"`num_frames` must be a positive int (or one per prompt); entry {i} is {n!r}.")
         for i, d in enumerate(per_prompt(duration_s, batch, "duration_s") or []):
             if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
-                raise ValueError(f"`duration_s` must be a positive number of seconds (or one per prompt); entry {i} is {d!r}.")
+                raise ValueError(
+                    f"`duration_s` must be a positive number of seconds (or one per prompt); entry {i} is {d!r}."
+                )
         total = batch * num_sequences_per_prompt
         if isinstance(generator, list) and len(generator) != total:
             raise ValueError(
@@ -195,7 +200,8 @@ class SignPipelineMixin:
                 poses = [p.float() for p in poses]
             return SignPipelineOutput(poses=poses, num_frames=lengths, fps=fps, info=info)
         poses = [
-            s.detach().float().cpu().numpy() if torch.is_tensor(s) else np.asarray(s, dtype=np.float32) for s in sequences
+            s.detach().float().cpu().numpy() if torch.is_tensor(s) else np.asarray(s, dtype=np.float32)
+            for s in sequences
         ]
         poses = [np.ascontiguousarray(p, dtype=np.float32) for p in poses]
         joints = pose_objects = None
@@ -206,7 +212,9 @@ class SignPipelineMixin:
                 from ..render import positions_to_pose
 
                 pose_objects = [positions_to_pose(j, spec, fps=fps) for j in joints]
-        return SignPipelineOutput(poses=poses, num_frames=lengths, fps=fps, joints=joints, pose=pose_objects, info=info)
+        return SignPipelineOutput(
+            poses=poses, num_frames=lengths, fps=fps, joints=joints, pose=pose_objects, info=info
+        )
 
     def postprocess_extra(self, sequences, output_type: str, info=None) -> SignPipelineOutput:
         """Hook for a system's own output types (listed in `_extra_output_types`)."""
@@ -223,7 +231,8 @@ class SignPipeline(SignPipelineMixin, RemoteCodePipelineMixin, DiffusionPipeline
 
     A subclass registers its modules in `__init__`, stores its settings with `register_to_config` (at least `fps` and
     `skeleton`, plus those named in `_settings`), and implements `__call__` with `check_inputs`, `generator`,
-    `num_inference_steps`, `output_type` and `return_dict`, ending in `self.finish(self.postprocess(...), return_dict)`.
+    `num_inference_steps`, `output_type` and `return_dict`, ending in
+    `self.finish(self.postprocess(...), return_dict)`.
     """
 
     # config values that change outputs and therefore travel in `components` (diffusers leaves them out)
@@ -292,18 +301,23 @@ class SignPipeline(SignPipelineMixin, RemoteCodePipelineMixin, DiffusionPipeline
             out = torch.zeros_like(latents)
             for i, (sched, n) in enumerate(zip(schedulers, lengths)):
                 kwargs = dict(step_kwargs, generator=generator[i])
-                out[i : i + 1, :n] = sched.step(model_output[i : i + 1, :n], t, latents[i : i + 1, :n], **kwargs).prev_sample
+                out[i : i + 1, :n] = sched.step(
+                    model_output[i : i + 1, :n], t, latents[i : i + 1, :n], **kwargs
+                ).prev_sample
         frame = torch.arange(latents.shape[1], device=latents.device)
         keep = frame[None, :] < torch.as_tensor(list(lengths), device=latents.device)[:, None]
         return out * keep.reshape(keep.shape + (1,) * (latents.ndim - 2)).to(out.dtype)
 
-    def check_callback_inputs(self, callback_on_step_end: Optional[Callable], tensor_inputs: Optional[List[str]]) -> None:
+    def check_callback_inputs(
+        self, callback_on_step_end: Optional[Callable], tensor_inputs: Optional[List[str]]
+    ) -> None:
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise ValueError(f"`callback_on_step_end` must be callable; got {type(callback_on_step_end).__name__}.")
         unknown = [k for k in tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` has {unknown}; this pipeline offers {self._callback_tensor_inputs}."
+                f"`callback_on_step_end_tensor_inputs` has {unknown}; "
+                f"this pipeline offers {self._callback_tensor_inputs}."
             )
 
     def run_step_callback(

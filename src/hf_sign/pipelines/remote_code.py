@@ -1,4 +1,5 @@
-"""Saving hf-sign pipelines as folders that plain `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` loads.
+"""Saving hf-sign pipelines as folders that plain `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`
+loads.
 
 diffusers records a component from a library it does not know (hf-sign) under its full module path, e.g.
 `"vae": ["hf_sign.models.sign_sald.skeleton_vae", "SkeletonVAE"]`, and `_class_name` as the pipeline's class name.
@@ -90,7 +91,9 @@ class RemoteCodePipelineMixin:
                 continue
             shim = library.rsplit(".", 1)[-1]
             (save_directory / name).mkdir(exist_ok=True)
-            (save_directory / name / f"{shim}.py").write_text(_SHIM.format(cls=class_name, module=library), encoding="utf-8")
+            (save_directory / name / f"{shim}.py").write_text(
+                _SHIM.format(cls=class_name, module=library), encoding="utf-8"
+            )
             index[name] = [shim, class_name]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -19,9 +19,8 @@ import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
-
 from diffusers.models.activations import get_activation
+from torch import nn
 
 __all__ = ["JointLinear", "STConv", "STPool", "STUnpool"]
 

@@ -45,13 +45,12 @@ import math
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
-
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.activations import get_activation
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
 
 from ...skeletons.spec import SkeletonSpec, get_skeleton
 from .skeleton_blocks import JointLinear, STConv, STPool, STUnpool, _normalized_adjacency, _zero_padding
