@@ -9,7 +9,7 @@ BASE = {"seed": 0, "vae": {"hidden_dims": [16, 16], "skeleton_aware": True, "lam
 
 def test_resolve_and_load(tmp_path):
     assert resolve_config("sign-sald", "tiny").name == "tiny.yaml"
-    assert load_config("sign-sald", "tiny")["vae"]["num_atomic_joints"] == 7
+    assert load_config("sign-sald", "tiny")["vae"]["latent_dim"] == 4
     path = tmp_path / "mine.yaml"
     path.write_text("seed: 3\n")
     assert load_config("sign-sald", path) == {"seed": 3}

@@ -49,7 +49,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import config_utils
-from .common import PoseRows, PoseTrainer
+from .trainer_utils import HfSignTrainer, PoseRows
 from ..data.io import load_corpus, split_rows
 from ..data.collator import PoseCollator
 from ..data.normalization import PoseNormalizer
@@ -221,11 +221,8 @@ def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tupl
     return out, new_mask
 
 
-class _PoseTrainer(PoseTrainer):
+class _PoseTrainer(HfSignTrainer):
     """Shared parts: length-grouped batches (less padding), augmentation, loss-only evaluation."""
-
-    # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
-    loss_is_scaled_for_ga = False
 
     def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
