@@ -88,7 +88,9 @@ def test_vae_loss_terms_by_value():
     torch.testing.assert_close(out["loss"], total)
 
 
-@pytest.mark.parametrize("weight, term", [("lambda_pos", "loss_pos"), ("lambda_vel", "loss_vel"), ("lambda_kl", "loss_kl")])
+@pytest.mark.parametrize(
+    "weight, term", [("lambda_pos", "loss_pos"), ("lambda_vel", "loss_vel"), ("lambda_kl", "loss_kl")]
+)
 def test_every_vae_loss_weight_reaches_the_loss(weight, term):
     x, delta, mask, mean, logvar = _vae_case(1)
     noise = torch.randn(mean.shape)
@@ -208,7 +210,8 @@ def test_diffusion_target_per_prediction_type(prediction_type):
     abar = SCHEDULER.alphas_cumprod[fixed["timesteps"]][:, None, None, None]
     zt = abar.sqrt() * z0 + (1 - abar).sqrt() * eps
     torch.testing.assert_close(denoiser.calls[0]["zt"], zt)
-    target = {"epsilon": eps, "sample": z0, "v_prediction": abar.sqrt() * eps - (1 - abar).sqrt() * z0}[prediction_type]
+    v = abar.sqrt() * eps - (1 - abar).sqrt() * z0
+    target = {"epsilon": eps, "sample": z0, "v_prediction": v}[prediction_type]
     expected = _masked_mean_sq(0.5 * zt - target, batch["latent_mask"])
     assert out["loss_denoise"].item() == pytest.approx(expected, rel=1e-5)
     assert out["loss"].item() == pytest.approx(expected, rel=1e-5)  # no other term weighs
@@ -289,6 +292,9 @@ def test_length_duration_and_attention_terms_by_value():
     err_d = sum((d[i, k] - math.log1p(target[i, k])) ** 2 for i, k in valid) / 5
     err_o = sum((o[i, k] - batch["token_order"][i, k]) ** 2 for i, k in signed) / 4
     torch.testing.assert_close(out["loss_duration"], err_d + err_o)
+    torch.testing.assert_close(duration_loss(d, o, mask, target, batch["token_order"]), err_d + err_o)
+    with pytest.raises(ValueError, match="token_order"):
+        duration_loss(d, o, mask, target, batch["token_order"][:, :2])
     # attention: -log(mass on the target token 1) over the targeted frames of the samples that kept their text
     mass = denoiser.attn[..., 1]  # (B, H, N', J')
     nll = -mass.log().mean(dim=(1, 3))  # (B, N')
@@ -331,8 +337,9 @@ def test_ldm_trainer_compute_loss(tmp_path):
     batch, _ = _ldm_batch(7)
     args = LatentDenoiserTrainingArguments(cond_drop_prob=1.0, length_loss_weight=0.25, sample_posterior=True)
     module = LatentDiffusionModule(StubDenoiser())
-    trainer = LatentDenoiserTrainer(model=module, args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True),
-                                    loss_args=args, noise_scheduler=SCHEDULER, scale_latents=_scale)
+    training_args = TrainingArguments(str(tmp_path), report_to="none", use_cpu=True)
+    trainer = LatentDenoiserTrainer(model=module, args=training_args, loss_args=args, noise_scheduler=SCHEDULER,
+                                    scale_latents=_scale)
     module.train()
     torch.manual_seed(3)
     loss = trainer.compute_loss(module, batch)
