@@ -96,14 +96,16 @@ def coerce_value(value: Any, current: Any, key: str, like: Any = None) -> Any:
 
     Rules: a bool only replaces a bool; an int replaces an int (a float with an integral value is accepted); a
     float accepts ints; a list/tuple accepts a list or tuple (kept as a list); a string accepts a string; a dict
-    accepts a dict. An optional field (`current` is `None`) accepts `None`, and otherwise a value of the type of
-    `like` (a value of the field's annotated type, e.g. `0` for `Optional[int]`), or anything when `like` is `None`.
-    Any other field rejects `None`.
+    accepts a dict. An optional field (`like` given: a value of the field's annotated type, e.g. `0` for
+    `Optional[int]`; or `current` is `None`) accepts `None`, and otherwise a value of the type of `current` (or of
+    `like` when `current` is `None`; anything when both are `None`). Any other field rejects `None`.
     """
+    optional = current is None or like is not None
     expected = like if current is None else current
-    if isinstance(value, str) and current is None and isinstance(expected, str):
-        return None if value.strip() in ("null", "~") else value  # an optional string: only YAML's null is None
-    if isinstance(value, str) and not isinstance(expected, str):
+    if isinstance(value, str) and isinstance(expected, str):
+        if optional and value.strip() in ("null", "~"):
+            return None  # an optional string: only YAML's null spellings are None
+    elif isinstance(value, str):
         try:
             value = yaml.safe_load(value) if value.strip() else value
         except yaml.YAMLError as err:
@@ -114,7 +116,7 @@ def coerce_value(value: Any, current: Any, key: str, like: Any = None) -> Any:
             except ValueError:
                 pass
     if value is None:
-        if current is None:
+        if optional:
             return None
         raise ValueError(f"`{key}` must be a {_type_name(current)}; got None.")
     if expected is None:
@@ -174,9 +176,12 @@ def apply_overrides(
                 section = f"section `{prefix}`" if prefix else "the top level"
                 raise ValueError(f"Unknown {where} key `{key}`; valid keys in {section}: {sorted(node)}.")
             if depth == len(parts) - 1:
-                if isinstance(node[part], dict) and not isinstance(value, dict) and key not in (types or {}):
-                    raise ValueError(f"`{key}` is a section; set one of its keys: {sorted(node[part])}.")
-                node[part] = coerce_value(value, node[part], key, (types or {}).get(key))
+                if isinstance(node[part], dict) and key not in (types or {}):  # a section: merged key by key
+                    if not isinstance(value, dict):
+                        raise ValueError(f"`{key}` is a section; set one of its keys: {sorted(node[part])}.")
+                    deep_update(node[part], value, where, types=types, _prefix=f"{key}.")
+                else:
+                    node[part] = coerce_value(value, node[part], key, (types or {}).get(key))
             else:
                 node = node[part]
     return out
