@@ -2,9 +2,20 @@
 
 import pytest
 
-from hf_sign.training.config_utils import apply_overrides, coerce_value, deep_update, load_config, parse_overrides, resolve_config
+from hf_sign.training.config_utils import (
+    apply_overrides,
+    coerce_value,
+    deep_update,
+    load_config,
+    parse_overrides,
+    resolve_config,
+)
 
-BASE = {"seed": 0, "vae": {"hidden_dims": [16, 16], "skeleton_aware": True, "lambda_kl": 1e-4, "act_fn": "silu"}, "opt": None}
+BASE = {
+    "seed": 0,
+    "vae": {"hidden_dims": [16, 16], "skeleton_aware": True, "lambda_kl": 1e-4, "act_fn": "silu"},
+    "opt": None,
+}
 
 
 def test_resolve_and_load(tmp_path):
