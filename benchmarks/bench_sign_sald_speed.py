@@ -19,8 +19,9 @@ import time
 import torch
 from diffusers import DDIMScheduler
 
-from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
+from hf_sign.models.sign_sald import SkeletonLatentDenoiser
 from hf_sign.skeletons import get_skeleton
+from hf_sign.training.sign_sald_stages import build_vae
 from hf_sign.training.sign_sald_trainer import full_config
 
 
@@ -60,8 +61,8 @@ def main() -> None:
     torch.manual_seed(0)
 
     cfg = full_config(args.config)
-    spec = get_skeleton(cfg["vae"]["skeleton"])
-    vae = SkeletonVAE(**cfg["vae"]).eval()
+    vae = build_vae(cfg).eval()  # a config without a skeleton gets SkeletonVAE's default one
+    spec = get_skeleton(vae.config.skeleton)
     num_frames = int(round(args.seconds * spec.fps))
     factor = vae.temporal_downsample_factor
     num_frames = -(-num_frames // factor) * factor

@@ -15,6 +15,8 @@ from safetensors.torch import save_file
 from hf_sign.models.length_regulator import TokenTiming
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonLatentDenoiserOutput, SkeletonVAE
 from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
+from hf_sign.training.losses import drop_condition, log_length_loss
+from hf_sign.training.sign_sald_stages import SkeletonVAETrainingArguments, skeleton_vae_loss
 
 F_DIM = 133
 VAE_TINY = dict(
@@ -63,9 +65,6 @@ class TestSkeletonVAE(ModelTesterMixin):
         x[0, 8:] = 5.0  # padding content must not leak into real frames
         return {"sample": x, "attention_mask": mask}, [{"sample": x[:1, :8]}, {"sample": x[1:]}], [8, 16]
 
-    def compute_loss(self, model, inputs):
-        return model.compute_loss(inputs["sample"], generator=inputs["generator"])["loss"]
-
     @pytest.mark.parametrize("num_atomic", [5, 7, 9])
     def test_shapes_skeleton_aware(self, num_atomic):
         model = SkeletonVAE(**{**VAE_TINY, "num_atomic_joints": num_atomic}).eval()
@@ -105,7 +104,8 @@ class TestSkeletonVAE(ModelTesterMixin):
 
     def test_reconstruction_after_training(self):
         torch.manual_seed(0)
-        model = SkeletonVAE(**{**VAE_TINY, "hidden_dims": (32, 32), "lambda_kl": 1e-5}).train()
+        model = SkeletonVAE(**{**VAE_TINY, "hidden_dims": (32, 32)}).train()
+        args = SkeletonVAETrainingArguments(lambda_kl=1e-5)
         x = motion(4, 16, seed=2)
         mean_error = (x - x.mean(dim=(0, 1), keepdim=True)).abs().mean()
         with torch.no_grad():
@@ -115,7 +115,7 @@ class TestSkeletonVAE(ModelTesterMixin):
         gen = torch.Generator().manual_seed(0)
         losses = []
         for _ in range(100):
-            out = model.compute_loss(x, generator=gen)
+            out = skeleton_vae_loss(model, x, None, args, generator=gen)
             opt.zero_grad()
             out["loss"].backward()
             opt.step()
@@ -127,43 +127,6 @@ class TestSkeletonVAE(ModelTesterMixin):
         assert error < 0.35 * init_error and error < 0.5 * mean_error, (
             float(error), float(init_error), float(mean_error)
         )
-
-    def test_loss_terms_and_masking(self):
-        model = self.make_model()
-        x = motion(2, 8)
-        mask = torch.ones(2, 8, dtype=torch.bool)
-        mask[1, 4:] = False
-        out = model.compute_loss(x, attention_mask=mask, generator=torch.Generator().manual_seed(0))
-        assert set(out) == {"loss", "loss_m", "loss_pos", "loss_vel", "loss_kl"}
-        assert all(v.ndim == 0 and torch.isfinite(v) for v in out.values())
-        assert out["loss_kl"] > 0
-        cfg = model.config
-        total = (
-            out["loss_m"] + cfg.lambda_pos * out["loss_pos"] + cfg.lambda_vel * out["loss_vel"]
-            + cfg.lambda_kl * out["loss_kl"]
-        )
-        torch.testing.assert_close(out["loss"], total)
-        x2 = x.clone()
-        x2[1, 4:] = 9.0  # padded frames do not change any term
-        out2 = model.compute_loss(x2, attention_mask=mask, generator=torch.Generator().manual_seed(0))
-        for k in out:
-            torch.testing.assert_close(out2[k], out[k])
-
-    def test_normalization_for_position_loss(self, tmp_path):
-        model = self.make_model()
-        mean, std = torch.tensor(REST_ARMS_DOWN), torch.full((F_DIM,), 0.5)
-        x = (motion(2, 8) - mean) / std
-        gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-        with_fn = model.compute_loss(x, generator=gen(), denormalize=lambda v: v * std + mean)
-        without = model.compute_loss(x, generator=gen())
-        assert not torch.allclose(with_fn["loss_pos"], without["loss_pos"])
-        model.set_normalization(mean, std)
-        with_cfg = model.compute_loss(x, generator=gen())
-        torch.testing.assert_close(with_cfg["loss_pos"], with_fn["loss_pos"])
-        model.save_pretrained(tmp_path)
-        loaded = SkeletonVAE.from_pretrained(tmp_path).eval()
-        assert len(loaded.config.feature_mean) == F_DIM
-        torch.testing.assert_close(loaded.compute_loss(x, generator=gen())["loss"], with_cfg["loss"])
 
     def test_scaling_factor(self):
         model = self.make_model()
@@ -351,7 +314,8 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
         for _ in range(60):
             noise = torch.randn(x0.shape, generator=g)
             t = torch.randint(0, 1000, (4,), generator=g)
-            states, mask = model.drop_condition(text, generator=g)
+            states, mask, _ = drop_condition(text, torch.ones(4, 3, dtype=torch.bool), model.null_condition, 0.1,
+                                             generator=g)
             pred = model(scheduler.add_noise(x0, noise, t), t, states, mask).sample
             loss = torch.nn.functional.mse_loss(pred, noise)
             opt.zero_grad()
@@ -360,22 +324,15 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
             losses.append(loss.item())
         assert sum(losses[-10:]) < 0.7 * sum(losses[:10]), losses
 
-    def test_condition_dropout_and_null_condition(self):
+    def test_null_condition(self):
         model = self.make_model()
-        text = text_states(3, 4)
-        mask = torch.ones(3, 4, dtype=torch.bool)
-        kept, kept_mask = model.drop_condition(text, mask, drop_prob=0.0)
-        assert kept is text and kept_mask.all()
-        dropped, dropped_mask = model.drop_condition(text, mask, drop_prob=1.0)
         null, null_mask = model.null_condition(3, 4)
-        torch.testing.assert_close(dropped, null)
-        assert torch.equal(dropped_mask, null_mask) and null_mask[:, 0].all() and not null_mask[:, 1:].any()
-        a = model.drop_condition(text, mask, generator=torch.Generator().manual_seed(5), drop_prob=0.5)
-        b = model.drop_condition(text, mask, generator=torch.Generator().manual_seed(5), drop_prob=0.5)
-        torch.testing.assert_close(a[0], b[0])
+        assert null.shape == (3, 4, 16) and null_mask[:, 0].all() and not null_mask[:, 1:].any()
+        torch.testing.assert_close(null[:, 0], model.null_text_embedding.expand(3, -1))
+        assert (null[:, 1:] == 0).all()
         # the null condition runs through the model and trains the null embedding
         model.train()
-        out = model(denoiser_inputs(0, batch=3)["sample"], 5, dropped, dropped_mask).sample
+        out = model(denoiser_inputs(0, batch=3)["sample"], 5, null, null_mask).sample
         out.pow(2).mean().backward()
         assert model.null_text_embedding.grad is not None and model.null_text_embedding.grad.abs().sum() > 0
 
@@ -389,9 +346,9 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
         pooled = (text * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         frames = (10 + 40 * torch.sigmoid(3 * pooled[:, 0])).round()  # a simple function of the text
         opt = torch.optim.Adam(model.length_predictor.parameters(), lr=1e-2)
-        first = model.length_loss(text, mask, frames).item()
+        first = log_length_loss(model.predict_log_num_frames(text, mask), frames).item()
         for _ in range(150):
-            loss = model.length_loss(text, mask, frames)
+            loss = log_length_loss(model.predict_log_num_frames(text, mask), frames)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -411,7 +368,7 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
         frames = 4.0 * counts.float()  # under DEN_TINY max_frames (64)
         opt = torch.optim.Adam(model.length_predictor.parameters(), lr=1e-2)
         for _ in range(200):
-            loss = model.length_loss(text, mask, frames)
+            loss = log_length_loss(model.predict_log_num_frames(text, mask), frames)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -501,8 +458,6 @@ class TestSkeletonLatentDenoiser(ModelTesterMixin):
             model(**inputs, attention_mask=torch.ones(2, 3))
         with pytest.raises(ValueError, match="`timestep`"):
             model(**{**inputs, "timestep": torch.tensor([1, 2, 3])})
-        with pytest.raises(ValueError, match="`num_frames`"):
-            model.length_loss(inputs["encoder_hidden_states"], None, torch.ones(3))
 
 
 def test_vae_latents_feed_the_denoiser():

@@ -63,7 +63,8 @@ def test_denoiser_returns_cross_attention_probabilities():
     g = torch.Generator().manual_seed(0)
     sample, states = torch.randn(2, 5, 3, 4, generator=g), torch.randn(2, 6, 8, generator=g)
     text_mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
-    kwargs = dict(encoder_hidden_states=states, encoder_attention_mask=text_mask, attention_mask=torch.ones(2, 5, dtype=torch.bool))
+    frames = torch.ones(2, 5, dtype=torch.bool)
+    kwargs = dict(encoder_hidden_states=states, encoder_attention_mask=text_mask, attention_mask=frames)
     with torch.no_grad():
         plain = model(sample, torch.tensor([10, 900]), **kwargs)
         out = model(sample, torch.tensor([10, 900]), output_cross_attentions=True, **kwargs)
@@ -75,7 +76,8 @@ def test_denoiser_returns_cross_attention_probabilities():
         torch.testing.assert_close(probs.sum(-1), torch.ones(2, 2, 5, 3))
         assert probs[1, ..., 3:].abs().max() == 0  # padded text tokens get no attention
     with pytest.raises(ValueError, match="use_cross_attention"):
-        SkeletonLatentDenoiser(**{**DEN, "use_cross_attention": False})(sample, 5, output_cross_attentions=True, **kwargs)
+        without = SkeletonLatentDenoiser(**{**DEN, "use_cross_attention": False})
+        without(sample, 5, output_cross_attentions=True, **kwargs)
 
 
 def test_loss_values_heads_and_kept_samples():
@@ -94,7 +96,8 @@ def test_loss_values_heads_and_kept_samples():
     assert attention_guidance_loss([perfect], targets, None, 0).item() > 0.4
     # samples whose text was dropped are left out; none kept gives a zero loss with a gradient path
     mixed = torch.stack([perfect[0], uniform[0]]).requires_grad_()
-    assert attention_guidance_loss([mixed], targets, torch.tensor([True, False]), 1).item() == pytest.approx(0.0, abs=1e-6)
+    loss = attention_guidance_loss([mixed], targets, torch.tensor([True, False]), 1)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
     none = attention_guidance_loss([mixed], targets, torch.tensor([False, False]), 1)
     assert none.item() == 0.0 and none.requires_grad
     with pytest.raises(ValueError, match="use_cross_attention"):

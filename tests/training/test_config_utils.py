@@ -2,14 +2,25 @@
 
 import pytest
 
-from hf_sign.training.config_utils import apply_overrides, coerce_value, deep_update, load_config, parse_overrides, resolve_config
+from hf_sign.training.config_utils import (
+    apply_overrides,
+    coerce_value,
+    deep_update,
+    load_config,
+    parse_overrides,
+    resolve_config,
+)
 
-BASE = {"seed": 0, "vae": {"hidden_dims": [16, 16], "skeleton_aware": True, "lambda_kl": 1e-4, "act_fn": "silu"}, "opt": None}
+BASE = {
+    "seed": 0,
+    "vae": {"hidden_dims": [16, 16], "skeleton_aware": True, "lambda_kl": 1e-4, "act_fn": "silu"},
+    "opt": None,
+}
 
 
 def test_resolve_and_load(tmp_path):
     assert resolve_config("sign-sald", "tiny").name == "tiny.yaml"
-    assert load_config("sign-sald", "tiny")["vae"]["num_atomic_joints"] == 7
+    assert load_config("sign-sald", "tiny")["vae"]["latent_dim"] == 4
     path = tmp_path / "mine.yaml"
     path.write_text("seed: 3\n")
     assert load_config("sign-sald", path) == {"seed": 3}

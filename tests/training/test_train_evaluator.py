@@ -22,8 +22,6 @@ from hf_sign.training.evaluator_trainer import (
     train_evaluators,
 )
 
-
-
 GLOSSES = ["HELLO", "HOUSE", "BIG", "GO", "EAT", "YOU"]
 FEATURE_DIM = 12
 
@@ -114,7 +112,9 @@ def test_config_resolution_and_overrides(tmp_path):
         assert isinstance(build_arguments("d", "o", config=name), EvaluatorTrainingArguments)
     custom = tmp_path / "mine.yaml"
     custom.write_text("recognizer_hidden_size: 8\nrecognizer_num_attention_heads: 2\nrecognizer_learning_rate: 1e-3\n")
-    args = build_arguments("d", "o", config=str(custom), recognizer_num_train_epochs="3", select_best="false", noise_std="0.1")
+    args = build_arguments(
+        "d", "o", config=str(custom), recognizer_num_train_epochs="3", select_best="false", noise_std="0.1"
+    )
     assert isinstance(args, EvaluatorTrainingArguments)
     assert args.recognizer_hidden_size == 8 and args.recognizer_num_train_epochs == 3.0
     assert args.recognizer_learning_rate == 1e-3 and args.seed == 0

@@ -1,13 +1,10 @@
 """Guided cross-attention for Sign-SALD's latent denoiser: an auxiliary loss that teaches which words a frame signs.
 
 Not in the paper. The denoiser has to discover, from the MSE alone, which text token each latent frame signs, and
-at the `small` budget it does so only weakly: on validation sentences its most aligned cross-attention head puts
-41% of its mass on the words of the gloss being signed (uniform attention: 12%). Where the corpus says when each
-gloss is signed (`gloss_spans`) and which words it signs, the loss below supervises that directly, as guided
-attention does for text-to-speech alignment (Tachibana et al., 2018). Inference is unchanged: the model still
-reads only the text. Measured with the `small` recipe, which turns it on (weight 0.1, all heads; numbers in
-`small.yaml`): the attention mass on the right words doubles (0.41 -> 0.81 on validation sentences); every test
-metric but SiCLIP R@5 (43.5 vs 44.0) moved the right way, by about one training-seed spread.
+on a small budget it does so only weakly. Where the corpus says when each gloss is signed (`gloss_spans`) and which
+words it signs, the loss below supervises that directly, as guided attention does for text-to-speech alignment
+(Tachibana et al., 2018). Inference is unchanged: the model still reads only the text. The `small` config turns it
+on (weight 0.1, all heads); what it changed is in `benchmarks/results/sign_sald_small.md`.
 
 For every training sentence, `gloss_token_targets` builds a boolean matrix (N', L): latent frame n' targets the
 text tokens of the gloss whose span holds the centre of the frames n' covers; frames in transitions and rest

@@ -7,21 +7,40 @@
   strings from the command line, converted to) the type of the value it replaces. Unknown keys raise a
   `ValueError` that lists the valid keys of that section, so a typo never trains the wrong model silently.
 
-The checked types are those of the *current* value: a config has to hold every key (with its default) before
-overrides are applied; entry points fill defaults from their schemas first (see `sign_sald_trainer.full_config`).
+* `ConfigSection`, `ConfigSchema`: a system's config as sections whose keys, defaults and types are read off the
+  model signatures and the training argument dataclasses; `ConfigSchema.resolve(config, overrides)` merges
+  defaults <- YAML <- overrides, so a YAML config lists only what differs from the defaults.
+
+The checked types are those of the *current* value (and, for optional fields whose default is `None`, of their
+annotation): a config holds every key (with its default) before YAML values and overrides are merged into it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from types import UnionType
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import yaml
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
-__all__ = ["CONFIGS_DIR", "resolve_config", "load_config", "parse_overrides", "coerce_value", "apply_overrides", "deep_update"]
+__all__ = [
+    "CONFIGS_DIR",
+    "resolve_config",
+    "load_config",
+    "parse_overrides",
+    "coerce_value",
+    "apply_overrides",
+    "deep_update",
+    "ConfigSection",
+    "ConfigSchema",
+]
 
 
 def resolve_config(system: str, config: Union[str, Path]) -> Path:
@@ -35,7 +54,9 @@ def resolve_config(system: str, config: Union[str, Path]) -> Path:
     named = folder / f"{config}.yaml"
     if not named.is_file():
         names = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ValueError(f"Unknown {system} config {str(config)!r}; choose one of {names} or pass a path to a YAML file.")
+        raise ValueError(
+            f"Unknown {system} config {str(config)!r}; choose one of {names} or pass a path to a YAML file."
+        )
     return named
 
 
@@ -70,55 +91,69 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def coerce_value(value: Any, current: Any, key: str) -> Any:
+def coerce_value(value: Any, current: Any, key: str, like: Any = None) -> Any:
     """Check `value` against the type of `current` (the value it replaces); strings are parsed as YAML first.
 
     Rules: a bool only replaces a bool; an int replaces an int (a float with an integral value is accepted); a
-    float accepts ints; a list/tuple accepts a list or tuple (kept as a list); a string accepts a string; `None`
-    as the current value (an optional field) accepts anything, and any field accepts `None` only if it was `None`.
+    float accepts ints; a list/tuple accepts a list or tuple (kept as a list); a string accepts a string; a dict
+    accepts a dict. An optional field (`like` given: a value of the field's annotated type, e.g. `0` for
+    `Optional[int]`; or `current` is `None`) accepts `None`, and otherwise a value of the type of `current` (or of
+    `like` when `current` is `None`; anything when both are `None`). Any other field rejects `None`.
     """
-    if isinstance(value, str) and not isinstance(current, str):
+    optional = current is None or like is not None
+    expected = like if current is None else current
+    if isinstance(value, str) and isinstance(expected, str):
+        if optional and value.strip() in ("null", "~"):
+            return None  # an optional string: only YAML's null spellings are None
+    elif isinstance(value, str):
         try:
             value = yaml.safe_load(value) if value.strip() else value
         except yaml.YAMLError as err:
             raise ValueError(f"`{key}`: cannot parse {value!r} ({err}).") from err
-        if isinstance(value, str) and isinstance(current, (int, float)) and not isinstance(current, bool):
+        if isinstance(value, str) and isinstance(expected, (int, float)) and not isinstance(expected, bool):
             try:  # YAML 1.1 reads `1e-3` (no dot) as a string; Python's float() does not
                 value = float(value)
             except ValueError:
                 pass
-    if current is None:
-        return value
     if value is None:
+        if optional:
+            return None
         raise ValueError(f"`{key}` must be a {_type_name(current)}; got None.")
-    if isinstance(current, bool):
+    if expected is None:
+        return value
+    if isinstance(expected, bool):
         if isinstance(value, bool):
             return value
-    elif isinstance(current, int):
+    elif isinstance(expected, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-    elif isinstance(current, float):
+    elif isinstance(expected, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-    elif isinstance(current, (list, tuple)):
+    elif isinstance(expected, (list, tuple)):
         if isinstance(value, (list, tuple)):
             return list(value)
-    elif isinstance(current, str):
+    elif isinstance(expected, str):
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)  # e.g. `--set text_encoder.type=123` is still a string field
-    elif isinstance(current, dict):
+    elif isinstance(expected, dict):
         if isinstance(value, dict):
             return value
     else:
         return value
-    raise ValueError(f"`{key}` must be a {_type_name(current)} (current value {current!r}); got {value!r}.")
+    raise ValueError(f"`{key}` must be a {_type_name(expected)} (current value {current!r}); got {value!r}.")
 
 
-def apply_overrides(config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]], where: str = "config") -> Dict[str, Any]:
+def apply_overrides(
+    config: Mapping[str, Any],
+    overrides: Optional[Mapping[str, Any]],
+    where: str = "config",
+    types: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
     """Return a copy of the nested `config` with dotted-key `overrides` applied (type-checked, unknown keys raise).
 
     Args:
@@ -126,6 +161,8 @@ def apply_overrides(config: Mapping[str, Any], overrides: Optional[Mapping[str, 
         overrides (`Mapping[str, Any]`, *optional*): e.g. `{"vae.num_atomic_joints": 5, "denoiser.use_cross_attention":
             "false"}`; values may be strings (from `--set`), converted to the replaced value's type.
         where (`str`, *optional*, defaults to `"config"`): name used in error messages.
+        types (`Mapping[str, Any]`, *optional*): dotted key -> a value of the key's type, for keys whose current value
+            is `None` (see `ConfigSchema.types`).
     """
     out = copy.deepcopy(dict(config))
     for key, value in (overrides or {}).items():
@@ -139,16 +176,27 @@ def apply_overrides(config: Mapping[str, Any], overrides: Optional[Mapping[str, 
                 section = f"section `{prefix}`" if prefix else "the top level"
                 raise ValueError(f"Unknown {where} key `{key}`; valid keys in {section}: {sorted(node)}.")
             if depth == len(parts) - 1:
-                if isinstance(node[part], dict) and not isinstance(value, dict):
-                    raise ValueError(f"`{key}` is a section; set one of its keys: {sorted(node[part])}.")
-                node[part] = coerce_value(value, node[part], key)
+                if isinstance(node[part], dict) and key not in (types or {}):  # a section: merged key by key
+                    if not isinstance(value, dict):
+                        raise ValueError(f"`{key}` is a section; set one of its keys: {sorted(node[part])}.")
+                    deep_update(node[part], value, where, types=types, _prefix=f"{key}.")
+                else:
+                    node[part] = coerce_value(value, node[part], key, (types or {}).get(key))
             else:
                 node = node[part]
     return out
 
 
-def deep_update(base: Dict[str, Any], update: Mapping[str, Any], where: str = "config", strict: bool = True, _prefix: str = "") -> Dict[str, Any]:
-    """Merge nested `update` into `base` in place (values type-checked); with `strict`, keys absent from `base` raise."""
+def deep_update(
+    base: Dict[str, Any],
+    update: Mapping[str, Any],
+    where: str = "config",
+    strict: bool = True,
+    types: Optional[Mapping[str, Any]] = None,
+    _prefix: str = "",
+) -> Dict[str, Any]:
+    """Merge nested `update` into `base` in place (values type-checked); with `strict`, keys absent from `base`
+    raise."""
     for key, value in (update or {}).items():
         name = f"{_prefix}{key}"
         if key not in base:
@@ -157,10 +205,10 @@ def deep_update(base: Dict[str, Any], update: Mapping[str, Any], where: str = "c
                 raise ValueError(f"Unknown {where} key `{name}`; valid keys in {section}: {sorted(base)}.")
             base[key] = value
             continue
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            deep_update(base[key], value, where, strict, f"{name}.")
+        if isinstance(base[key], dict) and isinstance(value, dict) and name not in (types or {}):
+            deep_update(base[key], value, where, strict, types, f"{name}.")
         else:
-            base[key] = coerce_value(value, base[key], name)
+            base[key] = coerce_value(value, base[key], name, (types or {}).get(name))
     return base
 
 
@@ -173,3 +221,117 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> List[str]:
         else:
             names.append(f"{prefix}{key}")
     return names
+
+
+# ------------------------------------------------------------------------------------------------- schemas
+def _like(annotation: Any) -> Any:
+    """A value of the type `annotation` names (`Optional[X]` -> a value of X), or `None` when it names no one type."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _like(inner[0]) if len(inner) == 1 else None
+    if annotation in (bool, int, float, str):
+        return annotation()
+    if annotation in (list, tuple) or origin in (list, tuple):
+        return []
+    if annotation is dict or origin is dict:
+        return {}
+    return None
+
+
+@dataclass(frozen=True)
+class ConfigSection:
+    """One section of a system's config: its keys, defaults and types, read off a class.
+
+    Args:
+        source (`type`): a dataclass (its fields are the keys) or a class whose `__init__` arguments with defaults
+            are the keys (a model, a scheduler).
+        exclude (`Tuple[str]`, *optional*): arguments that are not configured (the trainer derives them from the
+            data or from another model).
+        include (`Tuple[str]`, *optional*): only these arguments (e.g. the scheduler settings a system exposes).
+        defaults (`Mapping[str, Any]`, *optional*): the system's own defaults for some keys, replacing the source's.
+    """
+
+    source: type
+    exclude: Tuple[str, ...] = ()
+    include: Optional[Tuple[str, ...]] = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> Dict[str, Tuple[Any, Any]]:
+        """`{name: (default, a value of its type)}` in the source's order."""
+        if dataclasses.is_dataclass(self.source):
+            hints = typing.get_type_hints(self.source)
+            found = {}
+            for f in dataclasses.fields(self.source):
+                if f.default is not dataclasses.MISSING:
+                    found[f.name] = f.default
+                elif f.default_factory is not dataclasses.MISSING:
+                    found[f.name] = f.default_factory()
+        else:
+            init = self.source.__init__
+            try:
+                hints = typing.get_type_hints(init)
+            except Exception:  # an annotation this Python cannot evaluate: type by the defaults alone
+                hints = {}
+            params = inspect.signature(init).parameters.items()
+            found = {n: p.default for n, p in params if n != "self" and p.default is not inspect.Parameter.empty}
+        unknown = sorted((set(self.include or ()) | set(self.defaults)) - set(found))
+        if unknown:
+            raise ValueError(f"{self.source.__name__} has no configurable argument(s) {unknown}.")
+        out = {}
+        for name, default in found.items():
+            if name in self.exclude or (self.include is not None and name not in self.include):
+                continue
+            default = self.defaults.get(name, default)
+            default = list(default) if isinstance(default, tuple) else copy.deepcopy(default)
+            out[name] = (default, _like(hints.get(name)))
+        return out
+
+
+class ConfigSchema:
+    """A system's config: top-level values and sections, each with its defaults and types.
+
+    The defaults come from the sections' sources (model signatures, training argument dataclasses), so a YAML config
+    lists only what differs from them. `resolve` merges defaults <- YAML <- dotted overrides, type-checked; unknown
+    keys raise with the valid keys of their section.
+
+    Args:
+        system (`str`): the config folder under `hf_sign/configs/` (e.g. `"sign-sald"`).
+        sections (`Mapping[str, ConfigSection]`): section name -> section.
+        top_level (`Mapping[str, Any]`, *optional*): top-level keys and their defaults (e.g. `seed`).
+    """
+
+    def __init__(
+        self, system: str, sections: Mapping[str, ConfigSection], top_level: Optional[Mapping[str, Any]] = None
+    ):
+        self.system = system
+        self.sections = dict(sections)
+        self.top_level = dict(top_level or {})
+
+    def defaults(self) -> Dict[str, Any]:
+        """Every key with its default."""
+        cfg: Dict[str, Any] = copy.deepcopy(self.top_level)
+        for name, section in self.sections.items():
+            cfg[name] = {key: default for key, (default, _) in section.fields().items()}
+        return cfg
+
+    def types(self) -> Dict[str, Any]:
+        """Dotted key -> a value of its type, for the keys whose default is `None` (optional fields)."""
+        return {
+            f"{name}.{key}": like
+            for name, section in self.sections.items()
+            for key, (default, like) in section.fields().items()
+            if default is None and like is not None
+        }
+
+    def resolve(
+        self, config: Union[str, Path, Mapping[str, Any], None] = None, overrides: Optional[Mapping[str, Any]] = None
+    ) -> Dict[str, Any]:
+        """Defaults <- `config` (a name under `hf_sign/configs/<system>/`, a YAML path, or a nested dict) <-
+        dotted `overrides` (values may be strings, as `--set` gives them)."""
+        cfg, types = self.defaults(), self.types()
+        if isinstance(config, Mapping):
+            deep_update(cfg, config, where=f"{self.system} config", types=types)
+        elif config:
+            deep_update(cfg, load_config(self.system, config), where=f"{self.system} config {config}", types=types)
+        return apply_overrides(cfg, overrides, where=f"{self.system} config", types=types)

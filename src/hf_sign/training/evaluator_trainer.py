@@ -45,13 +45,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from . import config_utils
-from .common import PoseRows, PoseTrainer
-from ..data.io import load_corpus, split_rows
 from ..data.collator import PoseCollator
+from ..data.io import load_corpus, split_rows
 from ..data.normalization import PoseNormalizer
 from ..evaluation.evaluators import (
     PoseRecognizerConfig,
@@ -59,6 +57,8 @@ from ..evaluation.evaluators import (
     SignTextContrastiveConfig,
     SignTextContrastiveModel,
 )
+from . import config_utils
+from .trainer_utils import HfSignTrainer, PoseRows
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,8 @@ def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tupl
     return out, new_mask
 
 
-class _PoseTrainer(PoseTrainer):
+class _PoseTrainer(HfSignTrainer):
     """Shared parts: length-grouped batches (less padding), augmentation, loss-only evaluation."""
-
-    # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps itself
-    loss_is_scaled_for_ga = False
 
     def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)

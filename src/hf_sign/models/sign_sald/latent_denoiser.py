@@ -61,7 +61,6 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import FeedForward
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
@@ -178,8 +177,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         use_skeletal_attention (`bool`, *optional*, defaults to `True`): keep SkelAttn ("w/o SkelAttn" if False).
         use_cross_attention (`bool`, *optional*, defaults to `True`): cross-attention to the text tokens; False is
             "w/o CrossAttn" (self-attention over a pooled sentence token concatenated with the pose tokens).
-        cond_drop_prob (`float`, *optional*, defaults to 0.1): probability that `drop_condition` replaces a
-            sample's text by the learned null condition during training (classifier-free guidance).
         prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the output means; the scheduler must use
             the same (documentation for pipelines).
         length_predictor_hidden (`int`, *optional*, defaults to 128): hidden width of the length predictor MLP (and of
@@ -215,7 +212,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
         use_temporal_attention: bool = True,
         use_skeletal_attention: bool = True,
         use_cross_attention: bool = True,
-        cond_drop_prob: float = 0.1,
         prediction_type: str = "epsilon",
         length_predictor_hidden: int = 128,
         relative_positions: bool = False,
@@ -227,8 +223,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads}).")
         if skip_tau and skip_tau < 2:
             raise ValueError(f"`skip_tau` must be 0 (no long skips) or > 1; got {skip_tau}.")
-        if not 0.0 <= cond_drop_prob < 1.0:
-            raise ValueError(f"`cond_drop_prob` must be in [0, 1); got {cond_drop_prob}.")
         time_dim = time_embed_dim or hidden_dim
         self.gradient_checkpointing = False
 
@@ -455,69 +449,6 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
     def _check_durations_enabled(self):
         if self.duration_conditioner is None:
             raise ValueError("This denoiser has no duration predictor (`duration_conditioning=False`).")
-
-    # ------------------------------------------------------------------ training losses (moving to hf_sign.training)
-    def drop_condition(
-        self,
-        encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: Optional[torch.Tensor] = None,
-        generator: Optional[torch.Generator] = None,
-        drop_prob: Optional[float] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Training-time condition dropout for classifier-free guidance (the trainer calls it before `forward`).
-
-        Each sample's text is replaced by `null_condition` with probability `drop_prob` (default
-        `config.cond_drop_prob`). Returns `(encoder_hidden_states, encoder_attention_mask)`; gradients reach the
-        learned null embedding through the dropped samples.
-        """
-        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
-        p = self.config.cond_drop_prob if drop_prob is None else drop_prob
-        if p <= 0:
-            return encoder_hidden_states, mask
-        b, seq_len, _ = encoder_hidden_states.shape
-        gen_device = generator.device if generator is not None else encoder_hidden_states.device
-        drop = (torch.rand(b, generator=generator, device=gen_device) < p).to(encoder_hidden_states.device)
-        null_states, null_mask = self.null_condition(
-            b, seq_len, encoder_hidden_states.device, encoder_hidden_states.dtype
-        )
-        states = torch.where(drop[:, None, None], null_states, encoder_hidden_states)
-        return states, torch.where(drop[:, None], null_mask, mask)
-
-    def length_loss(
-        self,
-        encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: Optional[torch.Tensor],
-        num_frames: torch.Tensor,
-    ) -> torch.Tensor:
-        """MSE between predicted and true log(num_frames); `num_frames` (batch,) counts real full-rate frames."""
-        log_n = self.predict_log_num_frames(encoder_hidden_states, encoder_attention_mask)
-        if tuple(num_frames.shape) != tuple(log_n.shape):
-            raise ValueError(
-                f"`num_frames` must have shape {tuple(log_n.shape)} (batch,); got {tuple(num_frames.shape)}."
-            )
-        return F.mse_loss(log_n, num_frames.to(log_n).clamp_min(1.0).log())
-
-    def duration_loss(
-        self,
-        encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: Optional[torch.Tensor],
-        token_durations: torch.Tensor,
-        token_order: torch.Tensor,
-    ) -> torch.Tensor:
-        """MSE of log(1 + frames) over the valid tokens plus MSE of the order keys over the signed tokens."""
-        self._check_durations_enabled()
-        mask = self._check_text(encoder_hidden_states, encoder_attention_mask)
-        for name, value in (("token_durations", token_durations), ("token_order", token_order)):
-            if tuple(value.shape) != tuple(mask.shape):
-                raise ValueError(
-                    f"`{name}` must have shape {tuple(mask.shape)} (batch, seq_len); got {tuple(value.shape)}."
-                )
-        log_d, order = self.duration_conditioner.predictor(encoder_hidden_states)
-        target = token_durations.to(log_d).clamp_min(0.0)
-        err_d = ((log_d - target.log1p()) ** 2 * mask).sum() / mask.sum().clamp_min(1)
-        signed = mask & (target > 0)
-        err_o = ((order - token_order.to(order)) ** 2 * signed).sum() / signed.sum().clamp_min(1)
-        return err_d + err_o
 
 
 def _rename_legacy_keys_hook(module, state_dict, prefix, *args) -> None:

@@ -32,17 +32,16 @@ length is a multiple of the downsampling factor does not depend on how much padd
 
 The layers (`JointLinear`, `STConv`, `STPool`, `STUnpool`) live in `skeleton_blocks.py`; this file assembles them.
 
-Feature normalisation and the position loss: datasets are usually standardised (`PoseNormalizer`), but the joint
-position loss needs features in the dataset's units for forward kinematics. `compute_loss` takes a `denormalize`
-callable (the trainer passes the pipeline's `PoseNormalizer.denormalize`); without it, the optional
-`feature_mean`/`feature_std` config fields are used (`set_normalization` fills them so a saved VAE reproduces its
-loss alone); without either, features are taken to be in dataset units already.
+The training objective (eq. 4) lives in training code (`hf_sign.training.sign_sald_stages.skeleton_vae_loss`), with
+its weights in the `vae_training` config section; the model holds the architecture and the latent statistics
+inference needs. Configs saved by earlier versions may still carry `lambda_pos`, `lambda_vel`, `lambda_kl`,
+`feature_mean` and `feature_std`: diffusers ignores them on load, with a warning naming them.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -95,13 +94,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             diffusers' video VAEs do. Every atomic joint and channel then enters diffusion with unit variance, so no
             high-energy body channel dominates the denoiser's loss (see `estimate_latent_statistics`).
         latents_std (`List[float]`, *optional*): per-element latent standard deviation (with `latents_mean`).
-        lambda_pos (`float`, *optional*, defaults to 1.0): weight of the L1 joint-position loss (metres for smplx133).
-        lambda_vel (`float`, *optional*, defaults to 0.5): weight of the L1 velocity loss (frame differences of the
-            features, in the same normalised units as the feature loss).
-        lambda_kl (`float`, *optional*, defaults to 1e-4): weight of the KL term (mean over latent elements).
-        feature_mean (`List[float]`, *optional*): dataset feature mean, used to de-normalise for the position loss
-            when `compute_loss` gets no `denormalize` callable.
-        feature_std (`List[float]`, *optional*): dataset feature standard deviation (with `feature_mean`).
     """
 
     _supports_gradient_checkpointing = True
@@ -124,11 +116,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         scaling_factor: float = 1.0,
         latents_mean: Optional[List[float]] = None,
         latents_std: Optional[List[float]] = None,
-        lambda_pos: float = 1.0,
-        lambda_vel: float = 0.5,
-        lambda_kl: float = 1e-4,
-        feature_mean: Optional[List[float]] = None,
-        feature_std: Optional[List[float]] = None,
     ):
         super().__init__()
         spec = get_skeleton(skeleton)
@@ -153,7 +140,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
             )
         self.spec: SkeletonSpec = spec
         self.gradient_checkpointing = False
-        self._set_normalization_buffers(feature_mean, feature_std)
 
         if skeleton_aware:
             widths = hidden_dims
@@ -217,23 +203,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
     def downsample_mask(self, attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """Frame mask (B, N) -> latent-frame mask (B, N'): a latent frame is valid when its first frame is."""
         return None if attention_mask is None else attention_mask[:, :: self.temporal_downsample_factor]
-
-    def _set_normalization_buffers(self, mean, std):
-        if (mean is None) != (std is None):
-            raise ValueError("`feature_mean` and `feature_std` must be given together.")
-        if mean is not None and (len(mean) != self.spec.feature_dim or len(std) != self.spec.feature_dim):
-            raise ValueError(f"`feature_mean`/`feature_std` must have {self.spec.feature_dim} entries each.")
-        to_t = lambda v: None if v is None else torch.tensor(v, dtype=torch.get_default_dtype())  # noqa: E731
-        # Not named like the config fields: ModelMixin resolves config names before buffers.
-        self.register_buffer("norm_mean", to_t(mean), persistent=False)
-        self.register_buffer("norm_std", to_t(std), persistent=False)
-
-    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Store the dataset's feature statistics in the config (saved with the model) for the position loss."""
-        mean = [float(v) for v in (mean.tolist() if hasattr(mean, "tolist") else mean)]
-        std = [float(v) for v in (std.tolist() if hasattr(std, "tolist") else std)]
-        self._set_normalization_buffers(mean, std)
-        self.register_to_config(feature_mean=mean, feature_std=std)
 
     def _set_latent_statistics(self, mean, std):
         if (mean is None) != (std is None):
@@ -378,71 +347,6 @@ class SkeletonVAE(ModelMixin, ConfigMixin):
         posterior = self.encode(sample, attention_mask=attention_mask).latent_dist
         z = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         return self.decode(z, attention_mask=self.downsample_mask(attention_mask), return_dict=return_dict)
-
-    # ------------------------------------------------------------------------------------------ training
-    def _denormalizer(self, denormalize: Optional[Callable]) -> Callable:
-        if denormalize is not None:
-            return denormalize
-        if self.norm_mean is not None:
-            return lambda x: x * self.norm_std.to(x) + self.norm_mean.to(x)
-        return lambda x: x
-
-    def compute_loss(
-        self,
-        sample: torch.Tensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        generator: Optional[torch.Generator] = None,
-        denormalize: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    ) -> dict:
-        """Sign-SALD VAE objective (eq. 4): `L_m + lambda_pos L_pos + lambda_vel L_vel + lambda_kl L_KL`.
-
-        All reconstruction terms are L1 means over real frames: `L_m` on the (normalised) features, `L_pos` on joint
-        positions from the spec's differentiable `to_positions` (forward kinematics for smplx133) of de-normalised
-        features, `L_vel` on frame-to-frame feature differences (pairs of real frames). `L_KL` is the KL to N(0, I)
-        averaged over real latent elements. The latent is sampled from the posterior (reparameterised).
-
-        Args:
-            sample (`torch.Tensor` of shape `(batch, num_frames, feature_dim)`): (normalised) poses.
-            attention_mask (`torch.Tensor` of shape `(batch, num_frames)`, *optional*): True on real frames.
-            generator (`torch.Generator`, *optional*): for the posterior sample.
-            denormalize (`Callable`, *optional*): maps features to dataset units before forward kinematics
-                (e.g. `PoseNormalizer.denormalize`); defaults to the config's `feature_mean`/`feature_std`, else
-                identity.
-
-        Returns:
-            `dict` with scalar tensors `loss`, `loss_m`, `loss_pos`, `loss_vel`, `loss_kl`.
-        """
-        posterior = self.encode(sample, attention_mask=attention_mask).latent_dist
-        z = posterior.sample(generator=generator)
-        latent_mask = self.downsample_mask(attention_mask)
-        recon = self.decode(z, attention_mask=latent_mask).sample
-
-        b, n, _ = sample.shape
-        if attention_mask is None:
-            frame_w = torch.ones(b, n, device=sample.device, dtype=sample.dtype)
-        else:
-            frame_w = attention_mask.to(sample.dtype)
-
-        def masked_l1(a, c, w):  # mean |a - c| over weighted frames and every trailing element
-            err = (a - c).abs().flatten(2).mean(-1)
-            return (err * w).sum() / w.sum().clamp_min(1.0)
-
-        loss_m = masked_l1(recon, sample, frame_w)
-        denorm = self._denormalizer(denormalize)
-        with torch.no_grad():  # the target needs no graph
-            target_pos = self.spec.to_positions(denorm(sample))
-        loss_pos = masked_l1(self.spec.to_positions(denorm(recon)), target_pos, frame_w)
-        pair_w = frame_w[:, 1:] * frame_w[:, :-1]
-        loss_vel = masked_l1(recon[:, 1:] - recon[:, :-1], sample[:, 1:] - sample[:, :-1], pair_w)
-        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar)
-        if latent_mask is None:
-            lat_w = torch.ones(kl.shape[:2], device=kl.device, dtype=kl.dtype)
-        else:
-            lat_w = latent_mask.to(kl.dtype)
-        loss_kl = (kl.flatten(2).mean(-1) * lat_w).sum() / lat_w.sum().clamp_min(1.0)
-        cfg = self.config
-        loss = loss_m + cfg.lambda_pos * loss_pos + cfg.lambda_vel * loss_vel + cfg.lambda_kl * loss_kl
-        return {"loss": loss, "loss_m": loss_m, "loss_pos": loss_pos, "loss_vel": loss_vel, "loss_kl": loss_kl}
 
     @torch.no_grad()
     def _latent_moments(self, batches, use_mode: bool, generator):

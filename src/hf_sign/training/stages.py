@@ -1,0 +1,135 @@
+"""The stage runner: trains a system's stages in order (or one of them) into one output folder.
+
+A system describes each training stage as a `Stage`: `build_trainer` makes the stage's `Trainer` (models, data,
+loss) from a `StageContext`, `finish` saves what the stage trained into the output folder and returns the stage's
+own metrics. `run_stages` does the rest, the same for every system:
+
+```
+OUTPUT_DIR/<prefix>_config.json          the resolved config
+OUTPUT_DIR/<prefix>_metrics.json         per stage: seconds, losses, global_step, resumed_from (+ the stage's own)
+OUTPUT_DIR/checkpoints/<stage>/checkpoint-N   Trainer checkpoints (safetensors weights; resume)
+OUTPUT_DIR/model_index.json, ...         the pipeline folder, written by the last stage
+```
+
+1. load the data and let the system `prepare` the run (fill config fields that follow the data, check the config
+   against the data before any stage spends its time, report data metrics);
+2. write the resolved config;
+3. per stage: seed, build the Trainer, train (from the latest checkpoint when resuming), finish, and update the
+   metrics file (earlier stages' metrics in it are kept, so stages can run one at a time);
+4. after the last stage, check that the output folder is a pipeline folder (`model_index.json`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+
+from .arguments import StageTrainingArguments
+from .trainer_utils import train_with_resume
+
+__all__ = ["Stage", "StageContext", "run_stages"]
+
+
+@dataclass
+class StageContext:
+    """What a stage sees: the resolved config, the loaded data and the output folder.
+
+    Args:
+        config (`dict`): the resolved config (the system's sections, `seed`, `num_threads`).
+        data (`Any`): what the system's `load_data` returned.
+        output_dir (`Path`): the run's output folder.
+        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
+    """
+
+    config: Dict[str, Any]
+    data: Any
+    output_dir: Path
+    use_cpu: bool = False
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.output_dir / "checkpoints" / stage
+
+    def training_arguments(self, stage: str, args: StageTrainingArguments) -> TrainingArguments:
+        """`args` as `TrainingArguments` checkpointing into `output_dir/checkpoints/<stage>/`, with the run's seed."""
+        return args.to_training_arguments(self.checkpoint_dir(stage), seed=self.config["seed"], use_cpu=self.use_cpu)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of a system.
+
+    Args:
+        name (`str`): the stage's name (`--stage NAME`, the checkpoint folder, the metrics' prefix).
+        build_trainer (`Callable[[StageContext], Trainer]`): the stage's Trainer, ready to train.
+        finish (`Callable[[StageContext, Trainer], dict]`): saves the trained models into the output folder;
+            returns extra metrics (already prefixed, e.g. `vae_val_mpjpe_mm`).
+    """
+
+    name: str
+    build_trainer: Callable[[StageContext], Trainer]
+    finish: Callable[[StageContext, Trainer], Dict[str, Any]]
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    config: Dict[str, Any],
+    output_dir: Path,
+    load_data: Callable[[], Any],
+    stage: Optional[str] = None,
+    resume_from_checkpoint: bool = False,
+    use_cpu: bool = False,
+    prepare: Optional[Callable[[StageContext, Sequence[str]], Mapping[str, Any]]] = None,
+    prefix: str = "training",
+) -> Path:
+    """Run `stages` in order (or only `stage`) into `output_dir`; returns `output_dir`.
+
+    Args:
+        stages (`Sequence[Stage]`): the system's stages, in training order.
+        config (`dict`): the resolved config; `seed` seeds every stage, `num_threads` (> 0) sets torch's CPU threads
+            for the run.
+        output_dir (`Path`): the output folder (created).
+        load_data (`Callable[[], Any]`): loads the training data (becomes `StageContext.data`).
+        stage (`str`, *optional*): run only this stage; default: every stage.
+        resume_from_checkpoint (`bool`, *optional*, defaults to `False`): start each stage from its latest checkpoint.
+        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
+        prepare (`Callable`, *optional*): `prepare(context, stage_names)` runs after the data is loaded and before
+            the config is written; it may fill config fields that follow the data, raises on a config the data cannot
+            train, and returns data metrics (e.g. `num_train`).
+        prefix (`str`, *optional*, defaults to `"training"`): names `<prefix>_config.json` and `<prefix>_metrics.json`.
+    """
+    names = [s.name for s in stages]
+    if stage is not None and stage not in names:
+        raise ValueError(f"`stage` must be one of {tuple(names)} or None (all, in order); got {stage!r}.")
+    selected = [s for s in stages if stage is None or s.name == stage]
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if config.get("num_threads", 0) > 0:
+        torch.set_num_threads(config["num_threads"])
+    try:
+        # 1. data, and the config checked (and completed) against it
+        ctx = StageContext(config=config, data=load_data(), output_dir=out, use_cpu=use_cpu)
+        data_metrics = dict(prepare(ctx, [s.name for s in selected])) if prepare is not None else {}
+        # 2. the resolved config
+        (out / f"{prefix}_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        metrics_path = out / f"{prefix}_metrics.json"
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        metrics.update(data_metrics)
+        # 3. the stages
+        for s in selected:
+            set_seed(config["seed"])
+            trainer = s.build_trainer(ctx)
+            metrics.update({f"{s.name}_{k}": v for k, v in train_with_resume(trainer, resume_from_checkpoint).items()})
+            metrics.update(s.finish(ctx, trainer))
+            metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    finally:
+        torch.set_num_threads(threads)
+    # 4. the last stage leaves a pipeline folder
+    if selected[-1] is stages[-1] and not (out / "model_index.json").is_file():
+        raise RuntimeError(f"Stage {stages[-1].name!r} finished without writing a pipeline folder into {out}.")
+    return out
