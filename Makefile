@@ -31,7 +31,9 @@ DATA_DIR ?= outputs/synthsign
 demo: install
 	$(VENV)/bin/hf-sign demo --data-dir $(DATA_DIR) --out $(DEMO_DIR)
 
+# ruff first (CI enforces the conventions), then the default suite
 test: install
+	$(VENV)/bin/ruff check src tests benchmarks pipelines
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: install

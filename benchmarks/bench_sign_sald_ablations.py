@@ -40,14 +40,22 @@ from hf_sign.training.sign_sald_trainer import train_sign_sald
 VARIANTS: Dict[str, tuple] = {
     "no_stlatent": ("w/o ST-Latent", {"vae.skeleton_aware": False}, True),
     # guided cross-attention (on in `small`) has nothing to guide without cross-attention
-    "no_crossattn": ("w/o CrossAttn", {"denoiser.use_cross_attention": False, "ldm_training.attention_guidance_weight": 0.0}, False),
+    "no_crossattn": (
+        "w/o CrossAttn",
+        {"denoiser.use_cross_attention": False, "ldm_training.attention_guidance_weight": 0.0},
+        False,
+    ),
     "no_tempattn": ("w/o TempAttn", {"denoiser.use_temporal_attention": False}, False),
     "no_skelattn": ("w/o SkelAttn", {"denoiser.use_skeletal_attention": False}, False),
     "j5": ("J'=5", {"vae.num_atomic_joints": 5}, True),
     "j9": ("J'=9", {"vae.num_atomic_joints": 9}, True),
     "no_stlatent_crossattn": (
         "w/o ST-Latent + CrossAttn",
-        {"vae.skeleton_aware": False, "denoiser.use_cross_attention": False, "ldm_training.attention_guidance_weight": 0.0},
+        {
+            "vae.skeleton_aware": False,
+            "denoiser.use_cross_attention": False,
+            "ldm_training.attention_guidance_weight": 0.0,
+        },
         True,
     ),
     "full": ("Full model (J'=7)", {}, False),
@@ -68,7 +76,9 @@ def _train_minutes(folder: Path) -> Optional[float]:
     return (m.get("vae_seconds", 0.0) + m.get("ldm_seconds", 0.0)) / 60.0
 
 
-def train_variants(keys: List[str], dataset: str, out: Path, config: str, seed: int, extra: Dict[str, Any]) -> Dict[str, Path]:
+def train_variants(
+    keys: List[str], dataset: str, out: Path, config: str, seed: int, extra: Dict[str, Any]
+) -> Dict[str, Path]:
     """Train (or reuse) every variant in `keys`; returns key -> pipeline folder.
 
     Args:
@@ -129,7 +139,9 @@ def main() -> None:
     parser.add_argument("--evaluator", default=None, help="evaluator folder (default: trained into OUT/evaluators)")
     parser.add_argument("--config", default="small", help="Sign-SALD config: small, tiny or a YAML path")
     parser.add_argument("--out", default="outputs/bench_ablations")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}"
+    )
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate the first N test samples only")
     parser.add_argument("--num-inference-steps", type=int, default=None, help="DDIM steps (default: the pipeline's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")

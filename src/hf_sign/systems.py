@@ -232,6 +232,8 @@ register_system(SignSystem(
     name="evaluator",
     train="hf_sign.training.evaluator_trainer:train_evaluator_system",
     conditioning=("text",),
+    stages=("recognizer", "contrastive"),
     default_config="default",
+    metrics_file="evaluator_metrics.json",
     description="evaluators of the benchmark: CTC back-translation recogniser and sign-text contrastive model",
 ))

@@ -85,7 +85,7 @@ def setup(tmp_path_factory):
     build_synthsign(data, seed=0, num_train=24, num_validation=4, num_test=5, show_progress=False)
     # a shorter tiny evaluator config, as a YAML path: the first run trains the evaluators into out/evaluators
     config = yaml.safe_load(resolve_config("tiny").read_text())
-    config.update(recognizer_num_train_epochs=4, contrastive_num_train_epochs=4)
+    config["recognizer_training"]["num_train_epochs"] = config["contrastive_training"]["num_train_epochs"] = 4
     (root / "evaluator.yaml").write_text(yaml.safe_dump(config))
     mean_dir = MeanPoseBaseline.from_dataset(data).save_pretrained(root / "mean_baseline")
     token_system = TokenSystem()

@@ -3,7 +3,6 @@ configs, which list only what differs from the defaults."""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -12,7 +11,6 @@ import pytest
 
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from hf_sign.training.config_utils import CONFIGS_DIR, ConfigSchema, ConfigSection, load_config
-from hf_sign.training.evaluator_trainer import EvaluatorTrainingArguments
 from hf_sign.training.sign_sald_trainer import CONFIG_SCHEMA, default_config, full_config
 
 
@@ -124,14 +122,6 @@ def test_paper_config_is_close_to_empty():
     assert all(k.startswith("text_encoder.") for k in keys) and len(keys) <= 5  # CLIP ViT-B/32's text tower
     cfg = full_config("paper")
     assert cfg["text_encoder"]["hidden_size"] == 512 and cfg["text_encoder"]["max_position_embeddings"] == 77
-
-
-@pytest.mark.parametrize("name", ["default", "tiny"])
-def test_evaluator_configs_list_only_what_differs_from_the_defaults(name):
-    defaults = {f.name: f.default for f in dataclasses.fields(EvaluatorTrainingArguments)}
-    raw = load_config("evaluator", name)
-    same = [k for k, v in raw.items() if v == defaults[k]]
-    assert raw and not same, f"{name}.yaml restates defaults: {same}"
 
 
 def test_configs_hold_no_measurement_logs():

@@ -149,7 +149,9 @@ class StubDenoiser(nn.Module):
         self.attn = torch.softmax(torch.randn(batch, 2, 3, 2, seq_len, generator=g), -1)  # (B, H, N', J', L)
         self.calls = []
         # the denoiser's duration conditioning: its raw per-token predictor, or None when off
-        self.duration_conditioner = SimpleNamespace(predictor=self._timing_predictor) if duration_conditioning else None
+        self.duration_conditioner = (
+            SimpleNamespace(predictor=self._timing_predictor) if duration_conditioning else None
+        )
 
     def null_condition(self, batch_size, seq_len=1, device=None, dtype=None):
         states = torch.zeros(batch_size, seq_len, self.null.shape[0], dtype=dtype)

@@ -113,6 +113,9 @@ def test_bad_stage_failed_prepare_and_missing_pipeline_folder(tmp_path):
     assert not (tmp_path / "refused" / "checkpoints").exists() and torch.get_num_threads() == threads
     with pytest.raises(RuntimeError, match="without writing a pipeline folder"):
         run_stages((_stage("only"),), dict(CONFIG), tmp_path / "nopipe", load_data=_rows)
+    # systems that train something other than a generator (the evaluators) opt out of the check
+    out = run_stages((_stage("only"),), dict(CONFIG), tmp_path / "models", load_data=_rows, pipeline_folder=False)
+    assert (out / "training_metrics.json").is_file() and not (out / "model_index.json").exists()
 
 
 def test_loss_terms_are_logged_as_running_means(tmp_path):

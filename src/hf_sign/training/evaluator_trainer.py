@@ -1,52 +1,51 @@
-"""Training the evaluator models (back-translation recogniser and sign-text contrastive evaluator).
+"""Training the benchmark's evaluators: the back-translation recogniser and the sign-text contrastive evaluator.
 
-Both are trained once, with a fixed seed, on the ground-truth poses of the `train` split only; the
-`validation` split selects the best epoch (lowest validation loss). The result is
+Both are trained once, with a fixed seed, on the ground-truth poses of the `train` split only; by default the
+`validation` split selects the best epoch (lowest validation loss). They are the two stages of the stage runner
+(`hf_sign.training.stages.run_stages`), either of which can run alone (`--stage recognizer|contrastive`):
+
+* `recognizer` (`RecognizerTrainingArguments`, section `recognizer_training`): [`PoseRecognizerModel`], CTC loss
+  from pose sequences to glosses (or words, see `recognizer.target`);
+* `contrastive` (`ContrastiveTrainingArguments`, section `contrastive_training`): [`SignTextContrastiveModel`],
+  symmetric InfoNCE between pose sequences and their texts, with in-batch negatives.
+
+Each model carries the train split's `PoseNormalizer`, so it reads poses in the dataset's units; training may add
+Gaussian noise (`noise_std`) and random tempo changes (`time_stretch`) to its poses. After training, each model is
+scored on the validation and test splits' ground truth (the ceiling row of the benchmark's tables).
 
 ```
-OUTPUT_DIR/recognizer/              config.json (vocabulary inside) + model.safetensors (normaliser inside)
-OUTPUT_DIR/contrastive/             same, for the contrastive evaluator
-OUTPUT_DIR/evaluator_metrics.json   validation/test metrics of ground-truth poses (the ceiling row)
-OUTPUT_DIR/checkpoints/{recognizer,contrastive}/checkpoint-N   Trainer checkpoints (resume)
+OUTPUT_DIR/recognizer/, contrastive/      config.json (vocabulary inside) + model.safetensors (normaliser inside)
+OUTPUT_DIR/evaluator_metrics.json         per stage: seconds, losses, steps; validation/test metrics of ground truth
+OUTPUT_DIR/evaluator_config.json          the resolved config (defaults <- YAML <- overrides, target filled in)
+OUTPUT_DIR/evaluator_training_args.json   the run: dataset_dir, output_dir, config, stage, seed (the harness reads it)
+OUTPUT_DIR/checkpoints/{recognizer,contrastive}/checkpoint-N   Trainer checkpoints (safetensors weights; resume)
 ```
 
-Entry points:
+Config (`CONFIG_SCHEMA`): the architecture defaults are read off `PoseRecognizerConfig.__init__` and
+`SignTextContrastiveConfig.__init__`, the training defaults off `EvaluatorDataArguments` and the stage arguments. A
+YAML file in `hf_sign/configs/evaluator/` lists only what differs from them; dotted overrides
+(`--set recognizer_training.num_train_epochs=20`) are type-checked.
 
-- `train_evaluators(dataset_dir, output_dir, config="default", seed=None, **overrides)` (what
-  `hf-sign train evaluator --dataset DIR --output-dir DIR [--config NAME|PATH] [--set key=value ...]` calls);
-- `python -m hf_sign.training.evaluator_trainer --config tiny --dataset_dir DIR --output_dir DIR [--key value ...]`.
-
-`--config NAME` resolves to `hf_sign/configs/evaluator/NAME.yaml`; a path to a YAML file works too. Every
-key of the YAML and every override is a field of [`EvaluatorTrainingArguments`].
-
-Measured with `config="default"` on the default SynthSign corpus (seed 0; 2000/200/200 sentences, signs
-co-articulated), one CPU thread: recogniser 318-766 s (one to three other jobs on the 2 cores), contrastive
-120-150 s. Ground-truth test poses (the ceiling row): back-translation WER 19.5, BLEU-4 52.5; SiCLIP sign-to-text
-R@1 79.5, R@5 96.0 among 200 texts (chance 0.5); the mean pose scores 0.0 / 0.5. The recogniser is the noisiest
-part of the benchmark: small corpus changes moved its ground-truth test WER between 13 and 48 (see the config's
-comments). (Before co-articulation, with 20 recogniser epochs, degraded inputs scored as they should: the same
-poses 1.25x slower BLEU-4 67.6 / R@1 86.0; with 0.3-std noise 62.5 / 88.5; time-reversed 1.0 / 29.5; another
-sentence's poses 0.3 / 0.5.)
+Entry points: `train_evaluators(dataset_dir, output_dir, config="default", seed=None, stage=None,
+resume_from_checkpoint=False, **overrides)` (what the benchmark harness calls), `train_evaluator_system`
+(`hf-sign train evaluator`, through the registry) and `python -m hf_sign.training.evaluator_trainer --dataset_dir D
+--output_dir O [--config tiny] [--stage recognizer] [--set recognizer.hidden_size=64 ...]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
-from transformers import HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import HfArgumentParser, TrainingArguments
 
 from ..data.collator import PoseCollator
 from ..data.io import load_corpus, split_rows
@@ -58,123 +57,218 @@ from ..evaluation.evaluators import (
     SignTextContrastiveModel,
 )
 from . import config_utils
+from .arguments import DataArguments, StageTrainingArguments, TrainingRunArguments
+from .config_utils import ConfigSchema, ConfigSection, parse_overrides
+from .stages import Stage, StageContext, run_stages
 from .trainer_utils import HfSignTrainer, PoseRows
+
+__all__ = [
+    "SYSTEM",
+    "STAGES",
+    "CONFIG_SCHEMA",
+    "EvaluatorDataArguments",
+    "EvaluatorTrainingArguments",
+    "RecognizerTrainingArguments",
+    "ContrastiveTrainingArguments",
+    "RecognizerCollator",
+    "ContrastiveCollator",
+    "RecognizerTrainer",
+    "ContrastiveTrainer",
+    "EVALUATOR_STAGES",
+    "full_config",
+    "load_splits",
+    "time_stretch",
+    "word_error_rate",
+    "recognizer_metrics",
+    "contrastive_metrics",
+    "resolve_config",
+    "run_evaluator_training",
+    "train_evaluators",
+    "train_evaluator_system",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
+SYSTEM = "evaluator"
+TARGETS = ("gloss", "text", "auto")
+
+
+# ================================================================================================ 1. arguments
+@dataclass
+class EvaluatorDataArguments(DataArguments):
+    """The `data` section: `DataArguments` (`max_frames`, defaults to 1000 here) plus
+
+    Args:
+        min_token_frequency (`int`, *optional*, defaults to 1): vocabulary cut-off of both models (rarer tokens
+            read as `<unk>`).
+    """
+
+    max_frames: int = 1000
+    min_token_frequency: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.min_token_frequency < 1:
+            raise ValueError(f"`data.min_token_frequency` must be >= 1; got {self.min_token_frequency}.")
 
 
 @dataclass
-class EvaluatorTrainingArguments:
-    """Arguments of `train_evaluators` (one YAML config = one set of these fields).
+class EvaluatorTrainingArguments(StageTrainingArguments):
+    """What both evaluator stages add to `StageTrainingArguments` (defaults here: 30 epochs, AdamW with weight decay
+    0.01, cosine schedule after 5% warm-up):
 
     Args:
-        dataset_dir (`str`): hf-sign dataset (local folder or Hub id) with `train` (and `validation`) splits.
-        output_dir (`str`): where `recognizer/`, `contrastive/`, checkpoints and metrics go.
-        config (`str`, *optional*): name or path of the YAML these values came from (recorded only).
-        seed (`int`, *optional*, defaults to 0): seed of model init, batching, dropout and augmentation.
-        train_recognizer (`bool`, *optional*, defaults to `True`): train the back-translation recogniser.
-        train_contrastive (`bool`, *optional*, defaults to `True`): train the contrastive evaluator.
-        max_frames (`int`, *optional*, defaults to 1000): training samples longer than this are left out
-            (with a warning and a count in the metrics), never cut.
-        target (`str`, *optional*, defaults to `"auto"`): recogniser target, `"gloss"`, `"text"` or `"auto"`
-            (gloss when every train sample has glosses, text when none has).
-        min_token_frequency (`int`, *optional*, defaults to 1): vocabulary cut-off of both models.
-        text_tokenizer (`str`, *optional*, defaults to `"word"`): contrastive text tokens, `"word"` or `"char"`.
-        noise_std (`float`, *optional*, defaults to 0.0): Gaussian noise added to training poses, in units
-            of the per-feature std (robustness to generated poses).
-        recognizer_time_stretch, contrastive_time_stretch (`float`, *optional*, defaults to 0.0): training
-            sequences are resampled to a random length in [1 - x, 1 + x] times their own. On SynthSign 0.2 makes
-            the contrastive evaluator tempo-robust (R@1 on 1.25x slower test poses 86 instead of 51) and better
-            (test R@1 88 vs 78), while it costs the recogniser accuracy (test BLEU-4 56 vs 69) that it does not
-            need for robustness (1.25x slower: BLEU-4 68 without it).
-        recognizer_* / contrastive_* architecture fields: see `PoseRecognizerConfig` / `SignTextContrastiveConfig`.
-        recognizer_num_train_epochs, contrastive_num_train_epochs (`float`): epochs of each model.
-        recognizer_learning_rate, contrastive_learning_rate (`float`): peak AdamW learning rates.
-        recognizer_batch_size, contrastive_batch_size (`int`): train batch sizes (contrastive: also the number
-            of in-batch negatives + 1).
-        weight_decay (`float`, defaults to 0.01), warmup_steps (`float`, defaults to 0.05; < 1 is a ratio),
-        lr_scheduler_type (`str`, defaults to `"cosine"`), max_grad_norm (`float`, defaults to 1.0),
-        eval_batch_size (`int`, defaults to 64), logging_steps (`int`, defaults to 50): Trainer settings.
-        select_best (`bool`, *optional*, defaults to `True`): evaluate on `validation` every epoch and keep
-            the epoch with the lowest validation loss (needs a non-empty validation split).
-        save_checkpoints (`bool`, *optional*, defaults to `True`): write a Trainer checkpoint every epoch (needed
-            to resume; always on when `select_best` is).
-        resume_from_checkpoint (`bool`, *optional*, defaults to `False`): continue each model from its latest
-            checkpoint in `output_dir/checkpoints/<model>/`.
-        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
-        num_threads (`int`, *optional*, defaults to 0): CPU threads of torch during training (0 keeps torch's
-            setting). Small models train faster on 1 thread when other processes share the cores.
+        noise_std (`float`, *optional*, defaults to 0.0): Gaussian noise added to the training poses, in units of the
+            per-feature std (robustness to generated poses).
+        time_stretch (`float`, *optional*, defaults to 0.0): training sequences are resampled to a random length in
+            [1 - x, 1 + x] times their own (robustness to the tempo of generated poses).
+        select_best (`bool`, *optional*, defaults to `True`): evaluate on `validation` every epoch and keep the epoch
+            with the lowest validation loss (ignored without a non-empty validation split).
+        eval_batch_size (`int`, *optional*, defaults to 64): batch size of the validation loss and of the final
+            metrics.
     """
 
-    dataset_dir: str = field(metadata={"help": "hf-sign dataset folder (or Hub id) with train/validation splits"})
-    output_dir: str = field(metadata={"help": "output folder"})
-    config: Optional[str] = field(default=None, metadata={"help": "YAML config name (configs/evaluator/NAME.yaml) or path"})
-    seed: int = 0
-    train_recognizer: bool = True
-    train_contrastive: bool = True
-    max_frames: int = 1000
-    target: str = "auto"
-    min_token_frequency: int = 1
-    text_tokenizer: str = "word"
-    noise_std: float = 0.0
-    recognizer_time_stretch: float = 0.0
-    contrastive_time_stretch: float = 0.0
-    # recogniser architecture
-    recognizer_hidden_size: int = 192
-    recognizer_num_hidden_layers: int = 3
-    recognizer_num_attention_heads: int = 4
-    recognizer_intermediate_size: int = 384
-    recognizer_dropout: float = 0.1
-    recognizer_temporal_downsample: int = 2
-    # contrastive architecture
-    contrastive_hidden_size: int = 192
-    contrastive_num_hidden_layers: int = 3
-    contrastive_num_attention_heads: int = 4
-    contrastive_intermediate_size: int = 384
-    contrastive_temporal_downsample: int = 2
-    contrastive_text_hidden_size: int = 128
-    contrastive_text_num_hidden_layers: int = 2
-    contrastive_text_intermediate_size: int = 256
-    contrastive_projection_dim: int = 128
-    contrastive_dropout: float = 0.1
-    # optimisation
-    recognizer_num_train_epochs: float = 30.0
-    recognizer_learning_rate: float = 1e-3
-    recognizer_batch_size: int = 32
-    contrastive_num_train_epochs: float = 30.0
-    contrastive_learning_rate: float = 5e-4
-    contrastive_batch_size: int = 64
+    num_train_epochs: float = 30.0
     weight_decay: float = 0.01
-    warmup_steps: float = 0.05
     lr_scheduler_type: str = "cosine"
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 64
-    logging_steps: int = 50
+    warmup_steps: float = 0.05
+    noise_std: float = 0.0
+    time_stretch: float = 0.0
     select_best: bool = True
-    save_checkpoints: bool = True
-    resume_from_checkpoint: bool = False
-    use_cpu: bool = False
-    num_threads: int = 0
+    eval_batch_size: int = 64
 
     def __post_init__(self):
-        if self.target not in ("gloss", "text", "auto"):
-            raise ValueError(f"`target` must be 'gloss', 'text' or 'auto'; got {self.target!r}.")
-        if self.text_tokenizer not in ("word", "char"):
-            raise ValueError(f"`text_tokenizer` must be 'word' or 'char'; got {self.text_tokenizer!r}.")
-        if self.max_frames < 1:
-            raise ValueError(f"`max_frames` must be >= 1; got {self.max_frames}.")
-        if not (self.train_recognizer or self.train_contrastive):
-            raise ValueError("Both `train_recognizer` and `train_contrastive` are False; nothing to train.")
+        if self.noise_std < 0:
+            raise ValueError(f"`noise_std` must be >= 0; got {self.noise_std}.")
+        if not 0.0 <= self.time_stretch < 1.0:
+            raise ValueError(f"`time_stretch` must be in [0, 1); got {self.time_stretch}.")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"`eval_batch_size` must be >= 1; got {self.eval_batch_size}.")
+
+    def to_training_arguments(
+        self, output_dir: Union[str, Path], seed: int = 0, use_cpu: bool = False, validation: bool = False
+    ) -> TrainingArguments:
+        """`StageTrainingArguments.to_training_arguments`, plus (with `select_best` and a `validation` split) the
+        validation loss every epoch and the best epoch's weights loaded at the end."""
+        args = super().to_training_arguments(output_dir, seed=seed, use_cpu=use_cpu)
+        select = self.select_best and validation
+        best = dict(eval_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="eval_loss",
+                    greater_is_better=False)
+        return dataclasses.replace(args, per_device_eval_batch_size=self.eval_batch_size, **(best if select else {}))
 
 
-# ----------------------------------------------------------------------------------------- data
+@dataclass
+class RecognizerTrainingArguments(EvaluatorTrainingArguments):
+    """The `recognizer_training` section: `EvaluatorTrainingArguments` with batch size 32 and learning rate 1e-3."""
+
+    per_device_train_batch_size: int = 32
+    learning_rate: float = 1e-3
+
+
+@dataclass
+class ContrastiveTrainingArguments(EvaluatorTrainingArguments):
+    """The `contrastive_training` section: `EvaluatorTrainingArguments` with batch size 64 (the batch is also the
+    number of in-batch negatives + 1) and learning rate 5e-4.
+
+    Batches are drawn at random, not grouped by length (`group_by_length: false`): in-batch negatives of one length
+    make the task harder to start (every pooled embedding looks alike) and let the model lean on nothing but content.
+    """
+
+    per_device_train_batch_size: int = 64
+    learning_rate: float = 5e-4
+    group_by_length: bool = False
+
+
+def _init_arguments(config_class: type) -> type:
+    """A `ConfigSection` source with the `__init__` arguments of a transformers config class. (Such a class is a
+    dataclass of `PreTrainedConfig`'s own fields, which `ConfigSection` would read instead of its arguments.)"""
+    return type(config_class.__name__, (), {"__init__": config_class.__init__})
+
+
+# The trainer derives these from the data.
+_DERIVED = ("feature_dim", "representation", "vocab", "text_vocab")
+
+CONFIG_SCHEMA = ConfigSchema(
+    SYSTEM,
+    top_level={"seed": 0, "num_threads": 0},
+    sections={
+        "data": ConfigSection(EvaluatorDataArguments),
+        # `target: auto`: glosses when every train sample has them, the text when none has
+        "recognizer": ConfigSection(
+            _init_arguments(PoseRecognizerConfig), exclude=_DERIVED, defaults={"target": "auto"}
+        ),
+        "recognizer_training": ConfigSection(RecognizerTrainingArguments),
+        "contrastive": ConfigSection(_init_arguments(SignTextContrastiveConfig), exclude=_DERIVED),
+        "contrastive_training": ConfigSection(ContrastiveTrainingArguments),
+    },
+)
+
+
+def full_config(
+    config: Union[str, Path, Mapping[str, Any], None] = "default", overrides: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
+    """Defaults <- YAML config (name, path or dict) <- dotted overrides; unknown keys and wrong values raise before
+    any data is read."""
+    cfg = CONFIG_SCHEMA.resolve(config, overrides)
+    if cfg["recognizer"]["target"] not in TARGETS:
+        raise ValueError(f"`recognizer.target` must be one of {TARGETS}; got {cfg['recognizer']['target']!r}.")
+    PoseRecognizerConfig(**{**cfg["recognizer"], "target": "gloss"})
+    SignTextContrastiveConfig(**cfg["contrastive"])
+    EvaluatorDataArguments(**cfg["data"])
+    RecognizerTrainingArguments(**cfg["recognizer_training"])
+    ContrastiveTrainingArguments(**cfg["contrastive_training"])
+    return cfg
+
+
+def resolve_config(config: str) -> Path:
+    """`config` as a YAML path, or a name under `hf_sign/configs/evaluator/` (`tiny`, `default`)."""
+    return config_utils.resolve_config(SYSTEM, config)
+
+
+# ================================================================================================ 2. data
 def load_splits(dataset_dir: str) -> Dict[str, PoseRows]:
-    """Load an hf-sign dataset (`hf_sign.data.io.load_corpus`) into in-memory `PoseRows` per split."""
+    """Load an hf-sign dataset (`hf_sign.data.io.load_corpus`) into in-memory `PoseRows` per split (every column: the
+    recogniser reads `gloss`, the final metrics the `test` split)."""
     dd = load_corpus(dataset_dir)
     if "train" not in dd or len(dd["train"]) == 0:
         raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; evaluators train on it.")
     return {name: PoseRows(split_rows(ds, name) if len(ds) else []) for name, ds in dd.items()}
+
+
+def _filter_long(split: PoseRows, max_frames: int, name: str) -> Tuple[PoseRows, int]:
+    kept = [r for r in split.rows if len(r["poses"]) <= max_frames]
+    dropped = len(split.rows) - len(kept)
+    if dropped:
+        logger.warning("%d %s sample(s) longer than data.max_frames=%d are left out.", dropped, name, max_frames)
+    return PoseRows(kept), dropped
+
+
+def load_evaluator_data(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
+    """What both stages read: `train` and `validation` rows without sequences over `max_frames` (left out, never cut;
+    `validation` is `None` when empty), the splits scored at the end (`eval_splits`: validation, test), the train
+    split's `normalizer`, `feature_dim`, `representation` and the count of `skipped` train samples."""
+    splits = load_splits(dataset_dir)
+    train, skipped = _filter_long(splits["train"], max_frames, "train")
+    if len(train) == 0:
+        raise ValueError(f"No train sample has <= data.max_frames={max_frames} frames.")
+    validation = splits.get("validation")
+    if validation is not None:
+        validation, _ = _filter_long(validation, max_frames, "validation")
+    validation = validation if validation is not None and len(validation) else None
+    feature_dim = int(train.rows[0]["poses"].shape[1])
+    representation = str(train.rows[0]["representation"])
+    return {
+        "train": train,
+        "validation": validation,
+        "eval_splits": {k: v for k, v in (("validation", validation), ("test", splits.get("test"))) if v},
+        "normalizer": PoseNormalizer.fit(
+            (r["poses"] for r in train.rows), feature_dim=feature_dim, representation=representation
+        ),
+        "feature_dim": feature_dim,
+        "representation": representation,
+        "skipped": skipped,
+    }
 
 
 @dataclass
@@ -187,7 +281,8 @@ class RecognizerCollator:
     def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
         batch = PoseCollator(max_frames=self.max_frames)(samples)
         tokens = [PoseRecognizerModel.sample_tokens(s, self.model.config.target) for s in samples]
-        return {"poses": batch["poses"], "attention_mask": batch["attention_mask"], "labels": self.model.encode_targets(tokens)}
+        labels = self.model.encode_targets(tokens)
+        return {"poses": batch["poses"], "attention_mask": batch["attention_mask"], "labels": labels}
 
 
 @dataclass
@@ -200,10 +295,15 @@ class ContrastiveCollator:
     def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
         batch = PoseCollator(max_frames=self.max_frames)(samples)
         input_ids, text_mask = self.model.tokenize([s["text"] for s in samples])
-        return {"poses": batch["poses"], "attention_mask": batch["attention_mask"], "input_ids": input_ids, "text_attention_mask": text_mask}
+        return {
+            "poses": batch["poses"],
+            "attention_mask": batch["attention_mask"],
+            "input_ids": input_ids,
+            "text_attention_mask": text_mask,
+        }
 
 
-# -------------------------------------------------------------------------------------- trainers
+# ================================================================================================ 3. trainers
 def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Resample each sequence to `length * f` frames, f ~ U[1 - amount, 1 + amount] (linear interpolation).
 
@@ -216,13 +316,16 @@ def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tupl
     out = poses.new_zeros(len(lengths), max(new_lengths), poses.shape[-1])
     for i, (n, m) in enumerate(zip(lengths, new_lengths)):
         seq = poses[i, :n].t()[None]  # (1, D, n)
-        out[i, :m] = F.interpolate(seq, size=m, mode="linear", align_corners=True)[0].t() if n > 1 else seq[0].t().expand(m, -1)
-    new_mask = torch.arange(out.shape[1], device=mask.device)[None] < torch.tensor(new_lengths, device=mask.device)[:, None]
-    return out, new_mask
+        if n > 1:
+            out[i, :m] = F.interpolate(seq, size=m, mode="linear", align_corners=True)[0].t()
+        else:
+            out[i, :m] = seq[0].t().expand(m, -1)
+    positions = torch.arange(out.shape[1], device=mask.device)[None]
+    return out, positions < torch.tensor(new_lengths, device=mask.device)[:, None]
 
 
 class _PoseTrainer(HfSignTrainer):
-    """Shared parts: length-grouped batches (less padding), augmentation, loss-only evaluation."""
+    """Shared parts: augmentation of the training poses and loss-only evaluation."""
 
     def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -257,15 +360,7 @@ class RecognizerTrainer(_PoseTrainer):
 
 
 class ContrastiveTrainer(_PoseTrainer):
-    """`Trainer` for [`SignTextContrastiveModel`]: symmetric InfoNCE on batches from `ContrastiveCollator`.
-
-    Batches are drawn at random, not grouped by length: in-batch negatives of one length make the task
-    harder to start (every pooled embedding looks alike) and let the model lean on nothing but content.
-    """
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("group_by_length", False)
-        super().__init__(*args, **kwargs)
+    """`Trainer` for [`SignTextContrastiveModel`]: symmetric InfoNCE on batches from `ContrastiveCollator`."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         poses, mask = self._augment(model, inputs["poses"], inputs["attention_mask"])
@@ -280,7 +375,7 @@ class ContrastiveTrainer(_PoseTrainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
 
-# ---------------------------------------------------------------------------------------- metrics
+# ================================================================================================ 4. metrics
 def word_error_rate(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequence[str]]) -> float:
     """Corpus WER in percent: total token edit distance / total reference tokens."""
     errors = total = 0
@@ -305,7 +400,8 @@ def recognizer_metrics(model: PoseRecognizerModel, split: PoseRows, batch_size: 
     hyps: List[List[str]] = [[] for _ in refs]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        for i, toks in zip(idx, model.generate([split.rows[i]["poses"] for i in idx], batch_size=batch_size, return_tokens=True)):
+        poses = [split.rows[i]["poses"] for i in idx]
+        for i, toks in zip(idx, model.generate(poses, batch_size=batch_size, return_tokens=True)):
             hyps[i] = toks
     bleu = sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]], tokenize="none")
     return {
@@ -324,255 +420,245 @@ def contrastive_metrics(model: SignTextContrastiveModel, split: PoseRows, batch_
     return {"r1": m["R@1"], "r5": m["R@5"], "num_candidates": m["num_candidates"]}
 
 
-# ---------------------------------------------------------------------------------------- running
-def _resolve_target(args: EvaluatorTrainingArguments, train: PoseRows) -> str:
+# ================================================================================================ 5. stages
+def _stage_arguments(ctx: StageContext, name: str, args: EvaluatorTrainingArguments) -> TrainingArguments:
+    validation = ctx.data["validation"] is not None
+    return args.to_training_arguments(
+        ctx.checkpoint_dir(name), seed=ctx.config["seed"], use_cpu=ctx.use_cpu, validation=validation
+    )
+
+
+def _build_recognizer_trainer(ctx: StageContext) -> RecognizerTrainer:
+    cfg, data = ctx.config, ctx.data
+    tokens = [PoseRecognizerModel.sample_tokens(r, cfg["recognizer"]["target"]) for r in data["train"].rows]
+    model = PoseRecognizerModel(
+        PoseRecognizerConfig(
+            feature_dim=data["feature_dim"],
+            representation=data["representation"],
+            vocab=PoseRecognizerModel.build_vocab(tokens, cfg["data"]["min_token_frequency"]),
+            **cfg["recognizer"],
+        )
+    )
+    model.set_normalizer(data["normalizer"])
+    args = RecognizerTrainingArguments(**cfg["recognizer_training"])
+    return RecognizerTrainer(
+        model=model,
+        args=_stage_arguments(ctx, "recognizer", args),
+        data_collator=RecognizerCollator(model),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        noise_std=args.noise_std,
+        time_stretch=args.time_stretch,
+        group_by_length=args.group_by_length,
+    )
+
+
+def _finish_recognizer(ctx: StageContext, trainer: RecognizerTrainer) -> Dict[str, Any]:
+    trainer.save_model(str(ctx.output_dir / "recognizer"))  # through `_save`: config.json + model.safetensors
+    metrics: Dict[str, Any] = {"recognizer_vocab_size": trainer.model.config.vocab_size}
+    batch_size = ctx.config["recognizer_training"]["eval_batch_size"]
+    for split_name, split in ctx.data["eval_splits"].items():
+        for k, v in recognizer_metrics(trainer.model, split, batch_size).items():
+            metrics[f"recognizer_{split_name}_{k}"] = round(v, 2)
+    return metrics
+
+
+def _build_contrastive_trainer(ctx: StageContext) -> ContrastiveTrainer:
+    cfg, data = ctx.config, ctx.data
+    texts = [r["text"] for r in data["train"].rows]
+    text_tokenizer = cfg["contrastive"]["text_tokenizer"]
+    model = SignTextContrastiveModel(
+        SignTextContrastiveConfig(
+            feature_dim=data["feature_dim"],
+            representation=data["representation"],
+            text_vocab=SignTextContrastiveModel.build_vocab(texts, text_tokenizer, cfg["data"]["min_token_frequency"]),
+            **cfg["contrastive"],
+        )
+    )
+    model.set_normalizer(data["normalizer"])
+    args = ContrastiveTrainingArguments(**cfg["contrastive_training"])
+    return ContrastiveTrainer(
+        model=model,
+        args=_stage_arguments(ctx, "contrastive", args),
+        data_collator=ContrastiveCollator(model),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        noise_std=args.noise_std,
+        time_stretch=args.time_stretch,
+        group_by_length=args.group_by_length,
+    )
+
+
+def _finish_contrastive(ctx: StageContext, trainer: ContrastiveTrainer) -> Dict[str, Any]:
+    trainer.save_model(str(ctx.output_dir / "contrastive"))
+    metrics: Dict[str, Any] = {"contrastive_text_vocab_size": len(trainer.model.config.text_vocab)}
+    batch_size = ctx.config["contrastive_training"]["eval_batch_size"]
+    for split_name, split in ctx.data["eval_splits"].items():
+        for k, v in contrastive_metrics(trainer.model, split, batch_size).items():
+            metrics[f"contrastive_{split_name}_{k}"] = round(v, 2) if isinstance(v, float) else v
+    return metrics
+
+
+EVALUATOR_STAGES = (
+    Stage("recognizer", _build_recognizer_trainer, _finish_recognizer),
+    Stage("contrastive", _build_contrastive_trainer, _finish_contrastive),
+)
+STAGES = tuple(stage.name for stage in EVALUATOR_STAGES)  # ("recognizer", "contrastive")
+
+
+# ================================================================================================ 6. running
+def _resolve_target(target: str, train: PoseRows) -> str:
     has = [bool(r["gloss"]) for r in train.rows]
-    if args.target == "gloss":
+    if target == "gloss":
         if not all(has):
             bad = next(r["id"] for r in train.rows if not r["gloss"])
-            raise ValueError(f"`target='gloss'` but train sample {bad!r} has an empty `gloss`; use target='text' or 'auto'.")
+            raise ValueError(
+                f"`recognizer.target='gloss'` but train sample {bad!r} has an empty `gloss`; use target='text' or "
+                "'auto'."
+            )
         return "gloss"
-    if args.target == "text":
+    if target == "text":
         return "text"
     if all(has):
         return "gloss"
     if not any(has):
         return "text"
     raise ValueError(
-        f"`target='auto'`: {sum(has)} of {len(has)} train samples have glosses; choose target='gloss' or 'text' explicitly."
+        f"`recognizer.target='auto'`: {sum(has)} of {len(has)} train samples have glosses; choose target='gloss' or "
+        "'text' explicitly."
     )
 
 
-def _training_arguments(args: EvaluatorTrainingArguments, name: str, has_validation: bool) -> TrainingArguments:
-    select = args.select_best and has_validation
-    return TrainingArguments(
-        output_dir=str(Path(args.output_dir) / "checkpoints" / name),
-        num_train_epochs=getattr(args, f"{name}_num_train_epochs"),
-        learning_rate=getattr(args, f"{name}_learning_rate"),
-        per_device_train_batch_size=getattr(args, f"{name}_batch_size"),
-        per_device_eval_batch_size=args.eval_batch_size,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
-        lr_scheduler_type=args.lr_scheduler_type,
-        max_grad_norm=args.max_grad_norm,
-        logging_steps=args.logging_steps,
-        eval_strategy="epoch" if select else "no",
-        save_strategy="epoch" if (select or args.save_checkpoints) else "no",
-        save_total_limit=1,
-        load_best_model_at_end=select,
-        metric_for_best_model="eval_loss" if select else None,
-        greater_is_better=False if select else None,
-        seed=args.seed,
-        data_seed=args.seed,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available() and not args.use_cpu,
-        report_to="none",
-        use_cpu=args.use_cpu,
-    )
-
-
-def _fit(trainer: _PoseTrainer, args: EvaluatorTrainingArguments, out_dir: Path) -> float:
-    resume = None
-    if args.resume_from_checkpoint and Path(trainer.args.output_dir).is_dir():
-        resume = get_last_checkpoint(trainer.args.output_dir)
-        if resume is None:
-            logger.warning("resume_from_checkpoint: no checkpoint in %s; training from scratch.", trainer.args.output_dir)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    elapsed = time.perf_counter() - start
-    trainer.save_model(str(out_dir))  # goes through `_save`: config.json + model.safetensors, no pickle
-    return elapsed
-
-
-def _filter_long(split: PoseRows, max_frames: int, name: str) -> Tuple[PoseRows, int]:
-    kept = [r for r in split.rows if len(r["poses"]) <= max_frames]
-    dropped = len(split.rows) - len(kept)
-    if dropped:
-        logger.warning("%d %s sample(s) longer than max_frames=%d are left out of training.", dropped, name, max_frames)
-    return PoseRows(kept), dropped
-
-
-def run_evaluator_training(args: EvaluatorTrainingArguments) -> Dict[str, Any]:
-    """Train the evaluators described by `args`; returns (and writes) a flat dict of final metrics."""
-    threads = torch.get_num_threads()
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(args: EvaluatorTrainingArguments) -> Dict[str, Any]:
-    splits = load_splits(args.dataset_dir)
-    train, dropped = _filter_long(splits["train"], args.max_frames, "train")
-    if len(train) == 0:
-        raise ValueError(f"No train sample has <= max_frames={args.max_frames} frames.")
-    validation = splits.get("validation")
-    if validation is not None:
-        validation, _ = _filter_long(validation, args.max_frames, "validation")
-    has_val = validation is not None and len(validation) > 0
-    feature_dim = int(train.rows[0]["poses"].shape[1])
-    representation = str(train.rows[0]["representation"])
-    normalizer = PoseNormalizer.fit((r["poses"] for r in train.rows), feature_dim=feature_dim, representation=representation)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: Dict[str, Any] = {"num_train": len(train), "num_train_skipped_long": dropped}
-    eval_splits = {k: v for k, v in (("validation", validation), ("test", splits.get("test"))) if v is not None and len(v)}
-
-    if args.train_recognizer:
-        target = _resolve_target(args, train)
-        token_seqs = [PoseRecognizerModel.sample_tokens(r, target) for r in train.rows]
-        set_seed(args.seed)
-        model = PoseRecognizerModel(
-            PoseRecognizerConfig(
-                feature_dim=feature_dim,
-                representation=representation,
-                vocab=PoseRecognizerModel.build_vocab(token_seqs, args.min_token_frequency),
-                target=target,
-                hidden_size=args.recognizer_hidden_size,
-                num_hidden_layers=args.recognizer_num_hidden_layers,
-                num_attention_heads=args.recognizer_num_attention_heads,
-                intermediate_size=args.recognizer_intermediate_size,
-                dropout=args.recognizer_dropout,
-                temporal_downsample=args.recognizer_temporal_downsample,
-            )
-        )
-        model.set_normalizer(normalizer)
-        ds = model.config.temporal_downsample
-        unalignable = sum(math.ceil(len(r["poses"]) / ds) < len(t) + sum(a == b for a, b in zip(t, t[1:])) for r, t in zip(train.rows, token_seqs))
+def _prepare(ctx: StageContext, stages: Sequence[str]) -> Dict[str, Any]:
+    """Resolve the recogniser's target from the data and check that CTC can align its targets."""
+    cfg, data = ctx.config, ctx.data
+    metrics: Dict[str, Any] = {"num_train": len(data["train"]), "num_train_skipped_long": data["skipped"]}
+    if "recognizer" in stages:
+        target = cfg["recognizer"]["target"] = _resolve_target(cfg["recognizer"]["target"], data["train"])
+        ds = cfg["recognizer"]["temporal_downsample"]
+        unalignable = 0
+        for row in data["train"].rows:
+            t = PoseRecognizerModel.sample_tokens(row, target)
+            unalignable += math.ceil(len(row["poses"]) / ds) < len(t) + sum(a == b for a, b in zip(t, t[1:]))
         if unalignable:
-            logger.warning("%d train sample(s) have more CTC targets than output steps; lower temporal_downsample.", unalignable)
-        trainer = RecognizerTrainer(
-            model=model,
-            args=_training_arguments(args, "recognizer", has_val),
-            data_collator=RecognizerCollator(model),
-            train_dataset=train,
-            eval_dataset=validation if has_val else None,
-            noise_std=args.noise_std,
-            time_stretch=args.recognizer_time_stretch,
-        )
-        metrics["recognizer_train_seconds"] = round(_fit(trainer, args, out / "recognizer"), 1)
-        metrics["recognizer_target"] = target
-        metrics["recognizer_vocab_size"] = model.config.vocab_size
-        metrics["recognizer_num_unalignable"] = unalignable
-        for split_name, split in eval_splits.items():
-            for k, v in recognizer_metrics(trainer.model, split, args.eval_batch_size).items():
-                metrics[f"recognizer_{split_name}_{k}"] = round(v, 2)
-
-    if args.train_contrastive:
-        set_seed(args.seed)
-        model = SignTextContrastiveModel(
-            SignTextContrastiveConfig(
-                feature_dim=feature_dim,
-                representation=representation,
-                text_vocab=SignTextContrastiveModel.build_vocab([r["text"] for r in train.rows], args.text_tokenizer, args.min_token_frequency),
-                text_tokenizer=args.text_tokenizer,
-                hidden_size=args.contrastive_hidden_size,
-                num_hidden_layers=args.contrastive_num_hidden_layers,
-                num_attention_heads=args.contrastive_num_attention_heads,
-                intermediate_size=args.contrastive_intermediate_size,
-                temporal_downsample=args.contrastive_temporal_downsample,
-                text_hidden_size=args.contrastive_text_hidden_size,
-                text_num_hidden_layers=args.contrastive_text_num_hidden_layers,
-                text_intermediate_size=args.contrastive_text_intermediate_size,
-                projection_dim=args.contrastive_projection_dim,
-                dropout=args.contrastive_dropout,
+            logger.warning(
+                "%d train sample(s) have more CTC targets than output steps; lower recognizer.temporal_downsample.",
+                unalignable,
             )
-        )
-        model.set_normalizer(normalizer)
-        trainer = ContrastiveTrainer(
-            model=model,
-            args=_training_arguments(args, "contrastive", has_val),
-            data_collator=ContrastiveCollator(model),
-            train_dataset=train,
-            eval_dataset=validation if has_val else None,
-            noise_std=args.noise_std,
-            time_stretch=args.contrastive_time_stretch,
-        )
-        metrics["contrastive_train_seconds"] = round(_fit(trainer, args, out / "contrastive"), 1)
-        metrics["contrastive_text_vocab_size"] = len(model.config.text_vocab)
-        for split_name, split in eval_splits.items():
-            for k, v in contrastive_metrics(trainer.model, split, args.eval_batch_size).items():
-                metrics[f"contrastive_{split_name}_{k}"] = round(v, 2) if isinstance(v, float) else v
-
-    (out / "evaluator_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (out / "evaluator_training_args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2) + "\n", encoding="utf-8")
+        metrics.update(recognizer_target=target, recognizer_num_unalignable=unalignable)
     return metrics
 
 
-# ------------------------------------------------------------------------------------- configs
-def resolve_config(config: str) -> Path:
-    """`config` as a YAML path, or a name under `hf_sign/configs/evaluator/` (`tiny`, `default`)."""
-    return config_utils.resolve_config("evaluator", config)
-
-
-def build_arguments(
-    dataset_dir: str, output_dir: str, config: Optional[str] = "default", seed: Optional[int] = None, **overrides: Any
-) -> EvaluatorTrainingArguments:
-    """YAML config (name or path) + overrides -> `EvaluatorTrainingArguments` (unknown keys raise).
-
-    `seed=None` keeps the config's seed (0 when it has none); string values are converted to the field's type.
+def run_evaluator_training(
+    cfg: Dict[str, Any],
+    dataset_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    stage: Optional[str] = None,
+    resume_from_checkpoint: bool = False,
+    use_cpu: bool = False,
+    config_name: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Run `stage` (or both stages) with the resolved config `cfg` (`full_config`); returns the metrics of
+    `evaluator_metrics.json`. `config_name` (the config's name or path) is recorded in `evaluator_training_args.json`.
     """
-    values: Dict[str, Any] = {}
-    if config:
-        values.update(yaml.safe_load(resolve_config(config).read_text(encoding="utf-8")) or {})
-    values.update(dataset_dir=str(dataset_dir), output_dir=str(output_dir), config=config)
-    if seed is not None:
-        overrides = {**overrides, "seed": seed}
-    defaults = {f.name: f.default for f in dataclasses.fields(EvaluatorTrainingArguments)}
-    unknown = sorted(k for k in set(values) | set(overrides) if k not in defaults)
-    if unknown:
-        raise ValueError(f"Unknown evaluator training argument(s) {unknown}; valid names: {sorted(defaults)}.")
-    values.update(overrides)
-    # YAML reads `1e-3` as a string (YAML 1.1) and `--set` gives strings: convert to each field's type.
-    values = {
-        k: config_utils.coerce_value(v, defaults[k] if defaults[k] is not dataclasses.MISSING else None, k)
-        for k, v in values.items()
+    out = Path(output_dir)
+    # the evaluators are two transformers models, not a generator's pipeline folder
+    run_stages(
+        EVALUATOR_STAGES,
+        cfg,
+        out,
+        load_data=lambda: load_evaluator_data(str(dataset_dir), cfg["data"]["max_frames"]),
+        stage=stage,
+        resume_from_checkpoint=resume_from_checkpoint,
+        use_cpu=use_cpu,
+        prepare=_prepare,
+        prefix="evaluator",
+        pipeline_folder=False,
+    )
+    run = {
+        "dataset_dir": str(dataset_dir),
+        "output_dir": str(output_dir),
+        "config": config_name,
+        "stage": stage,
+        "seed": cfg["seed"],
+        "resume_from_checkpoint": resume_from_checkpoint,
+        "use_cpu": use_cpu,
     }
-    (parsed,) = HfArgumentParser(EvaluatorTrainingArguments).parse_dict(values)
-    return parsed
+    (out / "evaluator_training_args.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    return json.loads((out / "evaluator_metrics.json").read_text(encoding="utf-8"))
 
 
 def train_evaluators(
-    dataset_dir: str, output_dir: str, config: Optional[str] = "default", seed: Optional[int] = None, **overrides: Any
+    dataset_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    config: Union[str, Path, Mapping[str, Any], None] = "default",
+    seed: Optional[int] = None,
+    stage: Optional[str] = None,
+    resume_from_checkpoint: bool = False,
+    use_cpu: bool = False,
+    **overrides: Any,
 ) -> Dict[str, Any]:
     """Train the recogniser and the contrastive evaluator on `dataset_dir`'s train split.
 
     Args:
-        dataset_dir (`str`): hf-sign dataset folder (or Hub id).
-        output_dir (`str`): output folder (`recognizer/`, `contrastive/`, `evaluator_metrics.json`, checkpoints).
-        config (`str`, *optional*, defaults to `"default"`): config name (`tiny`, `default`) or YAML path.
-        seed (`int`, *optional*): the fixed seed; `None` keeps the config's (0 in the shipped configs).
-        **overrides: any `EvaluatorTrainingArguments` field; strings (from `--set key=value`) are converted to
-            the field's type.
+        dataset_dir (`str` or `Path`): hf-sign dataset folder (or Hub id) with a `train` split (and `validation`,
+            `test` for the best epoch and the final metrics).
+        output_dir (`str` or `Path`): output folder (`recognizer/`, `contrastive/`, `evaluator_metrics.json`, ...).
+        config (`str`, `Path` or `dict`, *optional*, defaults to `"default"`): `tiny`, `default`, a YAML path, or a
+            dict of config sections.
+        seed (`int`, *optional*): the fixed seed; `None` keeps the config's (0 unless a config sets it).
+        stage (`str`, *optional*): `"recognizer"` or `"contrastive"`; default: both, in order.
+        resume_from_checkpoint (`bool`, *optional*, defaults to `False`): continue each stage from its latest
+            checkpoint under `output_dir/checkpoints/<stage>/`.
+        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
+        **overrides: dotted config keys (`**{"recognizer_training.num_train_epochs": 2}`) or sections as mappings
+            (`recognizer_training={"num_train_epochs": 2}`); strings (from `--set`) are converted to the replaced
+            value's type; unknown keys raise.
 
     Returns:
-        `dict`: final metrics, e.g. `recognizer_test_bleu4`, `recognizer_test_wer`, `contrastive_test_r1`.
+        `dict`: the metrics, e.g. `recognizer_test_bleu4`, `recognizer_test_wer`, `contrastive_test_r1`.
     """
-    return run_evaluator_training(build_arguments(dataset_dir, output_dir, config=config, seed=seed, **overrides))
+    if seed is not None:
+        overrides["seed"] = seed
+    cfg = full_config(config, overrides)
+    name = str(config) if isinstance(config, (str, Path)) else None
+    return run_evaluator_training(cfg, dataset_dir, output_dir, stage, resume_from_checkpoint, use_cpu, name)
 
 
 def train_evaluator_system(
-    dataset_dir: str, output_dir: str, config: Optional[str] = "default", seed: Optional[int] = None,
+    dataset_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    config: Union[str, Path, Mapping[str, Any], None] = "default",
+    stage: Optional[str] = None,
+    seed: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
+    resume_from_checkpoint: bool = False,
 ) -> Dict[str, Any]:
-    """The registry's entry point (`hf-sign train evaluator`): `train_evaluators` with the dotted `--set` overrides
-    as one dict, like every system's trainer takes them."""
-    return train_evaluators(dataset_dir, output_dir, config=config, seed=seed, **(overrides or {}))
+    """The registry's entry point (`hf-sign train evaluator`): `train_evaluators` with the dotted `--set` overrides as
+    one dict, like every system's trainer takes them."""
+    return train_evaluators(
+        dataset_dir, output_dir, config=config, seed=seed, stage=stage,
+        resume_from_checkpoint=resume_from_checkpoint, **(overrides or {}),
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m hf_sign.training.evaluator_trainer --config NAME --dataset_dir DIR --output_dir DIR [--field value]`."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", default="default")
-    known, _ = pre.parse_known_args(argv)
-    parser = HfArgumentParser(EvaluatorTrainingArguments)
-    parser.set_defaults(**(yaml.safe_load(resolve_config(known.config).read_text(encoding="utf-8")) or {}), config=known.config)
+    """`python -m hf_sign.training.evaluator_trainer --dataset_dir D --output_dir O [--config tiny] [--stage S]
+    [--set k=v ...]` (`--config` defaults to `default` here)."""
+    parser = HfArgumentParser(TrainingRunArguments)
+    parser.set_defaults(config="default")
     (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(json.dumps(run_evaluator_training(args), indent=2))
+    overrides: Dict[str, Any] = dict(parse_overrides(args.set))
+    if args.num_threads:
+        overrides["num_threads"] = args.num_threads
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    cfg = full_config(args.config, overrides)
+    metrics = run_evaluator_training(
+        cfg, args.dataset_dir, args.output_dir, args.stage, args.resume_from_checkpoint, args.use_cpu, args.config
+    )
+    print(json.dumps(metrics, indent=2))
     return 0
 
 

@@ -16,7 +16,7 @@ OUTPUT_DIR/model_index.json, ...         the pipeline folder, written by the las
 2. write the resolved config;
 3. per stage: seed, build the Trainer, train (from the latest checkpoint when resuming), finish, and update the
    metrics file (earlier stages' metrics in it are kept, so stages can run one at a time);
-4. after the last stage, check that the output folder is a pipeline folder (`model_index.json`).
+4. after the last stage, check that the output folder is a pipeline folder (`model_index.json`), for generators.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def run_stages(
     use_cpu: bool = False,
     prepare: Optional[Callable[[StageContext, Sequence[str]], Mapping[str, Any]]] = None,
     prefix: str = "training",
+    pipeline_folder: bool = True,
 ) -> Path:
     """Run `stages` in order (or only `stage`) into `output_dir`; returns `output_dir`.
 
@@ -101,6 +102,8 @@ def run_stages(
             the config is written; it may fill config fields that follow the data, raises on a config the data cannot
             train, and returns data metrics (e.g. `num_train`).
         prefix (`str`, *optional*, defaults to `"training"`): names `<prefix>_config.json` and `<prefix>_metrics.json`.
+        pipeline_folder (`bool`, *optional*, defaults to `True`): check that the last stage left a pipeline folder
+            (`model_index.json`); `False` for systems that train something else (the evaluators).
     """
     names = [s.name for s in stages]
     if stage is not None and stage not in names:
@@ -130,6 +133,6 @@ def run_stages(
     finally:
         torch.set_num_threads(threads)
     # 4. the last stage leaves a pipeline folder
-    if selected[-1] is stages[-1] and not (out / "model_index.json").is_file():
+    if pipeline_folder and selected[-1] is stages[-1] and not (out / "model_index.json").is_file():
         raise RuntimeError(f"Stage {stages[-1].name!r} finished without writing a pipeline folder into {out}.")
     return out
