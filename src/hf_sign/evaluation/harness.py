@@ -235,7 +235,7 @@ def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]]
 
 def conditioning_of(system: Any) -> tuple:
     """What a system object reads: the registry's entry for a registered pipeline, else its `conditioning` attribute
-    (pipelines and baselines define it), else `("text",)` plus `"gloss"` when its `__call__` names a `gloss`."""
+    (the baselines define it), else `("text",)` plus `"gloss"` when its `__call__` names a `gloss`."""
     from ..systems import system_for_pipeline
 
     registered = system_for_pipeline(system)
