@@ -428,6 +428,22 @@ def _stage_arguments(ctx: StageContext, name: str, args: EvaluatorTrainingArgume
     )
 
 
+def _evaluator_trainer(ctx: StageContext, name: str, trainer_cls, model, collator, args: EvaluatorTrainingArguments):
+    """A stage's Trainer: the model with the train split's normaliser, validation for best-epoch selection and the
+    stage's augmentations."""
+    model.set_normalizer(ctx.data["normalizer"])
+    return trainer_cls(
+        model=model,
+        args=_stage_arguments(ctx, name, args),
+        data_collator=collator,
+        train_dataset=ctx.data["train"],
+        eval_dataset=ctx.data["validation"],
+        noise_std=args.noise_std,
+        time_stretch=args.time_stretch,
+        group_by_length=args.group_by_length,
+    )
+
+
 def _build_recognizer_trainer(ctx: StageContext) -> RecognizerTrainer:
     cfg, data = ctx.config, ctx.data
     tokens = [PoseRecognizerModel.sample_tokens(r, cfg["recognizer"]["target"]) for r in data["train"].rows]
@@ -439,18 +455,8 @@ def _build_recognizer_trainer(ctx: StageContext) -> RecognizerTrainer:
             **cfg["recognizer"],
         )
     )
-    model.set_normalizer(data["normalizer"])
     args = RecognizerTrainingArguments(**cfg["recognizer_training"])
-    return RecognizerTrainer(
-        model=model,
-        args=_stage_arguments(ctx, "recognizer", args),
-        data_collator=RecognizerCollator(model),
-        train_dataset=data["train"],
-        eval_dataset=data["validation"],
-        noise_std=args.noise_std,
-        time_stretch=args.time_stretch,
-        group_by_length=args.group_by_length,
-    )
+    return _evaluator_trainer(ctx, "recognizer", RecognizerTrainer, model, RecognizerCollator(model), args)
 
 
 def _finish_recognizer(ctx: StageContext, trainer: RecognizerTrainer) -> Dict[str, Any]:
@@ -475,18 +481,8 @@ def _build_contrastive_trainer(ctx: StageContext) -> ContrastiveTrainer:
             **cfg["contrastive"],
         )
     )
-    model.set_normalizer(data["normalizer"])
     args = ContrastiveTrainingArguments(**cfg["contrastive_training"])
-    return ContrastiveTrainer(
-        model=model,
-        args=_stage_arguments(ctx, "contrastive", args),
-        data_collator=ContrastiveCollator(model),
-        train_dataset=data["train"],
-        eval_dataset=data["validation"],
-        noise_std=args.noise_std,
-        time_stretch=args.time_stretch,
-        group_by_length=args.group_by_length,
-    )
+    return _evaluator_trainer(ctx, "contrastive", ContrastiveTrainer, model, ContrastiveCollator(model), args)
 
 
 def _finish_contrastive(ctx: StageContext, trainer: ContrastiveTrainer) -> Dict[str, Any]:
