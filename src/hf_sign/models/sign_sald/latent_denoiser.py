@@ -183,7 +183,8 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             the duration predictor's).
         relative_positions (`bool`, *optional*, defaults to `False`): add `relative_position_embedding` to the pose
             tokens (position within the valid frames) and to the projected text tokens (position within the valid
-            tokens). Not in the paper; meant to make text-to-motion alignment easier to learn on small data.
+            tokens). Not in the paper and off in the `small` and `paper` configs; kept so that models trained with it
+            keep loading.
         duration_conditioning (`bool`, *optional*, defaults to `False`): add a `DurationConditioning` component
             (`duration_conditioner`): every latent frame gets the projected text state of the token it signs and a
             sinusoidal embedding of its phase within that token's frames, from the `token_timing` passed to
