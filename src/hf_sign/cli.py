@@ -195,7 +195,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     systems = [get_system(args.system)] if args.system else [s for s in list_systems() if s.param_report is not None]
     reports = {s.name: s.parameter_report(args.config) for s in systems}
-    print(json.dumps(reports if len(reports) > 1 or not args.system else reports[args.system], indent=2))
+    print(json.dumps(reports[args.system] if args.system else reports, indent=2))
     return 0
 
 

@@ -83,11 +83,11 @@ def run_demo(
     """
     from .systems import get_system
 
-    spec_system = get_system(system)
-    if not spec_system.generates:
+    registered = get_system(system)
+    if not registered.generates:
         raise ValueError(f"`system` {system!r} does not generate signing; pick one with a pipeline.")
-    config = config or spec_system.default_config
-    repo_id = repo_id or spec_system.demo_repo_id or f"hf-sign/{system}-synthsign"
+    config = config or registered.default_config
+    repo_id = repo_id or registered.demo_repo_id or f"hf-sign/{system}-synthsign"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"`text` must be a non-empty sentence to sign; got {text!r}.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or any(not p for p in repo_id.split("/")):
@@ -123,7 +123,7 @@ def run_demo(
         print(f"[demo] training {system} ({config!r} config) {how} {work_dir}"
               + (" (about 30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
         start = time.perf_counter()
-        spec_system.run_training(
+        registered.run_training(
             data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume
         )
         print(f"[demo] trained in {time.perf_counter() - start:.0f} s")
@@ -135,9 +135,9 @@ def run_demo(
     )
     pipe.set_progress_bar_config(disable=not show_progress)
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    signed = text if spec_system.input_name == "prompt" else [text.split()]  # gloss systems: the text holds glosses
+    signed = text if registered.input_name == "prompt" else [text.split()]  # gloss systems: the text holds glosses
     output = pipe(
-        **{spec_system.input_name: signed}, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs
+        **{registered.input_name: signed}, generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs
     )
     poses = np.asarray(output.poses[0])
     spec, fps = pipe.skeleton, pipe.fps

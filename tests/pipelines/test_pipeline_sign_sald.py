@@ -191,6 +191,8 @@ def test_negative_prompt(pipe):
     assert_same(by_embeds, neg, atol=1e-6)
     with pytest.raises(ValueError, match="at most one"):
         run(pipe, negative_prompt="hello.", negative_prompt_embeds=neg_embeds)
+    with pytest.raises(ValueError, match="negative_prompt` has 1 entries for 2 prompt"):
+        run(pipe, TEXTS[:2], negative_prompt=["hello."])
 
 
 def test_num_sequences_per_prompt(pipe):

@@ -129,8 +129,8 @@ class SignSALDPipeline(SignPipeline):
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("Give at most one of `negative_prompt` and `negative_prompt_embeds`.")
         if negative_prompt is not None:
-            negatives = self.check_prompt(negative_prompt, self.tokenizer, name="negative_prompt")
-            per_prompt(negatives if len(negatives) > 1 else negatives[0], batch, "negative_prompt")
+            self.check_prompt(negative_prompt, self.tokenizer, name="negative_prompt")
+            per_prompt(negative_prompt, batch, "negative_prompt")  # one for all prompts, or one per prompt
         if negative_prompt_embeds is not None:
             if (
                 self._check_embeds(negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt_embeds")
@@ -217,11 +217,7 @@ class SignSALDPipeline(SignPipeline):
         neg, neg_mask = None, None
         if do_classifier_free_guidance:
             if negative_prompt is not None:
-                negatives = per_prompt(
-                    negative_prompt if isinstance(negative_prompt, str) else list(negative_prompt),
-                    batch,
-                    "negative_prompt",
-                )
+                negatives = per_prompt(negative_prompt, batch, "negative_prompt")
                 neg, neg_mask = encode_prompts(self.text_encoder, self.tokenizer, negatives, device=device)
             elif negative_prompt_embeds is not None:
                 neg = negative_prompt_embeds
