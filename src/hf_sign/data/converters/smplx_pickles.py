@@ -106,6 +106,12 @@ SPLIT_NAMES = {"train": "train", "val": "validation", "dev": "validation", "test
 
 
 # ----------------------------------------------------------------------------------- frame files
+# every way a truncated, corrupt or foreign file fails `pickle.load` (gzip's errors are OSErrors)
+_UNREADABLE_PICKLE = (
+    EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError
+)
+
+
 def _unpickle(path: Path) -> Any:
     """Load one pickle, turning every way it can be broken into a `ConversionError` naming it."""
     try:
@@ -113,16 +119,7 @@ def _unpickle(path: Path) -> Any:
             return pickle.load(fh)
     except FileNotFoundError as err:
         raise ConversionError(f"missing file {path}") from err
-    except (
-        EOFError,
-        pickle.UnpicklingError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        ImportError,
-        IndexError,
-        OSError,
-    ) as err:
+    except _UNREADABLE_PICKLE as err:
         raise ConversionError(f"{path} is truncated or not a readable pickle ({type(err).__name__}: {err})") from err
 
 
@@ -247,16 +244,7 @@ def _load_annotation_pickle(path: Path) -> List[Any]:
     try:
         with gzip.open(path, "rb") as fh:
             data = pickle.load(fh)
-    except (
-        EOFError,
-        OSError,
-        pickle.UnpicklingError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        ImportError,
-        IndexError,
-    ) as err:
+    except _UNREADABLE_PICKLE as err:
         raise ConversionError(
             f"annotation file {path} is truncated or not a gzip-compressed pickle ({type(err).__name__}: {err})"
         ) from err
