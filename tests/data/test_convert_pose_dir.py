@@ -129,7 +129,7 @@ def test_read_pose_file_errors_name_the_file(tmp_path):
 
 def test_real_lexicon_clip():
     pytest.importorskip("spoken_to_signed")
-    from hf_sign.data.fingerspelling import lexicon_root
+    from hf_sign.data.fingerspelling_clips import lexicon_root
 
     rel = "ase/fs-stse28e9ac023b0e29ca0a3acc12dc46540.pose"  # ASL "A" (index.csv row 1)
     path = lexicon_root() / rel

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from datasets import load_dataset
 
-from hf_sign.data import fingerspelling as fs
+from hf_sign.data import fingerspelling as fs, fingerspelling_clips as fs_clips
 
 LANGS = ["ase", "gsg"]
 
@@ -14,7 +14,7 @@ LANGS = ["ase", "gsg"]
 def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "spoken_to_signed", None)  # makes `import spoken_to_signed` fail
     with pytest.raises(ImportError, match=r'pip install "hf-sign\[fingerspelling\]"'):
-        fs.lexicon_root()
+        fs_clips.lexicon_root()
     with pytest.raises(ImportError, match=r"hf-sign\[fingerspelling\]"):
         fs.generate_fingerspelling(languages=["ase"], words_per_language=3)
 
@@ -80,7 +80,7 @@ def test_build_loads_offline_with_letters_and_words(corpus):
 
 def test_word_spans_tile_the_word_and_follow_letters(corpus):
     _, dd = corpus
-    clips = {lang: [c.letter for c in lc] for lang, lc in fs.load_letter_clips(LANGS).items()}
+    clips = {lang: [c.letter for c in lc] for lang, lc in fs_clips.load_letter_clips(LANGS).items()}
     spoken = {"ase": "en", "gsg": "de"}
     for split in dd:
         for r in dd[split]:

@@ -17,13 +17,13 @@ from hf_sign.data.synthsign import (
 from hf_sign.data.synthsign_grammar import (
     FUNCTION_WORDS,
     GRAMMATICAL_GLOSSES,
-    SynthSignGrammar,
     align_text_to_gloss,
     text_to_gloss,
     tokenize,
     tokenize_with_spans,
 )
-from hf_sign.data.synthsign_lexicon import _distinct
+from hf_sign.data.synthsign_sentences import SynthSignGrammar
+from hf_sign.data.synthsign_signs import _distinct
 from hf_sign.skeletons.spec import get_skeleton
 
 SIZES = dict(num_train=30, num_validation=10, num_test=10)

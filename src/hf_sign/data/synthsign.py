@@ -1,9 +1,10 @@
 """SynthSign: a procedural sign language corpus on the `smplx133` skeleton, deterministic from a seed.
 
-The language lives in three modules: `synthsign_grammar` (English sentences and their gloss sequences,
-`text_to_gloss`), `synthsign_lexicon` (a parametric motion per gloss, signers, co-articulated sentences:
-`SynthSignLexicon`) and `synthsign_kinematics` (hand-space channels -> axis-angle features). This module
-samples a corpus from it and writes it as a Hub-style dataset folder.
+The language lives in these modules: `synthsign_words` (the vocabulary), `synthsign_grammar` (the gloss
+rules, `text_to_gloss`), `synthsign_sentences` (English sentences and their gloss sequences: `SynthSignGrammar`),
+`synthsign_signs` (the parameters of each sign, the signers), `synthsign_lexicon` (a motion per gloss,
+co-articulated sentences: `SynthSignLexicon`) and `synthsign_kinematics` (hand-space channels -> axis-angle
+features). This module samples a corpus from it and writes it as a Hub-style dataset folder.
 
 Splits (`generate_synthsign`):
 
@@ -33,9 +34,11 @@ from tqdm.auto import tqdm
 
 from .io import render_card, save_corpus
 from .schema import make_sample, sign_features
-from .synthsign_grammar import GRAMMATICAL_GLOSSES, GrammarSentence, SynthSignGrammar, text_to_gloss
+from .synthsign_grammar import GRAMMATICAL_GLOSSES, text_to_gloss
 from .synthsign_kinematics import FEATURE_DIM, HANDSHAPES
-from .synthsign_lexicon import LEXICON_SEED, SynthSignLexicon, get_lexicon
+from .synthsign_lexicon import SynthSignLexicon, get_lexicon
+from .synthsign_sentences import GrammarSentence, SynthSignGrammar
+from .synthsign_signs import LEXICON_SEED
 
 __all__ = [
     "DEFAULT_SPLIT_SIZES", "FPS", "HELDOUT_FRACTION", "SynthSignGrammar", "SynthSignLexicon", "build_synthsign",
