@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sign.data.io import load_corpus
+from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.data.resample import minimum_jerk, resample_to_length as resample_sequence
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baselines import (
@@ -15,7 +15,6 @@ from hf_sign.evaluation.baselines import (
     MeanPoseBaseline,
     NearestSentenceBaseline,
     load_baseline,
-    split_rows,
 )
 
 

@@ -13,18 +13,13 @@ import yaml
 from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.data.resample import resample_to_length
 from hf_sign.data.synthsign import build_synthsign
-from hf_sign.evaluation.baselines import BaselineOutput, MeanPoseBaseline
+from hf_sign.evaluation.baseline_utils import BaselineOutput
+from hf_sign.evaluation.baselines import MeanPoseBaseline
 from hf_sign.evaluation.evaluators import PoseRecognizerModel
-from hf_sign.evaluation.harness import (
-    GROUND_TRUTH,
-    PoseScorer,
-    load_evaluators,
-    parse_model_specs,
-    prepare_evaluators,
-    run_benchmark,
-)
+from hf_sign.evaluation.harness import GROUND_TRUTH, parse_model_specs, run_benchmark
 from hf_sign.evaluation.metrics import back_translation, dtw_jpe, fid, mpjpe, siclip_retrieval
 from hf_sign.evaluation.report import TABLES, format_value
+from hf_sign.evaluation.scoring import PoseScorer, load_evaluators, prepare_evaluators
 from hf_sign.skeletons import get_skeleton
 from hf_sign.training.evaluator_trainer import resolve_config, train_evaluators
 

@@ -9,12 +9,8 @@ from pipeline_tester_mixin import PipelineTesterMixin
 
 from hf_sign.data.io import split_rows
 from hf_sign.data.synthsign import build_synthsign
-from hf_sign.evaluation.baselines import (
-    GlossConcatenationBaseline,
-    MeanPoseBaseline,
-    NearestSentenceBaseline,
-    load_split,
-)
+from hf_sign.evaluation.baseline_utils import load_split
+from hf_sign.evaluation.baselines import GlossConcatenationBaseline, MeanPoseBaseline, NearestSentenceBaseline
 
 _ROWS = {}
 

@@ -38,6 +38,11 @@ all with the same metrics and evaluator models:
 * **Files** in `out_dir`: `results.md`, `results.json`, `per_sample.csv`, `examples/*.gif` (the first
   `num_examples` samples, all systems side by side, reference first) and `evaluators/` when trained here.
 
+This module puts the benchmark together; its parts live beside it: `hf_sign.evaluation.systems_io` loads the systems
+and generates with them (`load_system`, `conditioning_of`), `hf_sign.evaluation.scoring` finds or trains and loads the
+evaluators (`prepare_evaluators`, `load_evaluators`) and computes every metric (`PoseScorer`), and
+`hf_sign.evaluation.report` writes the tables.
+
 ```python
 >>> from hf_sign.evaluation.harness import run_benchmark
 >>> results = run_benchmark("outputs/synthsign", models={"Sign-SALD": "outputs/sign-sald-small"},
@@ -49,13 +54,10 @@ all with the same metrics and evaluator models:
 
 from __future__ import annotations
 
-import inspect
 import json
-import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -63,30 +65,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.io import load_corpus
-from ..skeletons.spec import SkeletonSpec, get_skeleton
-from .baselines import (
-    GlossConcatenationBaseline,
-    MeanPoseBaseline,
-    NearestSentenceBaseline,
-    is_baseline_dir,
-    load_baseline,
-    load_split,
-    split_rows,
-)
-from .metrics import back_translation, dtw_jpe, fid, mpjpe, sibleu, siclip_retrieval
+from ..data.io import load_corpus, split_rows
+from ..skeletons.spec import get_skeleton
+from .baseline_utils import load_split
+from .baselines import GlossConcatenationBaseline, MeanPoseBaseline, NearestSentenceBaseline
 from .report import UNITS, format_markdown, standard_notes, write_per_sample_csv, write_results_json
-
-logger = logging.getLogger(__name__)
+from .scoring import Evaluators, PoseScorer, load_evaluators, prepare_evaluators
+from .systems_io import _HUB_ID, _generate, _System, conditioning_of, load_system
 
 __all__ = [
     "BASELINE_KEYS",
     "GROUND_TRUTH",
-    "PoseScorer",
-    "load_evaluators",
-    "load_system",
     "parse_model_specs",
-    "prepare_evaluators",
     "run_benchmark",
 ]
 
@@ -98,347 +88,6 @@ BASELINE_KEYS = {
     "concat": ("Gloss concatenation (oracle gloss)", "Gloss concat.", GlossConcatenationBaseline),
 }
 NUM_FRAMES_POLICIES = (None, "reference")
-
-
-# ------------------------------------------------------------------------------------------ evaluators
-@dataclass
-class Evaluators:
-    """The two evaluator models and where they came from."""
-
-    recognizer: Any
-    contrastive: Any
-    directory: Path
-    trained_here: bool = False
-
-
-def prepare_evaluators(
-    dataset: Union[str, os.PathLike],
-    evaluator_dir: Optional[Union[str, os.PathLike]],
-    out_dir: Union[str, os.PathLike],
-    config: str = "default",
-    seed: int = 0,
-    train_evaluators: Optional[Callable[..., Any]] = None,
-) -> tuple:
-    """Folder holding `recognizer/` and `contrastive/`: `evaluator_dir`, or `out_dir/evaluators` (reused when a
-    previous run on the same dataset left them, else trained there with
-    `train_evaluators(dataset, out_dir/evaluators, config=config, seed=seed)`). Returns `(path, trained_here)`.
-
-    `train_evaluators` is a callable with the signature of `hf_sign.training.evaluator_trainer.train_evaluators`;
-    without it and without evaluators to use, a `ValueError` says how to get them."""
-    if evaluator_dir is not None:
-        path = Path(evaluator_dir)
-        for sub in ("recognizer", "contrastive"):
-            if not (path / sub / "config.json").is_file():
-                raise ValueError(
-                    f"`evaluator_dir` {str(path)!r} has no {sub}/config.json; train the evaluators with "
-                    "`hf-sign train evaluator --dataset DIR --output-dir DIR` (train_evaluators) first."
-                )
-        return path, False
-    if not isinstance(dataset, (str, os.PathLike)):
-        raise ValueError(
-            "`evaluator_dir` is required when `dataset` is an in-memory DatasetDict (evaluators train from a folder)."
-        )
-    path = Path(out_dir) / "evaluators"
-    if all((path / sub / "config.json").is_file() for sub in ("recognizer", "contrastive")):
-        args_file = path / "evaluator_training_args.json"
-        trained_on = (
-            json.loads(args_file.read_text(encoding="utf-8")).get("dataset_dir") if args_file.is_file() else None
-        )
-        if trained_on is not None and os.path.abspath(str(trained_on)) != os.path.abspath(str(dataset)):
-            raise ValueError(
-                f"{path} holds evaluators trained on {trained_on!r}, not on `dataset` {str(dataset)!r}; "
-                "pass `evaluator_dir` or use another `out_dir`."
-            )
-        logger.info("Reusing the evaluators in %s", path)
-        return path, False
-    if train_evaluators is None:
-        raise ValueError(
-            f"No `evaluator_dir` and no evaluators in {str(path)!r}: pass `evaluator_dir` (trained with "
-            "`hf-sign train evaluator --dataset DIR --output-dir DIR`) or a `train_evaluators` callable "
-            "(hf_sign.training.evaluator_trainer.train_evaluators); `hf-sign benchmark` without `--evaluator` does "
-            "the latter."
-        )
-    if not callable(train_evaluators):
-        raise ValueError(f"`train_evaluators` must be callable; got {type(train_evaluators).__name__}.")
-    logger.warning("No `evaluator_dir`: training the evaluators (config %r, seed %d) into %s", config, seed, path)
-    train_evaluators(str(dataset), str(path), config=config, seed=seed)
-    return path, True
-
-
-def load_evaluators(
-    evaluator_dir: Union[str, os.PathLike], device: Optional[Union[str, torch.device]] = None
-) -> Evaluators:
-    """Load `recognizer/` and `contrastive/` from `evaluator_dir` with `AutoModel`, in eval mode on `device`."""
-    from transformers import AutoModel
-
-    from . import evaluators as _registered  # noqa: F401 - registers the hf_sign_* model types
-
-    path = Path(evaluator_dir)
-    models = {}
-    for sub in ("recognizer", "contrastive"):
-        if not (path / sub / "config.json").is_file():
-            raise ValueError(f"`evaluator_dir` {str(path)!r} has no {sub}/config.json.")
-        models[sub] = AutoModel.from_pretrained(str(path / sub)).eval()
-        if device is not None:
-            models[sub].to(device)
-    return Evaluators(models["recognizer"], models["contrastive"], path)
-
-
-# --------------------------------------------------------------------------------------------- systems
-@dataclass
-class _System:
-    name: str
-    kind: str  # "ground_truth" | "baseline" | "model"
-    obj: Any = None
-    source: str = ""
-    short: str = ""
-    oracle_gloss: bool = False
-    reads_text: bool = True
-
-
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]] = None) -> Any:
-    """A generation system from a path or an object: a saved baseline folder, a pipeline folder (or Hub id) loaded
-    through the system registry (`hf_sign.pipelines.loading.load_sign_pipeline`: the registered pipeline class, else
-    `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`), or any callable object."""
-    if not isinstance(spec, (str, os.PathLike)):
-        if not callable(spec):
-            raise ValueError(f"`models[{name!r}]` must be a path or a callable system; got {type(spec).__name__}.")
-        return spec
-    path = str(spec)
-    if os.path.isdir(path):
-        if is_baseline_dir(path):
-            return load_baseline(path)
-        if not os.path.isfile(os.path.join(path, "model_index.json")):
-            raise ValueError(
-                f"`models[{name!r}]` = {path!r} is neither a pipeline folder (model_index.json) nor a saved baseline "
-                "(baseline_config.json)."
-            )
-    elif os.path.isabs(path) or path.startswith(".") or not _HUB_ID.match(path):
-        raise ValueError(
-            f"`models[{name!r}]` = {path!r} does not exist (expected a pipeline folder or a Hub repo id)."
-        )
-    from ..pipelines.loading import load_sign_pipeline
-
-    try:
-        pipe = load_sign_pipeline(path)
-    except Exception as err:  # noqa: BLE001 - re-raised naming the model
-        raise ValueError(f"`models[{name!r}]` = {path!r} could not be loaded as a pipeline: {err}") from err
-    if device is not None:
-        pipe.to(device)
-    if hasattr(pipe, "set_progress_bar_config"):
-        pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def conditioning_of(system: Any) -> tuple:
-    """What a system object reads: the registry's entry for a registered pipeline, else its `conditioning` attribute
-    (the baselines define it), else `("text",)` plus `"gloss"` when its `__call__` names a `gloss`."""
-    from ..systems import system_for_pipeline
-
-    registered = system_for_pipeline(system)
-    if registered is not None:
-        return tuple(registered.conditioning)
-    if hasattr(system, "conditioning"):
-        return tuple(system.conditioning)
-    return ("text", "gloss") if "gloss" in _call_parameters(system) else ("text",)
-
-
-def _call_parameters(system: Any) -> set:
-    try:
-        params = inspect.signature(system.__call__ if not inspect.isfunction(system) else system).parameters
-    except (TypeError, ValueError):
-        return set()
-    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return set(params) | {"**"}
-    return set(params)
-
-
-def _to_numpy_poses(poses: Any, name: str, ids: Sequence[str], feature_dim: int) -> List[np.ndarray]:
-    if isinstance(poses, (np.ndarray, torch.Tensor)) and poses.ndim == 3:
-        poses = list(poses)
-    if not isinstance(poses, (list, tuple)):
-        raise ValueError(
-            f"System {name!r} returned `poses` of type {type(poses).__name__}; expected a list of (T, D) arrays."
-        )
-    if len(poses) != len(ids):
-        raise ValueError(
-            f"System {name!r} returned {len(poses)} `poses` for {len(ids)} prompts; expected one sequence per prompt."
-        )
-    out = []
-    for p, sid in zip(poses, ids):
-        arr = p.detach().float().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != feature_dim:
-            raise ValueError(
-                f"System {name!r} returned `poses` of shape {arr.shape} for sample {sid!r}; "
-                f"expected (num_frames >= 1, {feature_dim})."
-            )
-        if not np.isfinite(arr).all():
-            raise ValueError(f"System {name!r} returned NaN/inf `poses` for sample {sid!r}.")
-        out.append(np.ascontiguousarray(arr, dtype=np.float32))
-    return out
-
-
-def _generate(
-    system: _System,
-    rows,
-    *,
-    seed: int,
-    batch_size: int,
-    num_inference_steps,
-    num_frames_policy,
-    feature_dim,
-    show_progress,
-):
-    """All of `rows` through `system`: poses, per-sample info dicts, sign tokens (or None)."""
-    params = _call_parameters(system.obj)
-    accepts = lambda k: k in params or "**" in params  # noqa: E731
-    poses, infos, tokens = [], [], []
-    bar = tqdm(total=len(rows), desc=f"generating: {system.name}", unit="sample", disable=not show_progress)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        ids = [str(r["id"]) for r in chunk]
-        kwargs: Dict[str, Any] = {"output_type": "np", "return_dict": True}
-        if accepts("generator"):
-            kwargs["generator"] = [torch.Generator().manual_seed(seed + start + k) for k in range(len(chunk))]
-        if num_inference_steps is not None and accepts("num_inference_steps"):
-            kwargs["num_inference_steps"] = int(num_inference_steps)
-        if system.oracle_gloss:  # only systems conditioned on glosses get the reference (oracle) glosses
-            kwargs["gloss"] = [list(r["gloss"]) for r in chunk]
-        if num_frames_policy == "reference":
-            if not accepts("num_frames"):
-                raise ValueError(f"System {system.name!r} takes no `num_frames`; num_frames='reference' needs it.")
-            kwargs["num_frames"] = [int(r["poses"].shape[0]) for r in chunk]
-        if system.reads_text:
-            out = system.obj([str(r["text"]) for r in chunk], **kwargs)
-        else:
-            out = system.obj(**kwargs)
-        out_poses = out[0] if isinstance(out, tuple) else getattr(out, "poses", None)
-        if out_poses is None:
-            raise ValueError(f"System {system.name!r} returned no `poses` (got {type(out).__name__}).")
-        poses += _to_numpy_poses(out_poses, system.name, ids, feature_dim)
-        info = getattr(out, "info", None)
-        infos += list(info) if info is not None else [{} for _ in chunk]
-        tok = getattr(out, "sign_tokens", None)
-        tokens = None if tok is None or tokens is None else tokens + list(tok)
-        bar.update(len(chunk))
-    bar.close()
-    return poses, infos, tokens
-
-
-# --------------------------------------------------------------------------------------------- scoring
-def _positions(spec: SkeletonSpec, poses: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """Positions of many sequences with one forward-kinematics call (much faster than one call each)."""
-    lengths = np.cumsum([0] + [p.shape[0] for p in poses])
-    flat = np.asarray(spec.to_positions(np.concatenate(poses).astype(np.float32)), dtype=np.float32)
-    return [flat[a:b] for a, b in zip(lengths[:-1], lengths[1:])]
-
-
-def _bt_reference(row: Mapping[str, Any], target: str) -> str:
-    from .evaluators.layers import word_tokens
-
-    if target == "gloss":
-        if not row["gloss"]:
-            raise ValueError(
-                f"Sample {row['id']!r} has an empty `gloss`; the recogniser transcribes glosses (target='gloss')."
-            )
-        return " ".join(row["gloss"])
-    return " ".join(word_tokens(row["text"]))
-
-
-class PoseScorer:
-    """Every metric of the benchmark against one fixed set of references (cached positions and embeddings).
-
-    Args:
-        references (`List[np.ndarray]`): reference feature sequences `(T_i, D)` in dataset units.
-        texts (`List[str]`): the samples' texts (SiCLIP targets).
-        glosses (`List[List[str]]`): the samples' gloss sequences (back-translation references).
-        spec (`SkeletonSpec`): skeleton of the features (`to_positions`, joint groups).
-        evaluators ([`Evaluators`]): recogniser + contrastive model.
-        batch_size (`int`, *optional*, defaults to 32): evaluator batch size.
-        ids (`List[str]`, *optional*): sample ids for messages.
-    """
-
-    def __init__(
-        self, references, texts, glosses, spec: SkeletonSpec, evaluators: Evaluators, batch_size: int = 32, ids=None
-    ):
-        n = len(references)
-        for field_name, values in (("texts", texts), ("glosses", glosses)):
-            if len(values) != n:
-                raise ValueError(
-                    f"`{field_name}` has {len(values)} entries but `references` has {n}; they must pair up."
-                )
-        if n == 0:
-            raise ValueError("`references` is empty; the benchmark needs at least one sample.")
-        self.references = [np.asarray(r, dtype=np.float32) for r in references]
-        self.ids = list(ids) if ids is not None else [str(i) for i in range(n)]
-        self.spec, self.ev, self.batch_size = spec, evaluators, batch_size
-        target = getattr(evaluators.recognizer.config, "target", "gloss")
-        rows = [{"id": i, "text": t, "gloss": list(g)} for i, t, g in zip(self.ids, texts, glosses)]
-        self.bt_references = [_bt_reference(r, target) for r in rows]
-        self.ref_positions = _positions(spec, self.references)
-        self.ref_embeddings = self._pose_embeddings(self.references)
-        # SiCLIP candidates: the distinct texts of the split (repeated sentences are one candidate)
-        first: Dict[str, int] = {}
-        for i, t in enumerate(texts):
-            first.setdefault(t, i)
-        self.candidate_texts = list(first)
-        index = {t: j for j, t in enumerate(self.candidate_texts)}
-        self.targets = np.array([index[t] for t in texts], dtype=np.int64)
-        self.text_embeddings = evaluators.contrastive.get_text_embeddings(self.candidate_texts).numpy()
-
-    def _pose_embeddings(self, poses) -> np.ndarray:
-        return self.ev.contrastive.get_pose_embeddings(list(poses), batch_size=self.batch_size).numpy()
-
-    def score(self, predictions: Sequence[np.ndarray], sign_tokens=None, reference_tokens=None) -> tuple:
-        """Metrics of `predictions` (one `(T, D)` sequence per reference). Returns `(metrics, per_sample)`."""
-        if len(predictions) != len(self.references):
-            raise ValueError(
-                f"`predictions` has {len(predictions)} sequences but `references` has {len(self.references)}; they "
-                "must pair up."
-            )
-        preds = [np.asarray(p, dtype=np.float32) for p in predictions]
-        pos = _positions(self.spec, preds)
-        m: Dict[str, Any] = {}
-        hyps = self.ev.recognizer.generate(preds, batch_size=self.batch_size)
-        m.update(back_translation(hyps, self.bt_references, tokenize="none"))
-        dtw = dtw_jpe(pos, self.ref_positions, skeleton=self.spec, per_sample=True, units="m")
-        mp = mpjpe(pos, self.ref_positions, skeleton=self.spec, scale=1000.0, units="mm", per_sample=True)
-        for g in ("body", "hands"):
-            m[f"dtw_jpe_{g}"] = 1000.0 * dtw[f"dtw_jpe_{g}_normalized"]
-            m[f"dtw_jpe_{g}_sum"] = dtw[f"dtw_jpe_{g}"]
-            m[f"mpjpe_{g}"] = mp[f"mpjpe_{g}"]
-        emb = self._pose_embeddings(preds)
-        m["fid"] = fid(emb, self.ref_embeddings) if len(preds) >= 2 else None
-        sim = emb @ self.text_embeddings.T
-        ret = siclip_retrieval(similarity=sim, targets=self.targets, ks=(1, 5))
-        m.update({k: ret[k] for k in ("siclip_r1", "siclip_r5", "siclip_median_rank")})
-        m["sibleu"] = None
-        if sign_tokens is not None and reference_tokens is not None:
-            sb = sibleu(sign_tokens, reference_tokens)
-            m["sibleu"] = sb["sibleu"]
-            m.update({k: v for k, v in sb.items() if k != "sibleu"})
-        lengths = [p.shape[0] for p in preds]
-        m["mean_num_frames"] = float(np.mean(lengths))
-        per_sample = [
-            {
-                "id": sid,
-                "reference_gloss": ref,
-                "hypothesis_gloss": hyp,
-                "dtw_jpe_body_mm": 1000.0 * dtw["dtw_jpe_body_normalized_per_sample"][i],
-                "dtw_jpe_hands_mm": 1000.0 * dtw["dtw_jpe_hands_normalized_per_sample"][i],
-                "dtw_jpe_body_sum_m": dtw["dtw_jpe_body_per_sample"][i],
-                "dtw_jpe_hands_sum_m": dtw["dtw_jpe_hands_per_sample"][i],
-                "mpjpe_body_mm": mp["mpjpe_body_per_sample"][i],
-                "mpjpe_hands_mm": mp["mpjpe_hands_per_sample"][i],
-                "num_frames_generated": lengths[i],
-                "num_frames_reference": int(self.references[i].shape[0]),
-            }
-            for i, (sid, ref, hyp) in enumerate(zip(self.ids, self.bt_references, hyps))
-        ]
-        return m, per_sample, pos
 
 
 def _version() -> str:
