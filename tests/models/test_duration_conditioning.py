@@ -11,7 +11,7 @@ from hf_sign.models.length_regulator import TokenTiming, align_frames_to_tokens
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser
 from hf_sign.models.text_encoders import build_word_tokenizer
 from hf_sign.training.gloss_alignment import gloss_token_timing
-from hf_sign.training.sign_sald_stages import duration_loss
+from hf_sign.training.sign_sald_losses import duration_loss
 
 DEN = dict(num_joints=3, latent_channels=4, hidden_dim=32, num_layers=2, num_heads=2, ff_mult=2, text_dim=8,
            relative_positions=True, length_predictor_hidden=32, duration_conditioning=True)

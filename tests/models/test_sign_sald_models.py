@@ -16,7 +16,8 @@ from hf_sign.models.length_regulator import TokenTiming
 from hf_sign.models.sign_sald import SkeletonLatentDenoiser, SkeletonLatentDenoiserOutput, SkeletonVAE
 from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
 from hf_sign.training.losses import drop_condition, log_length_loss
-from hf_sign.training.sign_sald_stages import SkeletonVAETrainingArguments, skeleton_vae_loss
+from hf_sign.training.sign_sald_losses import skeleton_vae_loss
+from hf_sign.training.sign_sald_stages import SkeletonVAETrainingArguments
 
 F_DIM = 133
 VAE_TINY = dict(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from hf_sign.data.collator import PoseCollator
-from hf_sign.training.sign_sald_stages import LatentCollator, RandomCropCollator
+from hf_sign.training.sign_sald_data import LatentCollator, RandomCropCollator
 
 
 def _latent_sample(n, length, seed, num_frames):

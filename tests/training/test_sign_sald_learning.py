@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hf_sign.data.synthsign import build_synthsign
-from hf_sign.training.sign_sald_stages import LDM_STAGE, VAE_STAGE, latent_denoiser_loss, skeleton_vae_loss
+from hf_sign.training.sign_sald_losses import latent_denoiser_loss, skeleton_vae_loss
+from hf_sign.training.sign_sald_stages import LDM_STAGE, VAE_STAGE
 from hf_sign.training.sign_sald_trainer import full_config
 from hf_sign.training.stages import StageContext
 from hf_sign.training.trainer_utils import load_pose_splits, train_with_resume

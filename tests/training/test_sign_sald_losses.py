@@ -17,15 +17,13 @@ from transformers import TrainingArguments
 
 from hf_sign.data.normalization import PoseNormalizer
 from hf_sign.training.losses import diffusion_target, drop_condition, log_length_loss, masked_mse
+from hf_sign.training.sign_sald_losses import duration_loss, latent_denoiser_loss, skeleton_vae_loss
 from hf_sign.training.sign_sald_stages import (
     LatentDenoiserTrainer,
     LatentDenoiserTrainingArguments,
     LatentDiffusionModule,
     SkeletonVAETrainer,
     SkeletonVAETrainingArguments,
-    duration_loss,
-    latent_denoiser_loss,
-    skeleton_vae_loss,
 )
 
 FEATURES = 216  # holistic: 72 joints x xyz, so positions are the features reshaped

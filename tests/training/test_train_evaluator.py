@@ -15,14 +15,13 @@ from hf_sign.data.schema import make_sample, sign_features
 from hf_sign.evaluation.evaluators import PoseRecognizerModel, SignTextContrastiveModel
 from hf_sign.systems import get_system
 from hf_sign.training.config_utils import CONFIGS_DIR, load_config
+from hf_sign.training.evaluator_data import load_splits, time_stretch
 from hf_sign.training.evaluator_trainer import (
     CONFIG_SCHEMA,
     STAGES,
     full_config,
-    load_splits,
     main,
     resolve_config,
-    time_stretch,
     train_evaluators,
 )
 

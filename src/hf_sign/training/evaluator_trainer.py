@@ -13,6 +13,9 @@ Each model carries the train split's `PoseNormalizer`, so it reads poses in the 
 Gaussian noise (`noise_std`) and random tempo changes (`time_stretch`) to its poses. After training, each model is
 scored on the validation and test splits' ground truth (the ceiling row of the benchmark's tables).
 
+This file holds the config and the entry points; the stages (arguments, Trainers) are in `evaluator_stages`, their
+data (splits, collators, tempo augmentation) in `evaluator_data` and the final metrics in `evaluator_metrics`.
+
 ```
 OUTPUT_DIR/recognizer/, contrastive/      config.json (vocabulary inside) + model.safetensors (normaliser inside)
 OUTPUT_DIR/evaluator_metrics.json         per stage: seconds, losses, steps; validation/test metrics of ground truth
@@ -34,53 +37,30 @@ resume_from_checkpoint=False, **overrides)` (what the benchmark harness calls), 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
-from ..data.collator import PoseCollator
-from ..data.io import load_corpus, split_rows
-from ..data.normalization import PoseNormalizer
-from ..evaluation.evaluators import (
-    PoseRecognizerConfig,
-    PoseRecognizerModel,
-    SignTextContrastiveConfig,
-    SignTextContrastiveModel,
-)
+from ..evaluation.evaluators import PoseRecognizerConfig, PoseRecognizerModel, SignTextContrastiveConfig
 from . import config_utils
-from .arguments import DataArguments, StageTrainingArguments, TrainingRunArguments
+from .arguments import DataArguments, TrainingRunArguments
 from .config_utils import ConfigSchema, ConfigSection, parse_overrides
-from .stages import Stage, StageContext, run_stages
-from .trainer_utils import HfSignTrainer, PoseRows
+from .evaluator_data import load_evaluator_data
+from .evaluator_stages import EVALUATOR_STAGES, ContrastiveTrainingArguments, RecognizerTrainingArguments
+from .stages import StageContext, run_stages
+from .trainer_utils import PoseRows
 
 __all__ = [
     "SYSTEM",
     "STAGES",
     "CONFIG_SCHEMA",
     "EvaluatorDataArguments",
-    "EvaluatorTrainingArguments",
-    "RecognizerTrainingArguments",
-    "ContrastiveTrainingArguments",
-    "RecognizerCollator",
-    "ContrastiveCollator",
-    "RecognizerTrainer",
-    "ContrastiveTrainer",
-    "EVALUATOR_STAGES",
     "full_config",
-    "load_splits",
-    "time_stretch",
-    "word_error_rate",
-    "recognizer_metrics",
-    "contrastive_metrics",
     "resolve_config",
     "run_evaluator_training",
     "train_evaluators",
@@ -91,10 +71,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SYSTEM = "evaluator"
+STAGES = tuple(stage.name for stage in EVALUATOR_STAGES)  # ("recognizer", "contrastive")
 TARGETS = ("gloss", "text", "auto")
 
 
-# ================================================================================================ 1. arguments
+# ================================================================================================ 1. config
 @dataclass
 class EvaluatorDataArguments(DataArguments):
     """The `data` section: `DataArguments` (`max_frames`, defaults to 1000 here) plus
@@ -111,73 +92,6 @@ class EvaluatorDataArguments(DataArguments):
         super().__post_init__()
         if self.min_token_frequency < 1:
             raise ValueError(f"`data.min_token_frequency` must be >= 1; got {self.min_token_frequency}.")
-
-
-@dataclass
-class EvaluatorTrainingArguments(StageTrainingArguments):
-    """What both evaluator stages add to `StageTrainingArguments` (defaults here: 30 epochs, AdamW with weight decay
-    0.01, cosine schedule after 5% warm-up):
-
-    Args:
-        noise_std (`float`, *optional*, defaults to 0.0): Gaussian noise added to the training poses, in units of the
-            per-feature std (robustness to generated poses).
-        time_stretch (`float`, *optional*, defaults to 0.0): training sequences are resampled to a random length in
-            [1 - x, 1 + x] times their own (robustness to the tempo of generated poses).
-        select_best (`bool`, *optional*, defaults to `True`): evaluate on `validation` every epoch and keep the epoch
-            with the lowest validation loss (ignored without a non-empty validation split).
-        eval_batch_size (`int`, *optional*, defaults to 64): batch size of the validation loss and of the final
-            metrics.
-    """
-
-    num_train_epochs: float = 30.0
-    weight_decay: float = 0.01
-    lr_scheduler_type: str = "cosine"
-    warmup_steps: float = 0.05
-    noise_std: float = 0.0
-    time_stretch: float = 0.0
-    select_best: bool = True
-    eval_batch_size: int = 64
-
-    def __post_init__(self):
-        if self.noise_std < 0:
-            raise ValueError(f"`noise_std` must be >= 0; got {self.noise_std}.")
-        if not 0.0 <= self.time_stretch < 1.0:
-            raise ValueError(f"`time_stretch` must be in [0, 1); got {self.time_stretch}.")
-        if self.eval_batch_size < 1:
-            raise ValueError(f"`eval_batch_size` must be >= 1; got {self.eval_batch_size}.")
-
-    def to_training_arguments(
-        self, output_dir: Union[str, Path], seed: int = 0, use_cpu: bool = False, validation: bool = False
-    ) -> TrainingArguments:
-        """`StageTrainingArguments.to_training_arguments`, plus (with `select_best` and a `validation` split) the
-        validation loss every epoch and the best epoch's weights loaded at the end."""
-        args = super().to_training_arguments(output_dir, seed=seed, use_cpu=use_cpu)
-        select = self.select_best and validation
-        best = dict(eval_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="eval_loss",
-                    greater_is_better=False)
-        return dataclasses.replace(args, per_device_eval_batch_size=self.eval_batch_size, **(best if select else {}))
-
-
-@dataclass
-class RecognizerTrainingArguments(EvaluatorTrainingArguments):
-    """The `recognizer_training` section: `EvaluatorTrainingArguments` with batch size 32 and learning rate 1e-3."""
-
-    per_device_train_batch_size: int = 32
-    learning_rate: float = 1e-3
-
-
-@dataclass
-class ContrastiveTrainingArguments(EvaluatorTrainingArguments):
-    """The `contrastive_training` section: `EvaluatorTrainingArguments` with batch size 64 (the batch is also the
-    number of in-batch negatives + 1) and learning rate 5e-4.
-
-    Batches are drawn at random, not grouped by length (`group_by_length: false`): in-batch negatives of one length
-    make the task harder to start (every pooled embedding looks alike) and let the model lean on nothing but content.
-    """
-
-    per_device_train_batch_size: int = 64
-    learning_rate: float = 5e-4
-    group_by_length: bool = False
 
 
 def _init_arguments(config_class: type) -> type:
@@ -226,283 +140,7 @@ def resolve_config(config: str) -> Path:
     return config_utils.resolve_config(SYSTEM, config)
 
 
-# ================================================================================================ 2. data
-def load_splits(dataset_dir: str) -> Dict[str, PoseRows]:
-    """Load an hf-sign dataset (`hf_sign.data.io.load_corpus`) into in-memory `PoseRows` per split (every column: the
-    recogniser reads `gloss`, the final metrics the `test` split)."""
-    dd = load_corpus(dataset_dir)
-    if "train" not in dd or len(dd["train"]) == 0:
-        raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split; evaluators train on it.")
-    return {name: PoseRows(split_rows(ds, name) if len(ds) else []) for name, ds in dd.items()}
-
-
-def _filter_long(split: PoseRows, max_frames: int, name: str) -> Tuple[PoseRows, int]:
-    kept = [r for r in split.rows if len(r["poses"]) <= max_frames]
-    dropped = len(split.rows) - len(kept)
-    if dropped:
-        logger.warning("%d %s sample(s) longer than data.max_frames=%d are left out.", dropped, name, max_frames)
-    return PoseRows(kept), dropped
-
-
-def load_evaluator_data(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
-    """What both stages read: `train` and `validation` rows without sequences over `max_frames` (left out, never cut;
-    `validation` is `None` when empty), the splits scored at the end (`eval_splits`: validation, test), the train
-    split's `normalizer`, `feature_dim`, `representation` and the count of `skipped` train samples."""
-    splits = load_splits(dataset_dir)
-    train, skipped = _filter_long(splits["train"], max_frames, "train")
-    if len(train) == 0:
-        raise ValueError(f"No train sample has <= data.max_frames={max_frames} frames.")
-    validation = splits.get("validation")
-    if validation is not None:
-        validation, _ = _filter_long(validation, max_frames, "validation")
-    validation = validation if validation is not None and len(validation) else None
-    feature_dim = int(train.rows[0]["poses"].shape[1])
-    representation = str(train.rows[0]["representation"])
-    return {
-        "train": train,
-        "validation": validation,
-        "eval_splits": {k: v for k, v in (("validation", validation), ("test", splits.get("test"))) if v},
-        "normalizer": PoseNormalizer.fit(
-            (r["poses"] for r in train.rows), feature_dim=feature_dim, representation=representation
-        ),
-        "feature_dim": feature_dim,
-        "representation": representation,
-        "skipped": skipped,
-    }
-
-
-@dataclass
-class RecognizerCollator:
-    """`PoseCollator` batch + `labels` (target token ids padded with -100) for the recogniser."""
-
-    model: PoseRecognizerModel
-    max_frames: Optional[int] = None
-
-    def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
-        batch = PoseCollator(max_frames=self.max_frames)(samples)
-        tokens = [PoseRecognizerModel.sample_tokens(s, self.model.config.target) for s in samples]
-        labels = self.model.encode_targets(tokens)
-        return {"poses": batch["poses"], "attention_mask": batch["attention_mask"], "labels": labels}
-
-
-@dataclass
-class ContrastiveCollator:
-    """`PoseCollator` batch + tokenised texts (`input_ids`, `text_attention_mask`)."""
-
-    model: SignTextContrastiveModel
-    max_frames: Optional[int] = None
-
-    def __call__(self, samples: List[Dict[str, Any]]) -> Dict[str, Any]:
-        batch = PoseCollator(max_frames=self.max_frames)(samples)
-        input_ids, text_mask = self.model.tokenize([s["text"] for s in samples])
-        return {
-            "poses": batch["poses"],
-            "attention_mask": batch["attention_mask"],
-            "input_ids": input_ids,
-            "text_attention_mask": text_mask,
-        }
-
-
-# ================================================================================================ 3. trainers
-def time_stretch(poses: torch.Tensor, mask: torch.Tensor, amount: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Resample each sequence to `length * f` frames, f ~ U[1 - amount, 1 + amount] (linear interpolation).
-
-    Generated poses are rarely exactly as fast as the ground truth; a recogniser that has seen tempo changes
-    reads them more fairly.
-    """
-    lengths = mask.long().sum(1).tolist()
-    factors = 1.0 + amount * (2 * torch.rand(len(lengths)) - 1)
-    new_lengths = [max(1, int(round(n * float(f)))) for n, f in zip(lengths, factors)]
-    out = poses.new_zeros(len(lengths), max(new_lengths), poses.shape[-1])
-    for i, (n, m) in enumerate(zip(lengths, new_lengths)):
-        seq = poses[i, :n].t()[None]  # (1, D, n)
-        if n > 1:
-            out[i, :m] = F.interpolate(seq, size=m, mode="linear", align_corners=True)[0].t()
-        else:
-            out[i, :m] = seq[0].t().expand(m, -1)
-    positions = torch.arange(out.shape[1], device=mask.device)[None]
-    return out, positions < torch.tensor(new_lengths, device=mask.device)[:, None]
-
-
-class _PoseTrainer(HfSignTrainer):
-    """Shared parts: augmentation of the training poses and loss-only evaluation."""
-
-    def __init__(self, *args, noise_std: float = 0.0, time_stretch: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.noise_std = noise_std
-        self.time_stretch = time_stretch
-
-    def _augment(self, model, poses: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Training-time augmentation: random tempo change per sequence, then Gaussian feature noise."""
-        if not model.training:
-            return poses, mask
-        if self.time_stretch > 0:
-            poses, mask = time_stretch(poses, mask, self.time_stretch)
-        if self.noise_std > 0:
-            std = self.accelerator.unwrap_model(model).pose_std.to(poses)
-            poses = poses + self.noise_std * std * torch.randn_like(poses) * mask[..., None]
-        return poses, mask
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs)
-        return loss.detach(), None, None
-
-
-class RecognizerTrainer(_PoseTrainer):
-    """`Trainer` for [`PoseRecognizerModel`]: CTC loss on (poses, labels) batches from `RecognizerCollator`."""
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        poses, mask = self._augment(model, inputs["poses"], inputs["attention_mask"])
-        outputs = model(poses=poses, attention_mask=mask, labels=inputs["labels"], return_dict=True)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
-
-
-class ContrastiveTrainer(_PoseTrainer):
-    """`Trainer` for [`SignTextContrastiveModel`]: symmetric InfoNCE on batches from `ContrastiveCollator`."""
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        poses, mask = self._augment(model, inputs["poses"], inputs["attention_mask"])
-        outputs = model(
-            poses=poses,
-            attention_mask=mask,
-            input_ids=inputs["input_ids"],
-            text_attention_mask=inputs["text_attention_mask"],
-            return_loss=True,
-            return_dict=True,
-        )
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
-
-
-# ================================================================================================ 4. metrics
-def word_error_rate(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequence[str]]) -> float:
-    """Corpus WER in percent: total token edit distance / total reference tokens."""
-    errors = total = 0
-    for ref, hyp in zip(references, hypotheses):
-        prev = list(range(len(hyp) + 1))
-        for i, r in enumerate(ref, 1):
-            cur = [i] + [0] * len(hyp)
-            for j, h in enumerate(hyp, 1):
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-            prev = cur
-        errors += prev[-1]
-        total += len(ref)
-    return 100.0 * errors / max(total, 1)
-
-
-def recognizer_metrics(model: PoseRecognizerModel, split: PoseRows, batch_size: int = 64) -> Dict[str, float]:
-    """WER, BLEU-4 (sacrebleu over space-joined tokens, no extra tokenisation) and exact-match accuracy."""
-    import sacrebleu
-
-    refs = [PoseRecognizerModel.sample_tokens(r, model.config.target) for r in split.rows]
-    order = np.argsort([len(r["poses"]) for r in split.rows])  # similar lengths per chunk: less padding
-    hyps: List[List[str]] = [[] for _ in refs]
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        poses = [split.rows[i]["poses"] for i in idx]
-        for i, toks in zip(idx, model.generate(poses, batch_size=batch_size, return_tokens=True)):
-            hyps[i] = toks
-    bleu = sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]], tokenize="none")
-    return {
-        "wer": word_error_rate(refs, hyps),
-        "bleu4": float(bleu.score),
-        "exact_match": 100.0 * float(np.mean([h == r for h, r in zip(hyps, refs)])),
-    }
-
-
-def contrastive_metrics(model: SignTextContrastiveModel, split: PoseRows, batch_size: int = 64) -> Dict[str, float]:
-    """Sign-to-text retrieval R@1/R@5 (percent) among the split's distinct texts."""
-    texts = [r["text"] for r in split.rows]
-    pose_emb = model.get_pose_embeddings([r["poses"] for r in split.rows], batch_size=batch_size)
-    text_emb = model.get_text_embeddings(texts)
-    m = SignTextContrastiveModel.retrieval_metrics(pose_emb, text_emb, texts)
-    return {"r1": m["R@1"], "r5": m["R@5"], "num_candidates": m["num_candidates"]}
-
-
-# ================================================================================================ 5. stages
-def _stage_arguments(ctx: StageContext, name: str, args: EvaluatorTrainingArguments) -> TrainingArguments:
-    validation = ctx.data["validation"] is not None
-    return args.to_training_arguments(
-        ctx.checkpoint_dir(name), seed=ctx.config["seed"], use_cpu=ctx.use_cpu, validation=validation
-    )
-
-
-def _evaluator_trainer(ctx: StageContext, name: str, trainer_cls, model, collator, args: EvaluatorTrainingArguments):
-    """A stage's Trainer: the model with the train split's normaliser, validation for best-epoch selection and the
-    stage's augmentations."""
-    model.set_normalizer(ctx.data["normalizer"])
-    return trainer_cls(
-        model=model,
-        args=_stage_arguments(ctx, name, args),
-        data_collator=collator,
-        train_dataset=ctx.data["train"],
-        eval_dataset=ctx.data["validation"],
-        noise_std=args.noise_std,
-        time_stretch=args.time_stretch,
-        group_by_length=args.group_by_length,
-    )
-
-
-def _build_recognizer_trainer(ctx: StageContext) -> RecognizerTrainer:
-    cfg, data = ctx.config, ctx.data
-    tokens = [PoseRecognizerModel.sample_tokens(r, cfg["recognizer"]["target"]) for r in data["train"].rows]
-    model = PoseRecognizerModel(
-        PoseRecognizerConfig(
-            feature_dim=data["feature_dim"],
-            representation=data["representation"],
-            vocab=PoseRecognizerModel.build_vocab(tokens, cfg["data"]["min_token_frequency"]),
-            **cfg["recognizer"],
-        )
-    )
-    args = RecognizerTrainingArguments(**cfg["recognizer_training"])
-    return _evaluator_trainer(ctx, "recognizer", RecognizerTrainer, model, RecognizerCollator(model), args)
-
-
-def _finish_recognizer(ctx: StageContext, trainer: RecognizerTrainer) -> Dict[str, Any]:
-    trainer.save_model(str(ctx.output_dir / "recognizer"))  # through `_save`: config.json + model.safetensors
-    metrics: Dict[str, Any] = {"recognizer_vocab_size": trainer.model.config.vocab_size}
-    batch_size = ctx.config["recognizer_training"]["eval_batch_size"]
-    for split_name, split in ctx.data["eval_splits"].items():
-        for k, v in recognizer_metrics(trainer.model, split, batch_size).items():
-            metrics[f"recognizer_{split_name}_{k}"] = round(v, 2)
-    return metrics
-
-
-def _build_contrastive_trainer(ctx: StageContext) -> ContrastiveTrainer:
-    cfg, data = ctx.config, ctx.data
-    texts = [r["text"] for r in data["train"].rows]
-    text_tokenizer = cfg["contrastive"]["text_tokenizer"]
-    model = SignTextContrastiveModel(
-        SignTextContrastiveConfig(
-            feature_dim=data["feature_dim"],
-            representation=data["representation"],
-            text_vocab=SignTextContrastiveModel.build_vocab(texts, text_tokenizer, cfg["data"]["min_token_frequency"]),
-            **cfg["contrastive"],
-        )
-    )
-    args = ContrastiveTrainingArguments(**cfg["contrastive_training"])
-    return _evaluator_trainer(ctx, "contrastive", ContrastiveTrainer, model, ContrastiveCollator(model), args)
-
-
-def _finish_contrastive(ctx: StageContext, trainer: ContrastiveTrainer) -> Dict[str, Any]:
-    trainer.save_model(str(ctx.output_dir / "contrastive"))
-    metrics: Dict[str, Any] = {"contrastive_text_vocab_size": len(trainer.model.config.text_vocab)}
-    batch_size = ctx.config["contrastive_training"]["eval_batch_size"]
-    for split_name, split in ctx.data["eval_splits"].items():
-        for k, v in contrastive_metrics(trainer.model, split, batch_size).items():
-            metrics[f"contrastive_{split_name}_{k}"] = round(v, 2) if isinstance(v, float) else v
-    return metrics
-
-
-EVALUATOR_STAGES = (
-    Stage("recognizer", _build_recognizer_trainer, _finish_recognizer),
-    Stage("contrastive", _build_contrastive_trainer, _finish_contrastive),
-)
-STAGES = tuple(stage.name for stage in EVALUATOR_STAGES)  # ("recognizer", "contrastive")
-
-
-# ================================================================================================ 6. running
+# ================================================================================================ 2. running
 def _resolve_target(target: str, train: PoseRows) -> str:
     has = [bool(r["gloss"]) for r in train.rows]
     if target == "gloss":

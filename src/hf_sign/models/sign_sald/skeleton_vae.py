@@ -32,7 +32,7 @@ length is a multiple of the downsampling factor does not depend on how much padd
 
 The layers (`JointLinear`, `STConv`, `STPool`, `STUnpool`) live in `skeleton_blocks.py`; this file assembles them.
 
-The training objective (eq. 4) lives in training code (`hf_sign.training.sign_sald_stages.skeleton_vae_loss`), with
+The training objective (eq. 4) lives in training code (`hf_sign.training.sign_sald_losses.skeleton_vae_loss`), with
 its weights in the `vae_training` config section; the model holds the architecture and the latent statistics
 inference needs. Configs saved by earlier versions may still carry `lambda_pos`, `lambda_vel`, `lambda_kl`,
 `feature_mean` and `feature_std`: diffusers ignores them on load, with a warning naming them.
