@@ -229,6 +229,18 @@ register_system(SignSystem(
     description="Sign-SALD: skeleton-aware VAE + latent diffusion denoiser (text -> smplx133)",
 ))
 register_system(SignSystem(
+    name="stable-signer",
+    train="hf_sign.training.stable_signer_trainer:train_stable_signer",
+    pipeline="hf_sign.pipelines.pipeline_stable_signer:StableSignerPipeline",
+    conditioning=("text",),
+    stages=("linker", "moe"),
+    default_config="small",
+    param_report="hf_sign.training.stable_signer_trainer:stable_signer_param_counts",
+    metrics_file="stable_signer_metrics.json",
+    demo_repo_id="hf-sign/stable-signer-synthsign",
+    description="Stable Signer: T5 prompt/text -> gloss linker + pose-prior MoE (+ pose-to-video renderer)",
+))
+register_system(SignSystem(
     name="evaluator",
     train="hf_sign.training.evaluator_trainer:train_evaluator_system",
     conditioning=("text",),

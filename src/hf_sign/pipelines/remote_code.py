@@ -119,6 +119,8 @@ class RemoteCodePipelineMixin:
             if name.startswith("_") or not isinstance(value, (list, tuple)) or len(value) != 2 or value[0] is None:
                 continue
             expected = hints.get(name)
+            if typing.get_origin(expected) is typing.Union:  # Optional[X]: an optional component
+                expected = next((a for a in typing.get_args(expected) if a is not type(None)), None)
             library, class_name = value
             if isinstance(expected, type) and not _is_known_library(library) and expected.__name__ == class_name:
                 config[name] = [expected.__module__, class_name]

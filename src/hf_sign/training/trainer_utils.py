@@ -122,11 +122,14 @@ def train_with_resume(trainer: Trainer, resume: bool) -> Dict[str, Any]:
     }
 
 
+_OPTIONAL_COLUMNS = ("gloss", "prompt", "language", "signer", "gloss_spans", "gloss_text_spans")
+
+
 def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
     """Load train (and validation) rows: `{"train": [...], "validation": [...], "representation", "fps", "skipped"}`.
 
-    Each row holds `id`, `text`, `poses`, `num_frames` and, where the corpus has them, `gloss_spans` and
-    `gloss_text_spans`. Train sequences longer than `max_frames` are left out (counted in `skipped`, with a warning),
+    Each row holds `id`, `text`, `poses`, `num_frames` and, where the corpus has them, `gloss`, `prompt`, `language`,
+    `signer`, `gloss_spans` and `gloss_text_spans`. Train sequences longer than `max_frames` are left out (counted in `skipped`, with a warning),
     never cut.
     """
     dd = load_corpus(dataset_dir)
@@ -144,7 +147,7 @@ def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
                 out["skipped"] += split == "train"
                 continue
             row = {"id": item["id"], "text": item["text"], "poses": poses, "num_frames": len(poses)}
-            row.update({k: item[k] for k in ("gloss_spans", "gloss_text_spans") if item.get(k) is not None})
+            row.update({k: item[k] for k in _OPTIONAL_COLUMNS if item.get(k) is not None})
             rows.append(row)
         out[split] = rows
         if split == "train":
