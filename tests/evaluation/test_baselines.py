@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hf_sign.data.io import load_corpus, split_rows
+from hf_sign.data.pose_bank import most_typical
 from hf_sign.data.resample import minimum_jerk, resample_to_length as resample_sequence
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baselines import (
@@ -104,8 +105,8 @@ def test_most_typical_instance_is_the_one_nearest_the_template():
     base = np.zeros((6, 4), np.float32)
     clips = [base + 0.0, base + 1.0, base + 0.4, base[:4] + 0.5]
     # mean template ~0.47 after resampling to the median length: 0.5 (4 frames) is nearest
-    assert GlossConcatenationBaseline._most_typical(clips) == 3
-    assert GlossConcatenationBaseline._most_typical(clips[:1]) == 0
+    assert most_typical(clips) == 3
+    assert most_typical(clips[:1]) == 0
 
 
 def test_unknown_glosses_are_held_and_reported_or_raise(corpus):

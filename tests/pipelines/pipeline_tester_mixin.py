@@ -3,6 +3,7 @@ own `PipelineTesterMixin`, which does not ship in its wheel).
 
 A subclass sets `pipeline_class`, defines `get_dummy_components()` (tiny, seeded, untrained modules: one thread, a
 few frames) and `get_inputs()`. `PipelineTesterMixin` holds what every generator shares (the baselines included);
+`HubPipelineTesterMixin` adds what every hf-sign `DiffusionPipeline` does (remote code, components, dtype);
 `DiffusionPipelineTesterMixin` adds what a diffusers Gaussian-diffusion pipeline must also do, and such a pipeline
 defines `reference_call`: a hand-written loop over its own components (two steps, guidance > 1, a latent scale other
 than 1) that the pipeline must match to 1e-5.
@@ -106,8 +107,8 @@ class PipelineTesterMixin:
         pipe = self.get_pipe()
         out = self.call(pipe, 2, num_frames=[5, 7])
         tup = self.call(pipe, 2, num_frames=[5, 7], return_dict=False)
-        assert isinstance(tup, tuple) and len(tup) == len(fields(SignPipelineOutput))
-        for f, value in zip(fields(SignPipelineOutput), tup):
+        assert isinstance(tup, tuple) and len(tup) == len(fields(type(out)))
+        for f, value in zip(fields(type(out)), tup):
             expected = getattr(out, f.name)
             if f.name == "poses":
                 assert_same(value, expected, atol=0)
@@ -175,7 +176,46 @@ class PipelineTesterMixin:
             pipe(**inputs, **change)
 
 
-class DiffusionPipelineTesterMixin(PipelineTesterMixin):
+class HubPipelineTesterMixin(PipelineTesterMixin):
+    """What every hf-sign `DiffusionPipeline` must also do: load through remote code, rebuild from `components`
+    with its settings, and load in another `torch_dtype`."""
+
+    def test_save_load_remote_code(self, tmp_path):
+        pipe = self.get_pipe()
+        expected = pipe(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses
+        pipe.save_pretrained(tmp_path)
+        index = json.loads((tmp_path / "model_index.json").read_text())
+        entry = index["_class_name"][0]
+        assert (tmp_path / f"{entry}.py").is_file() and index["_class_name"][1] == self.pipeline_class.__name__
+        loaded = diffusers.DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+        assert type(loaded).__name__ == self.pipeline_class.__name__
+        loaded.set_progress_bar_config(disable=True)
+        assert_same(
+            loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6
+        )
+
+    def test_components_rebuild_keeps_settings(self):
+        pipe = self.get_pipe(fps=30.0)
+        rebuilt = self.pipeline_class(**pipe.components)
+        rebuilt.set_progress_bar_config(disable=True)
+        assert rebuilt.fps == 30.0 and rebuilt.skeleton.name == pipe.skeleton.name
+        for name in self.pipeline_class._settings:
+            assert rebuilt.config[name] == pipe.config[name], name
+        a, b = self.call(pipe, 1, duration_s=0.5), self.call(rebuilt, 1, duration_s=0.5)
+        assert a.num_frames == b.num_frames == [15]  # 0.5 s at 30 fps
+        assert_same(a.poses, b.poses, atol=0)
+
+    def test_torch_dtype_loading(self, tmp_path):
+        self.get_pipe().save_pretrained(tmp_path)
+        pipe = self.pipeline_class.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+        pipe.set_progress_bar_config(disable=True)
+        assert pipe.dtype == torch.bfloat16
+        out = pipe(**self.get_inputs(2, num_frames=[6, 9]), generator=self.generators(2))
+        assert [p.shape for p in out.poses] == [(6, self.feature_dim), (9, self.feature_dim)]
+        assert all(p.dtype == np.float32 and np.isfinite(p).all() for p in out.poses)
+
+
+class DiffusionPipelineTesterMixin(HubPipelineTesterMixin):
     """The shared tests plus those of a diffusers Gaussian-diffusion pipeline: seeds, stochastic schedulers, every
     compatible scheduler, the reference loop, remote-code loading, components, `torch_dtype`, progress bars."""
 
@@ -236,40 +276,6 @@ class DiffusionPipelineTesterMixin(PipelineTesterMixin):
         expected = self.reference_call(pipe, dict(inputs, generator=self.generators(2, 5)))
         got = pipe(**inputs, generator=self.generators(2, 5)).poses
         assert_same(got, expected, atol=1e-5)
-
-    def test_save_load_remote_code(self, tmp_path):
-        pipe = self.get_pipe()
-        expected = pipe(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses
-        pipe.save_pretrained(tmp_path)
-        index = json.loads((tmp_path / "model_index.json").read_text())
-        entry = index["_class_name"][0]
-        assert (tmp_path / f"{entry}.py").is_file() and index["_class_name"][1] == self.pipeline_class.__name__
-        loaded = diffusers.DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
-        assert type(loaded).__name__ == self.pipeline_class.__name__
-        loaded.set_progress_bar_config(disable=True)
-        assert_same(
-            loaded(**self.get_inputs(2, num_frames=[7, 10]), generator=self.generators(2)).poses, expected, 1e-6
-        )
-
-    def test_components_rebuild_keeps_settings(self):
-        pipe = self.get_pipe(fps=30.0)
-        rebuilt = self.pipeline_class(**pipe.components)
-        rebuilt.set_progress_bar_config(disable=True)
-        assert rebuilt.fps == 30.0 and rebuilt.skeleton.name == pipe.skeleton.name
-        for name in self.pipeline_class._settings:
-            assert rebuilt.config[name] == pipe.config[name], name
-        a, b = self.call(pipe, 1, duration_s=0.5), self.call(rebuilt, 1, duration_s=0.5)
-        assert a.num_frames == b.num_frames == [15]  # 0.5 s at 30 fps
-        assert_same(a.poses, b.poses, atol=0)
-
-    def test_torch_dtype_loading(self, tmp_path):
-        self.get_pipe().save_pretrained(tmp_path)
-        pipe = self.pipeline_class.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
-        pipe.set_progress_bar_config(disable=True)
-        assert pipe.dtype == torch.bfloat16
-        out = pipe(**self.get_inputs(2, num_frames=[6, 9]), generator=self.generators(2))
-        assert [p.shape for p in out.poses] == [(6, self.feature_dim), (9, self.feature_dim)]
-        assert all(p.dtype == np.float32 and np.isfinite(p).all() for p in out.poses)
 
     def test_progress_bar_config(self):
         pipe = self.get_pipe()

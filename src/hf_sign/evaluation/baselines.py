@@ -43,7 +43,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.resample import minimum_jerk, resample_to_length
+from ..data.pose_bank import collect_gloss_instances, join_clips, most_typical
 from .baseline_utils import CONFIG_NAME, PoseBaseline
 
 __all__ = [
@@ -55,12 +55,6 @@ __all__ = [
 
 UNKNOWN_GLOSS_POLICIES = ("hold", "error")
 _WORD_RE = re.compile(r"[\w']+")
-
-
-# ------------------------------------------------------------------------------------------ small maths
-def _blend(start: np.ndarray, end: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    s = minimum_jerk(tau)[:, None].astype(np.float32)
-    return (start[None] * (1 - s) + end[None] * s).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------- mean pose
@@ -221,61 +215,33 @@ class GlossConcatenationBaseline(PoseBaseline):
         for name, v in (("transition_frames", transition_frames), ("lead_in", lead_in), ("lead_out", lead_out)):
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 0):
                 raise ValueError(f"`{name}` must be a non-negative int or None; got {v!r}.")
-        instances: Dict[str, List[Tuple[str, int, int, np.ndarray]]] = {}
-        gaps, heads, tails = [], [], []
-        with_spans = 0
-        for r in rows:
-            spans, gloss = r["gloss_spans"], r["gloss"]
-            if not spans:
-                continue
-            if len(spans) != len(gloss):
-                raise ValueError(f"Sample {r['id']!r}: `gloss_spans` has {len(spans)} spans for {len(gloss)} glosses.")
-            with_spans += 1
-            for g, (a, b) in zip(gloss, spans):
-                instances.setdefault(g, []).append((str(r["id"]), a, b, r["poses"][a:b]))
-            gaps += [max(0, a2 - b1) for (_, b1), (a2, _) in zip(spans[:-1], spans[1:])]
-            heads.append(spans[0][0])
-            tails.append(r["poses"].shape[0] - spans[-1][1])
-        if not with_spans:
-            raise ValueError(
-                f"No sample of split {split!r} has `gloss_spans`; GlossConcatenationBaseline cuts its clips with them."
-            )
+        stats = collect_gloss_instances(rows, split)
+        instances = stats["instances"]
         glosses = sorted(instances)
         arrays: Dict[str, np.ndarray] = {}
         sources, counts, lengths = [], [], []
         for k, g in enumerate(tqdm(glosses, desc="gloss lexicon", disable=not show_progress)):
             inst = instances[g]
-            best = cls._most_typical([x[3] for x in inst])
+            best = most_typical([x[3] for x in inst])
             sid, a, b, clip = inst[best]
             arrays[f"clip_{k}"] = np.ascontiguousarray(clip, dtype=np.float32)
             sources.append([sid, a, b])
             counts.append(len(inst))
             lengths.append(clip.shape[0])
-        arrays["rest_start"] = np.mean([r["poses"][0] for r in rows], axis=0).astype(np.float32)
-        arrays["rest_end"] = np.mean([r["poses"][-1] for r in rows], axis=0).astype(np.float32)
-        med = lambda xs: int(round(float(np.median(xs)))) if xs else 0  # noqa: E731
+        arrays["rest_start"], arrays["rest_end"] = stats["rest_start"], stats["rest_end"]
         config = {
             "glosses": glosses,
             "clip_sources": sources,
             "num_instances": counts,
-            "transition_frames": int(transition_frames) if transition_frames is not None else med(gaps),
-            "lead_in": int(lead_in) if lead_in is not None else med(heads),
-            "lead_out": int(lead_out) if lead_out is not None else med(tails),
-            "hold_frames": max(1, med(lengths)),
+            "transition_frames": int(transition_frames)
+            if transition_frames is not None
+            else stats["transition_frames"],
+            "lead_in": int(lead_in) if lead_in is not None else stats["lead_in"],
+            "lead_out": int(lead_out) if lead_out is not None else stats["lead_out"],
+            "hold_frames": max(1, int(round(float(np.median(lengths))))),
             "unknown_gloss": unknown_gloss,
         }
         return config, arrays
-
-    @staticmethod
-    def _most_typical(clips: List[np.ndarray]) -> int:
-        """Index of the clip nearest (mean squared distance) to the mean of all clips resampled to the median
-        length."""
-        if len(clips) == 1:
-            return 0
-        length = max(1, int(round(float(np.median([c.shape[0] for c in clips])))))
-        stack = np.stack([resample_to_length(c.astype(np.float64), length) for c in clips])
-        dist = ((stack - stack.mean(axis=0)) ** 2).mean(axis=(1, 2))
-        return int(np.argmin(dist))
 
     def _setup(self) -> None:
         self._index = {g: k for k, g in enumerate(self.config["glosses"])}
@@ -305,7 +271,7 @@ class GlossConcatenationBaseline(PoseBaseline):
             )
         cfg = self.config
         unknown: List[str] = []
-        pieces: List[np.ndarray] = []
+        clips: List[np.ndarray] = []
         last = self.arrays["rest_start"]
         for i, g in enumerate(gloss):
             if g in self._index:
@@ -315,20 +281,17 @@ class GlossConcatenationBaseline(PoseBaseline):
             else:
                 unknown.append(g)
                 clip = np.repeat(last[None], int(cfg["hold_frames"]), axis=0)
-            if not pieces:
-                k = int(cfg["lead_in"])  # rest_start .. (first frame of the clip excluded)
-                if k:
-                    pieces.append(_blend(self.arrays["rest_start"], clip[0], np.arange(k) / k))
-            else:
-                k = int(cfg["transition_frames"])  # strictly between the two boundary frames
-                if k:
-                    pieces.append(_blend(last, clip[0], np.arange(1, k + 1) / (k + 1)))
-            pieces.append(clip)
+            clips.append(clip)
             last = clip[-1]
-        k = int(cfg["lead_out"])  # (last frame of the clip excluded) .. rest_end
-        if k:
-            pieces.append(_blend(last, self.arrays["rest_end"], np.arange(1, k + 1) / k))
-        return np.concatenate(pieces).astype(np.float32), {"unknown_glosses": unknown}
+        poses = join_clips(
+            clips,
+            self.arrays["rest_start"],
+            self.arrays["rest_end"],
+            int(cfg["lead_in"]),
+            int(cfg["transition_frames"]),
+            int(cfg["lead_out"]),
+        )
+        return poses, {"unknown_glosses": unknown}
 
 
 BASELINES = {c.__name__: c for c in (MeanPoseBaseline, NearestSentenceBaseline, GlossConcatenationBaseline)}
