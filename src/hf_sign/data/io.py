@@ -142,18 +142,8 @@ def split_rows(ds, split: str = "") -> List[Dict[str, Any]]:
     missing = [c for c in ("id", "text", "poses") if c not in ds.column_names]
     if missing:
         raise ValueError(f"The dataset split{where} lacks the column(s) {missing}; expected the hf-sign schema.")
-    optional = (
-        "id",
-        "text",
-        "prompt",
-        "gloss",
-        "gloss_spans",
-        "gloss_text_spans",
-        "language",
-        "signer",
-        "fps",
-        "representation",
-    )
+    optional = ("id", "text", "prompt", "gloss", "gloss_spans", "gloss_text_spans", "language", "signer", "fps",
+                "representation")
     cols = {c: ds[c] for c in optional if c in ds.column_names}
     poses = _arrow_poses(ds)
     if poses is None:

@@ -233,9 +233,7 @@ class GlossConcatenationBaseline(PoseBaseline):
             "glosses": glosses,
             "clip_sources": sources,
             "num_instances": counts,
-            "transition_frames": int(transition_frames)
-            if transition_frames is not None
-            else stats["transition_frames"],
+            "transition_frames": stats["transition_frames"] if transition_frames is None else int(transition_frames),
             "lead_in": int(lead_in) if lead_in is not None else stats["lead_in"],
             "lead_out": int(lead_out) if lead_out is not None else stats["lead_out"],
             "hold_frames": max(1, int(round(float(np.median(lengths))))),
@@ -283,14 +281,8 @@ class GlossConcatenationBaseline(PoseBaseline):
                 clip = np.repeat(last[None], int(cfg["hold_frames"]), axis=0)
             clips.append(clip)
             last = clip[-1]
-        poses = join_clips(
-            clips,
-            self.arrays["rest_start"],
-            self.arrays["rest_end"],
-            int(cfg["lead_in"]),
-            int(cfg["transition_frames"]),
-            int(cfg["lead_out"]),
-        )
+        poses = join_clips(clips, self.arrays["rest_start"], self.arrays["rest_end"], int(cfg["lead_in"]),
+                           int(cfg["transition_frames"]), int(cfg["lead_out"]))
         return poses, {"unknown_glosses": unknown}
 
 

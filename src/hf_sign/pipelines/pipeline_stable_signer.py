@@ -174,13 +174,15 @@ class StableSignerPipeline(SignPipeline):
         )
         return enc["input_ids"].to(self.linker.device), enc["attention_mask"].to(self.linker.device)
 
-    def link(self, prompts: List[str], languages: List[str], num_beams: int = 1) -> List[List[str]]:
-        """The linker's glosses for each prompt (`linker.generate`, then `decode_glosses`)."""
+    def link(self, prompts: List[str], languages: List[str], num_beams: Optional[int] = None) -> List[List[str]]:
+        """The linker's glosses for each prompt (`linker.generate`, then `decode_glosses`); `num_beams` defaults to
+        the linker's `generation_config`."""
         input_ids, attention_mask = self._encode(prompts, languages)
+        beams = {} if num_beams is None else {"num_beams": num_beams}
         ids = self.linker.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            num_beams=num_beams,
+            **beams,
             min_new_tokens=1,  # every prompt signs at least one gloss
             max_new_tokens=self.linker.config.max_gloss_length + 1,
         )
@@ -221,7 +223,7 @@ class StableSignerPipeline(SignPipeline):
         duration_s: Optional[Union[float, List[float]]] = None,
         num_sequences_per_prompt: int = 1,
         sample_experts: bool = False,
-        num_beams: int = 1,
+        num_beams: Optional[int] = None,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -241,7 +243,8 @@ class StableSignerPipeline(SignPipeline):
                 `sample_experts=True` or in their video noise).
             sample_experts (`bool`, *optional*, defaults to `False`): draw each gloss's expert from the gate weights
                 (with `generator`) instead of taking the top one.
-            num_beams (`int`, *optional*, defaults to 1): beam size of the linker's decoding.
+            num_beams (`int`, *optional*): beam size of the linker's decoding; default: the linker's
+                `generation_config` (the training config's `linker.num_beams`).
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*): randomness of expert sampling and
                 of the renderer's noise (one per sequence in a list).
             output_type (`str`, *optional*, defaults to `"np"`): `"np"`, `"pt"`, `"joints"`, `"pose"` or `"video"`.

@@ -89,7 +89,8 @@ class LinkerSettings:
         feed_forward_proj (`str`, *optional*, defaults to `"relu"`): `"relu"` (T5) or `"gated-gelu"` (T5 v1.1).
         max_length (`int`, *optional*, defaults to 128): longest input in tokens (longer prompts are refused).
         max_gloss_length (`int`, *optional*, defaults to 32): most glosses generated per input.
-        num_beams (`int`, *optional*, defaults to 1): beam size of gloss decoding (1: greedy).
+        num_beams (`int`, *optional*, defaults to 1): beam size of gloss decoding (1: greedy), saved in the linker's
+            `generation_config.json` (so `linker.generate` and the pipeline use it by default).
         pretrained_name_or_path (`str`, *optional*): a local T5 folder to start from (its own tokenizer; glosses
             are then spelled out as text); default: a T5 from scratch with a word-level tokenizer over the corpus.
     """
@@ -172,11 +173,11 @@ class MoETrainingArguments(StageTrainingArguments):
         smooth_weight (`float`, *optional*, defaults to 1.0): `lambda_smooth` (second differences, per m^2).
         velocity_weight (`float`, *optional*, defaults to 0.1): `lambda_vel`.
         hand_weight (`float`, *optional*, defaults to 1.0): `lambda_hand`.
-        position_scale (`float`, *optional*, defaults to 100.0): joint positions are in metres; the stabilisation
-            terms measure them in `1 / position_scale` metres (centimetres) so their weights are of order 1.
+        position_scale (`float`, *optional*, defaults to 10.0): joint positions are in metres; the stabilisation
+            terms measure them in `1 / position_scale` metres (decimetres), where they are of order 1 like `L_MoE`.
     """
 
-    num_train_epochs: float = 5.0
+    num_train_epochs: float = 30.0
     per_device_train_batch_size: int = 64
     learning_rate: float = 3e-3
     moe_weight: float = 1.0
@@ -184,7 +185,7 @@ class MoETrainingArguments(StageTrainingArguments):
     smooth_weight: float = 1.0
     velocity_weight: float = 0.1
     hand_weight: float = 1.0
-    position_scale: float = 100.0
+    position_scale: float = 10.0
 
 
 # ------------------------------------------------------------------------------------------------ linker
@@ -211,6 +212,7 @@ def build_linker(settings: LinkerSettings, rows: List[Mapping[str, Any]], langua
         )
         linker = SignLinkerForConditionalGeneration.from_pretrained(settings.pretrained_name_or_path, config=config)
         linker.resize_token_embeddings(len(tokenizer))
+        linker.generation_config.num_beams = settings.num_beams
         return linker, tokenizer
     texts = [r[f] for r in rows for f in ("text", "prompt") if isinstance(r.get(f), str)]
     tokenizer, gloss_ids = build_linker_tokenizer(texts, glosses, languages, max_length=settings.max_length)
@@ -230,6 +232,7 @@ def build_linker(settings: LinkerSettings, rows: List[Mapping[str, Any]], langua
     # decoding emits glosses and eos only (saved in generation_config.json, so `linker.generate` keeps it)
     allowed = set(config.gloss_token_ids) | {tokenizer.eos_token_id}
     linker.generation_config.suppress_tokens = [i for i in range(len(tokenizer)) if i not in allowed]
+    linker.generation_config.num_beams = settings.num_beams
     return linker, tokenizer
 
 

@@ -129,8 +129,8 @@ def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
     """Load train (and validation) rows: `{"train": [...], "validation": [...], "representation", "fps", "skipped"}`.
 
     Each row holds `id`, `text`, `poses`, `num_frames` and, where the corpus has them, `gloss`, `prompt`, `language`,
-    `signer`, `gloss_spans` and `gloss_text_spans`. Train sequences longer than `max_frames` are left out (counted in `skipped`, with a warning),
-    never cut.
+    `signer`, `gloss_spans` and `gloss_text_spans`. Train sequences longer than `max_frames` are left out (counted in
+    `skipped`, with a warning), never cut.
     """
     dd = load_corpus(dataset_dir)
     if "train" not in dd or len(dd["train"]) == 0:
