@@ -268,8 +268,9 @@ def run_benchmark(
         replaced = sum(len(i.get("replaced_glosses", [])) for i in infos)
         if replaced:  # a system that substitutes glosses it cannot sign says so (Stable Signer's pose bank)
             metrics["num_replaced_glosses"] = replaced
-            notes.append(f"{system.name}: {replaced} gloss(es) missing from its pose bank were replaced by the nearest "
-                         "bank gloss.")
+            notes.append(
+                f"{system.name}: {replaced} gloss(es) missing from its pose bank were replaced by the nearest bank gloss."
+            )
 
     examples = []
     if num_examples:
