@@ -269,7 +269,7 @@ def run_benchmark(
         if replaced:  # a system that substitutes glosses it cannot sign says so (Stable Signer's pose bank)
             metrics["num_replaced_glosses"] = replaced
             notes.append(
-                f"{system.name}: {replaced} gloss(es) missing from its pose bank were replaced by the nearest bank gloss."
+                f"{system.name}: {replaced} gloss(es) missing from its pose bank were replaced by the nearest one."
             )
 
     examples = []
