@@ -175,6 +175,16 @@ def test_bad_inputs(pipe, kwargs, field):
         _call(pipe, **kwargs)
 
 
+def test_image_size_follows_the_unet():
+    pipe = SignVideoPipeline(**_components())
+    assert pipe.config.image_size == 32 and pipe.patch_size == 2
+    pipe.set_progress_bar_config(disable=True)
+    _call(pipe, show_progress=True)
+    assert pipe._progress_bar_config == {"disable": True}  # a per-call progress bar leaves the configuration alone
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="style"):
         SignVideoPipeline(**_components(), image_size=32, default_style="nope")
+    with pytest.raises(ValueError, match="image_size"):
+        SignVideoPipeline(**_components(), image_size=48)

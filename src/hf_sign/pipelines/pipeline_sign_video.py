@@ -121,7 +121,7 @@ def renderer_noise_prediction(
 
 def image_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 `(N, H, W, 3)` -> float `(N, 3, H, W)` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class SignVideoPipeline(SignPipeline):
@@ -135,8 +135,8 @@ class SignVideoPipeline(SignPipeline):
         reference_encoder ([`ReferenceImageEncoder`]): the reference image -> cross-attention tokens.
         scheduler ([`~diffusers.SchedulerMixin`]): e.g. `DDIMScheduler` with the training schedule
             (`prediction_type="epsilon"`).
-        image_size (`int`, *optional*, defaults to 64): frame width and height in pixels (a multiple of
-            `unet.config.sample_size`).
+        image_size (`int`, *optional*): frame width and height in pixels (a multiple of `unet.config.sample_size`);
+            defaults to the UNet's: `sample_size` times the patch size `sqrt(in_channels / 3)`.
         skeleton (`str`, *optional*, defaults to `"smplx133"`): the skeleton of the input poses.
         fps (`float`, *optional*, defaults to 24.0): frame rate of written videos.
         default_style (`str`, *optional*): preset style used when neither `reference_image` nor `style` is given;
@@ -154,7 +154,7 @@ class SignVideoPipeline(SignPipeline):
         controlnet: ControlNetModel,
         reference_encoder: ReferenceImageEncoder,
         scheduler: SchedulerMixin,
-        image_size: int = 64,
+        image_size: Optional[int] = None,
         skeleton: str = "smplx133",
         fps: float = 24.0,
         default_style: Optional[str] = None,
@@ -164,6 +164,16 @@ class SignVideoPipeline(SignPipeline):
             unet=unet, controlnet=controlnet, reference_encoder=reference_encoder, scheduler=scheduler
         )
         default_style = get_avatar_style(default_style or AVATAR_STYLES[0].name).name
+        if unet is not None:
+            patch = int(round((unet.config.in_channels / 3) ** 0.5))
+            if image_size is None:
+                image_size = int(unet.config.sample_size) * patch
+            if 3 * patch**2 != unet.config.in_channels or image_size != int(unet.config.sample_size) * patch:
+                raise ValueError(
+                    f"`image_size`={image_size} does not fit the UNet (sample_size {unet.config.sample_size}, "
+                    f"in_channels {unet.config.in_channels}: expected sample_size * sqrt(in_channels / 3))."
+                )
+        image_size = 64 if image_size is None else image_size
         self.register_to_config(
             image_size=int(image_size), skeleton=skeleton, fps=float(fps), default_style=default_style
         )
@@ -182,8 +192,8 @@ class SignVideoPipeline(SignPipeline):
         cls, folder: Union[str, Path], skeleton: str = "smplx133", fps: float = 24.0, **kwargs
     ) -> "SignVideoPipeline":
         """The pipeline from a renderer training stage's output: `unet/`, `controlnet/`, `reference_encoder/` and
-        `renderer_scheduler/` under `folder`; `image_size` follows the UNet (`sample_size` times the patch size
-        `sqrt(in_channels / 3)`). `kwargs` go to the pipeline (e.g. `default_style`)."""
+        `renderer_scheduler/` under `folder`; `image_size` follows the UNet. `kwargs` go to the pipeline (e.g.
+        `default_style`)."""
         from diffusers import DDIMScheduler
 
         folder = Path(folder)
@@ -192,14 +202,11 @@ class SignVideoPipeline(SignPipeline):
         ]
         if missing:
             raise ValueError(f"`folder` {str(folder)!r} is not a renderer folder: it lacks {missing}.")
-        unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
-        patch = int(round((unet.config.in_channels / 3) ** 0.5))
         return cls(
-            unet=unet,
+            unet=UNet2DConditionModel.from_pretrained(str(folder / "unet")),
             controlnet=ControlNetModel.from_pretrained(str(folder / "controlnet")),
             reference_encoder=ReferenceImageEncoder.from_pretrained(str(folder / "reference_encoder")),
             scheduler=DDIMScheduler.from_pretrained(str(folder / "renderer_scheduler")),
-            image_size=int(unet.config.sample_size) * patch,
             skeleton=skeleton,
             fps=fps,
             **kwargs,
@@ -284,6 +291,26 @@ class SignVideoPipeline(SignPipeline):
             image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image)
 
+    def _denoise(self, chunks, noise, control, states, num_inference_steps, step_kwargs, conditioning_scale):
+        """Denoise every chunk of frames from the shared `noise`; returns the float frames of each chunk."""
+        device, dtype = self._execution_device, self.unet.dtype
+        out = []
+        with self.progress_bar(total=len(chunks) * num_inference_steps) as bar:
+            for chunk in chunks:
+                timesteps = self.prepare_timesteps(num_inference_steps, device)  # resets multistep schedulers too
+                cond = control[chunk.start : chunk.stop].to(device, dtype)
+                x = noise.expand(len(chunk), -1, -1, -1).clone()
+                hidden = states.expand(len(chunk), -1, -1)
+                for t in timesteps:
+                    model_in = self.scheduler.scale_model_input(x, t)
+                    eps = renderer_noise_prediction(
+                        self.unet, self.controlnet, model_in, t, cond, hidden, self.patch_size, conditioning_scale
+                    )
+                    x = self.scheduler.step(eps, t, x, **step_kwargs).prev_sample
+                    bar.update()
+                out.append(x.float().cpu())
+        return out
+
     # ------------------------------------------------------------------------------------------ call
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -331,8 +358,8 @@ class SignVideoPipeline(SignPipeline):
             return_dict (`bool`, *optional*, defaults to `True`): return a [`SignVideoPipelineOutput`], else a tuple.
             fps (`float`, *optional*): frame rate of the written video; default `config.fps`.
             output_path (`str` or `Path`, *optional*): write the frames to this `.mp4` or `.gif` file.
-            show_progress (`bool`, *optional*): show the denoising progress bar (default: the pipeline's progress bar
-                configuration).
+            show_progress (`bool`, *optional*): show the denoising progress bar for this call (default: the
+                pipeline's progress bar configuration, `set_progress_bar_config`).
 
         Examples:
 
@@ -391,30 +418,15 @@ class SignVideoPipeline(SignPipeline):
 
         # 6. denoise the frames batch by batch
         chunks = [range(i, min(i + frame_batch_size, num_frames)) for i in range(0, num_frames, frame_batch_size)]
+        bar_config = dict(getattr(self, "_progress_bar_config", {}))
         if show_progress is not None:
-            self.set_progress_bar_config(disable=not show_progress)
-        out = []
-        with self.progress_bar(total=len(chunks) * num_inference_steps) as bar:
-            for chunk in chunks:
-                timesteps = self.prepare_timesteps(num_inference_steps, device)  # resets multistep schedulers too
-                cond = control[chunk.start : chunk.stop].to(device, dtype)
-                x = noise.expand(len(chunk), -1, -1, -1).clone()
-                hidden = states.expand(len(chunk), -1, -1)
-                for t in timesteps:
-                    model_in = self.scheduler.scale_model_input(x, t)
-                    eps = renderer_noise_prediction(
-                        self.unet,
-                        self.controlnet,
-                        model_in,
-                        t,
-                        cond,
-                        hidden,
-                        self.patch_size,
-                        controlnet_conditioning_scale,
-                    )
-                    x = self.scheduler.step(eps, t, x, **step_kwargs).prev_sample
-                    bar.update()
-                out.append(x.float().cpu())
+            self.set_progress_bar_config(**{**bar_config, "disable": not show_progress})
+        try:
+            out = self._denoise(
+                chunks, noise, control, states, num_inference_steps, step_kwargs, controlnet_conditioning_scale
+            )
+        finally:
+            self._progress_bar_config = bar_config
         video = (torch.cat(out).clamp(-1, 1) + 1.0) / 2.0  # (T, 3, H, W) in [0, 1]
 
         # 7. outputs (and the video file)
