@@ -233,7 +233,7 @@ register_system(SignSystem(
     train="hf_sign.training.stable_signer_trainer:train_stable_signer",
     pipeline="hf_sign.pipelines.pipeline_stable_signer:StableSignerPipeline",
     conditioning=("text",),
-    stages=("linker", "moe"),
+    stages=("linker", "moe", "renderer"),
     default_config="small",
     param_report="hf_sign.training.stable_signer_trainer:stable_signer_param_counts",
     metrics_file="stable_signer_metrics.json",

@@ -110,6 +110,38 @@ class TestStableSignerPipeline(HubPipelineTesterMixin):
         if two.info[0]["experts"] != two.info[1]["experts"]:
             assert_differ([two.poses[0]], [two.poses[1]])
 
+    def test_video_frames_follow_the_poses(self, tmp_path):
+        from diffusers import DDIMScheduler
+
+        from hf_sign.training.stable_signer_renderer import build_renderer
+
+        torch.manual_seed(0)
+        tiny = {"image_size": 32, "block_out_channels": [16, 32], "attention_levels": 1, "attention_head_dim": 8,
+                "cross_attention_dim": 16, "conditioning_channels": 8, "reference_block_out_channels": [16, 16],
+                "reference_token_grid_size": 2}
+        parts = build_renderer({"renderer": tiny})
+        pipe = self.pipeline_class(
+            **self.get_dummy_components(), unet=parts["unet"], controlnet=parts["controlnet"],
+            reference_encoder=parts["reference_encoder"],
+            renderer_scheduler=DDIMScheduler.from_config(parts["scheduler"].config),
+        )
+        pipe.set_progress_bar_config(disable=True)
+        kwargs = dict(prompt=["hello there", "where was the brother yesterday?"], num_frames=[5, 3],
+                      output_type="video", num_inference_steps=2)
+        out = pipe(**kwargs, generator=[gen(0), gen(1)])
+        assert [f.shape for f in out.frames] == [(5, 32, 32, 3), (3, 32, 32, 3)]
+        assert all(f.dtype == np.uint8 for f in out.frames) and [p.shape[0] for p in out.poses] == [5, 3]
+        again = pipe(**kwargs, generator=[gen(0), gen(1)])
+        assert all(np.array_equal(a, b) for a, b in zip(out.frames, again.frames))
+        other = pipe(**kwargs, generator=[gen(2), gen(1)])
+        assert not np.array_equal(out.frames[0], other.frames[0])
+        pipe.save_pretrained(tmp_path)
+        loaded = self.pipeline_class.from_pretrained(tmp_path)
+        loaded.set_progress_bar_config(disable=True)
+        assert np.array_equal(loaded(**kwargs, generator=[gen(0), gen(1)]).frames[1], out.frames[1])
+        with pytest.raises(ValueError, match="num_inference_steps"):
+            pipe(prompt="hello", output_type="video", num_inference_steps=0)
+
     @pytest.mark.parametrize(
         "kwargs, match",
         [

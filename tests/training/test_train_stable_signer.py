@@ -60,7 +60,7 @@ def frozen(corpus, tmp_path_factory):
 
 def test_run_leaves_a_pipeline_folder(trained, corpus):
     system = get_system("stable-signer")
-    assert system.stages == ("linker", "moe")
+    assert system.stages == ("linker", "moe", "renderer")
     metrics = json.loads((trained / system.metrics_file).read_text())
     for key in ("linker_val_text_bleu4", "linker_val_prompt_exact_match", "moe_val_gate_accuracy", "moe_bank_glosses"):
         assert key in metrics

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
+from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import AutoTokenizer, T5Config
 
 from ..data.pose_bank import PoseBank
@@ -36,6 +37,7 @@ from ..models.stable_signer.linker import (
     build_linker_tokenizer,
     masked_mean,
 )
+from ..models.stable_signer.reference_encoder import ReferenceImageEncoder
 from ..pipelines.pipeline_stable_signer import StableSignerPipeline
 from ..skeletons.spec import get_skeleton
 from .arguments import StageTrainingArguments
@@ -51,6 +53,7 @@ from .stable_signer_losses import (
     smoothness_loss,
     velocity_loss,
 )
+from .stable_signer_renderer import build_renderer_trainer, finish_renderer_stage
 from .stages import Stage, StageContext
 from .trainer_utils import HfSignTrainer
 
@@ -362,17 +365,22 @@ LINKER_STAGE = Stage("linker", build_linker_trainer, finish_linker_stage)
 
 def save_stable_signer_pipeline(output_dir: Union[str, Path], **modules: Any) -> Path:
     """Assemble `StableSignerPipeline` from the stage outputs in `output_dir` (or the given `modules`) and save it
-    there, so `output_dir` is a pipeline folder."""
+    there, so `output_dir` is a pipeline folder; the renderer joins it once `unet/` is there."""
     out = Path(output_dir)
-    parts = dict(modules)
-    if "linker" not in parts:
-        parts["linker"] = SignLinkerForConditionalGeneration.from_pretrained(out / "linker")
-    if "tokenizer" not in parts:
-        parts["tokenizer"] = AutoTokenizer.from_pretrained(out / "tokenizer")
-    if "gate" not in parts:
-        parts["gate"] = PoseExpertGate.from_pretrained(out / "gate")
-    if "pose_bank" not in parts:
-        parts["pose_bank"] = PoseBank.from_pretrained(out / "pose_bank")
+    loaders = {
+        "linker": lambda: SignLinkerForConditionalGeneration.from_pretrained(out / "linker"),
+        "tokenizer": lambda: AutoTokenizer.from_pretrained(out / "tokenizer"),
+        "gate": lambda: PoseExpertGate.from_pretrained(out / "gate"),
+        "pose_bank": lambda: PoseBank.from_pretrained(out / "pose_bank"),
+    }
+    if (out / "unet").is_dir():
+        loaders.update(
+            unet=lambda: UNet2DConditionModel.from_pretrained(out / "unet"),
+            controlnet=lambda: ControlNetModel.from_pretrained(out / "controlnet"),
+            reference_encoder=lambda: ReferenceImageEncoder.from_pretrained(out / "reference_encoder"),
+            renderer_scheduler=lambda: DDIMScheduler.from_pretrained(out / "renderer_scheduler"),
+        )
+    parts = {name: modules[name] if name in modules else load() for name, load in loaders.items()}
     bank = parts["pose_bank"]
     pipe = StableSignerPipeline(fps=bank.config.fps, skeleton=bank.config.representation, **parts)
     pipe.save_pretrained(out)
@@ -487,4 +495,15 @@ def finish_moe_stage(ctx: StageContext, trainer: MoETrainer) -> Dict[str, Any]:
 
 
 MOE_STAGE = Stage("moe", build_moe_trainer, finish_moe_stage)
-STABLE_SIGNER_STAGES = (LINKER_STAGE, MOE_STAGE)
+
+
+def finish_renderer_and_pipeline(ctx: StageContext, trainer) -> Dict[str, Any]:
+    """The renderer stage's own finish, then the pipeline folder rewritten with the renderer in it."""
+    metrics = finish_renderer_stage(ctx, trainer)
+    if (ctx.output_dir / "gate").is_dir():
+        save_stable_signer_pipeline(ctx.output_dir)
+    return metrics
+
+
+RENDERER_STAGE = Stage("renderer", build_renderer_trainer, finish_renderer_and_pipeline)
+STABLE_SIGNER_STAGES = (LINKER_STAGE, MOE_STAGE, RENDERER_STAGE)

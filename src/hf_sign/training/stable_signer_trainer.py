@@ -31,6 +31,7 @@ from ..models.stable_signer.expert_gate import PoseExpertGate
 from ..models.stable_signer.linker import SignLinkerConfig, SignLinkerForConditionalGeneration
 from .arguments import DataArguments, TrainingRunArguments
 from .config_utils import ConfigSchema, ConfigSection, parse_overrides
+from .stable_signer_renderer import RENDERER_CONFIG_SECTIONS, RendererSettings, RendererTrainingArguments
 from .stable_signer_stages import (
     STABLE_SIGNER_STAGES,
     LinkerSettings,
@@ -68,6 +69,7 @@ CONFIG_SCHEMA = ConfigSchema(
         "linker_training": ConfigSection(LinkerTrainingArguments),
         "gate": ConfigSection(PoseExpertGate, exclude=("query_dim",)),
         "moe_training": ConfigSection(MoETrainingArguments),
+        **RENDERER_CONFIG_SECTIONS,
     },
 )
 
@@ -85,6 +87,8 @@ def full_config(config: Union[str, Path, Dict[str, Any], None] = "tiny", overrid
     LinkerTrainingArguments(**cfg["linker_training"])
     MoETrainingArguments(**cfg["moe_training"])
     PoseExpertGate(query_dim=8, **cfg["gate"])  # validates the gate settings
+    RendererSettings(**cfg["renderer"])
+    RendererTrainingArguments(**cfg["renderer_training"])
     return cfg
 
 
