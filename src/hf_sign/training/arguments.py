@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from transformers import TrainingArguments
 
-__all__ = ["StageTrainingArguments", "DataArguments", "TrainingRunArguments"]
+__all__ = ["StageTrainingArguments", "DataArguments", "TrainingRunArguments", "parse_training_run"]
 
 
 @dataclass
@@ -130,3 +130,26 @@ class TrainingRunArguments:
     resume_from_checkpoint: bool = False
     num_threads: int = 0
     use_cpu: bool = False
+
+
+def parse_training_run(
+    argv: Optional[List[str]] = None, default_config: str = "tiny"
+) -> Tuple[TrainingRunArguments, Dict[str, Any]]:
+    """The command line of a `python -m hf_sign.training.<system>_trainer` entry point: its `TrainingRunArguments`
+    and the config overrides it implies (`--set k=v ...`, `--num_threads`, `--seed`); sets up logging."""
+    import logging
+
+    from transformers import HfArgumentParser
+
+    from .config_utils import parse_overrides
+
+    parser = HfArgumentParser(TrainingRunArguments)
+    parser.set_defaults(config=default_config)
+    (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides: Dict[str, Any] = dict(parse_overrides(args.set))
+    if args.num_threads:
+        overrides["num_threads"] = args.num_threads
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return args, overrides

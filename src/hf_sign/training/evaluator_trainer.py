@@ -44,12 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from transformers import HfArgumentParser
-
 from ..evaluation.evaluators import PoseRecognizerConfig, PoseRecognizerModel, SignTextContrastiveConfig
 from . import config_utils
-from .arguments import DataArguments, TrainingRunArguments
-from .config_utils import ConfigSchema, ConfigSection, parse_overrides
+from .arguments import DataArguments, parse_training_run
+from .config_utils import ConfigSchema, ConfigSection
 from .evaluator_data import load_evaluator_data
 from .evaluator_stages import EVALUATOR_STAGES, ContrastiveTrainingArguments, RecognizerTrainingArguments
 from .stages import StageContext, run_stages
@@ -279,15 +277,7 @@ def train_evaluator_system(
 def main(argv: Optional[List[str]] = None) -> int:
     """`python -m hf_sign.training.evaluator_trainer --dataset_dir D --output_dir O [--config tiny] [--stage S]
     [--set k=v ...]` (`--config` defaults to `default` here)."""
-    parser = HfArgumentParser(TrainingRunArguments)
-    parser.set_defaults(config="default")
-    (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides: Dict[str, Any] = dict(parse_overrides(args.set))
-    if args.num_threads:
-        overrides["num_threads"] = args.num_threads
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    args, overrides = parse_training_run(argv, default_config="default")
     cfg = full_config(args.config, overrides)
     metrics = run_evaluator_training(
         cfg, args.dataset_dir, args.output_dir, args.stage, args.resume_from_checkpoint, args.use_cpu, args.config

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from diffusers import DDIMScheduler
-from transformers import HfArgumentParser
 
 from ..models.sign_sald import SkeletonLatentDenoiser, SkeletonVAE
 from ..models.text_encoders import TextEncoderSettings, count_text_encoder_parameters
 from ..skeletons.spec import get_skeleton
-from .arguments import DataArguments, TrainingRunArguments
-from .config_utils import ConfigSchema, ConfigSection, parse_overrides
+from .arguments import DataArguments, parse_training_run
+from .config_utils import ConfigSchema, ConfigSection
 from .losses import PREDICTION_TYPES
 from .sign_sald_stages import (
     SIGN_SALD_STAGES,
@@ -255,13 +254,7 @@ def sign_sald_param_counts(
 
 def main(argv: Optional[List[str]] = None) -> int:
     """`python -m hf_sign.training.sign_sald_trainer --dataset_dir D --output_dir O [--config small] [--set k=v]`."""
-    (args,) = HfArgumentParser(TrainingRunArguments).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = parse_overrides(args.set)
-    if args.num_threads:
-        overrides["num_threads"] = args.num_threads
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    args, overrides = parse_training_run(argv)
     cfg = full_config(args.config, overrides)
     out = run_sign_sald_training(cfg, args.dataset_dir, args.output_dir, args.stage, args.resume_from_checkpoint,
                                  args.use_cpu)

@@ -25,12 +25,10 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from transformers import HfArgumentParser
-
 from ..models.stable_signer.expert_gate import PoseExpertGate
 from ..models.stable_signer.linker import SignLinkerConfig, SignLinkerForConditionalGeneration
-from .arguments import DataArguments, TrainingRunArguments
-from .config_utils import ConfigSchema, ConfigSection, parse_overrides
+from .arguments import DataArguments, parse_training_run
+from .config_utils import ConfigSchema, ConfigSection
 from .stable_signer_renderer import RENDERER_CONFIG_SECTIONS, RendererSettings, RendererTrainingArguments
 from .stable_signer_stages import (
     STABLE_SIGNER_STAGES,
@@ -183,13 +181,7 @@ def stable_signer_param_counts(
 
 def main(argv: Optional[List[str]] = None) -> int:
     """`python -m hf_sign.training.stable_signer_trainer --dataset_dir D --output_dir O [--config small]`."""
-    (args,) = HfArgumentParser(TrainingRunArguments).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = parse_overrides(args.set)
-    if args.num_threads:
-        overrides["num_threads"] = args.num_threads
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    args, overrides = parse_training_run(argv)
     cfg = full_config(args.config, overrides)
     out = run_stable_signer_training(
         cfg, args.dataset_dir, args.output_dir, args.stage, args.resume_from_checkpoint, args.use_cpu
