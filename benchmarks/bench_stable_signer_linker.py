@@ -24,7 +24,7 @@ from transformers import AutoTokenizer
 
 from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.models.stable_signer.linker import SignLinkerForConditionalGeneration
-from hf_sign.training.stable_signer_stages import gloss_scores, predict_glosses
+from hf_sign.training.stable_signer_linker import gloss_scores, predict_glosses
 
 # English function words a gloss transcription leaves out (articles, auxiliaries, copulas, infinitive "to",
 # common prepositions and conjunctions)

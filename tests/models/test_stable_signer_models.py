@@ -8,7 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoToken
 
 from hf_sign.models.stable_signer import PoseExpertGate, SignLinkerForConditionalGeneration
 from hf_sign.models.stable_signer.linker import build_linker_tokenizer
-from hf_sign.training.stable_signer_stages import LinkerSettings, build_linker
+from hf_sign.training.stable_signer_linker import LinkerSettings, build_linker
 
 ROWS = [
     {

@@ -14,7 +14,7 @@ from hf_sign.data.synthsign import build_synthsign
 from hf_sign.evaluation.baseline_utils import load_split
 from hf_sign.models.stable_signer import PoseExpertGate
 from hf_sign.pipelines.pipeline_stable_signer import StableSignerPipeline, StableSignerPipelineOutput
-from hf_sign.training.stable_signer_stages import LinkerSettings, build_linker
+from hf_sign.training.stable_signer_linker import LinkerSettings, build_linker
 
 _ROWS = {}
 

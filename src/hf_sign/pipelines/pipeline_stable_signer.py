@@ -129,18 +129,8 @@ class StableSignerPipeline(SignPipeline):
         self._bank_embeddings: Optional[torch.Tensor] = None
 
     # ------------------------------------------------------------------------------------------ checks
-    def check_inputs(
-        self,
-        prompt,
-        gloss,
-        language,
-        num_frames,
-        duration_s,
-        generator,
-        output_type,
-        num_sequences_per_prompt,
-        num_inference_steps,
-    ):
+    def check_inputs(self, prompt, gloss, language, num_frames, duration_s, generator, output_type,
+                     num_sequences_per_prompt, num_inference_steps):
         if prompt is None and gloss is None:
             raise ValueError("Give `prompt` (text or a request such as 'How do you sign \"...\"?') or `gloss`.")
         prompts = self.check_prompt(prompt, self.tokenizer) if prompt is not None else None
@@ -257,14 +247,7 @@ class StableSignerPipeline(SignPipeline):
         """
         # 1. inputs
         prompts, given, languages = self.check_inputs(
-            prompt,
-            gloss,
-            language,
-            num_frames,
-            duration_s,
-            generator,
-            output_type,
-            num_sequences_per_prompt,
+            prompt, gloss, language, num_frames, duration_s, generator, output_type, num_sequences_per_prompt,
             num_inference_steps,
         )
         batch = len(prompts) if prompts is not None else len(given)
