@@ -126,7 +126,7 @@ class StableSignerPipeline(SignPipeline):
         self.register_to_config(
             fps=float(fps), skeleton=skeleton, default_language=default_language, video_settings=video_settings or {}
         )
-        self._bank_embeddings: Optional[torch.Tensor] = None
+        self._bank_embeddings: Dict[str, torch.Tensor] = {}  # per language tag, computed on first need
 
     # ------------------------------------------------------------------------------------------ checks
     def check_inputs(self, prompt, gloss, language, num_frames, duration_s, generator, output_type,
@@ -149,11 +149,8 @@ class StableSignerPipeline(SignPipeline):
                     "`output_type='video'` needs the renderer (`unet`, `controlnet`, `reference_encoder`, "
                     "`renderer_scheduler`); train it with `hf-sign train stable-signer --stage renderer`."
                 )
-            if (
-                isinstance(num_inference_steps, bool)
-                or not isinstance(num_inference_steps, int)
-                or num_inference_steps < 1
-            ):
+            steps = num_inference_steps
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
                 raise ValueError(f"`num_inference_steps` must be a positive int; got {num_inference_steps!r}.")
         return prompts, glosses, languages
 
@@ -188,14 +185,14 @@ class StableSignerPipeline(SignPipeline):
         unknown = [i for i, g in enumerate(glosses) if g not in self.pose_bank]
         if not unknown:
             return list(glosses), []
-        if self._bank_embeddings is None:
-            self._bank_glosses = self.pose_bank.glosses
-            self._bank_embeddings = self._gloss_embeddings(self._bank_glosses, language)
-        sims = self._gloss_embeddings([glosses[i] for i in unknown], language) @ self._bank_embeddings.t()
+        bank_glosses = self.pose_bank.glosses
+        if language not in self._bank_embeddings:
+            self._bank_embeddings[language] = self._gloss_embeddings(bank_glosses, language)
+        sims = self._gloss_embeddings([glosses[i] for i in unknown], language) @ self._bank_embeddings[language].t()
         out, replaced = list(glosses), []
         for row, i in enumerate(unknown):
             best = int(sims[row].argmax())
-            out[i] = self._bank_glosses[best]
+            out[i] = bank_glosses[best]
             replaced.append(
                 {"index": i, "gloss": glosses[i], "replacement": out[i], "similarity": float(sims[row, best])}
             )
