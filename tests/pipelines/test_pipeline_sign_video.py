@@ -38,9 +38,9 @@ def _poses(num_frames: int = 5) -> np.ndarray:
     return ((1 - w) * rest + w * chest).astype(np.float32)
 
 
-def _components():
+def _components(**settings):
     torch.manual_seed(0)
-    parts = build_renderer({"renderer": TINY})
+    parts = build_renderer({"renderer": {**TINY, **settings}})
     scheduler = DDIMScheduler.from_config(parts.pop("scheduler").config)
     return dict(parts, scheduler=scheduler)
 
@@ -173,6 +173,19 @@ def test_renderer_folder(pipe, tmp_path):
 def test_bad_inputs(pipe, kwargs, field):
     with pytest.raises(ValueError, match=field):
         _call(pipe, **kwargs)
+
+
+@pytest.mark.parametrize("concat", [False, True])
+def test_conditioning_layouts(concat):
+    # ControlNet + cross attention only (the paper's), or with the control and reference concatenated to the input
+    parts = _components(concat_conditioning=concat)
+    assert parts["unet"].config.in_channels == (36 if concat else 12)
+    pipe = SignVideoPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    frames = _call(pipe, style="teal").frames
+    assert frames.shape == (5, 32, 32, 3)
+    # the reference image reaches the output through every path the layout has
+    assert np.abs(frames.astype(int) - _call(pipe, style="night").frames.astype(int)).max() > 0
 
 
 def test_image_size_follows_the_unet():

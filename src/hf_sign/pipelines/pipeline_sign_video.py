@@ -3,8 +3,11 @@
 The renderer is diffusers' own `UNet2DConditionModel` and `ControlNetModel` in pixel space: the ControlNet reads the
 skeleton control frame (`hf_sign.render.avatar.draw_skeleton_frames`), the UNet's and the ControlNet's cross attention
 read the reference appearance tokens (`ReferenceImageEncoder`). Pixels may be packed into channels before the UNet
-(`patch_size` = `image_size // unet.config.sample_size`: 2 x 2 pixels become 12 channels at half the resolution, a
-pixel-unshuffle, which is a permutation of the same pixels; the noise and the loss are unchanged by it).
+(a pixel-unshuffle by the patch size, `2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)`: 2 x 2
+pixels become 12 channels at half the resolution, a permutation of the same pixels, so the noise and the loss are
+unchanged by it). A UNet with three times the channels also reads the control frame and the reference image
+concatenated to its noisy input (the renderer's `concat_conditioning` option: pixel-aligned conditioning that a small
+renderer trained from scratch picks up much faster than ControlNet's zero-initialised residuals).
 
 Steps of `__call__`:
 
@@ -42,7 +45,13 @@ from ..render.avatar import AVATAR_STYLES, AvatarStyle, draw_avatar_frames, draw
 from ..render.video import save_video
 from .pipeline_utils import SignPipeline
 
-__all__ = ["SignVideoPipeline", "SignVideoPipelineOutput", "VIDEO_OUTPUT_TYPES", "renderer_noise_prediction"]
+__all__ = [
+    "SignVideoPipeline",
+    "SignVideoPipelineOutput",
+    "VIDEO_OUTPUT_TYPES",
+    "renderer_layout",
+    "renderer_noise_prediction",
+]
 
 # "np": uint8 frames (T, H, W, 3); "pt": float frames (T, 3, H, W) in [0, 1]; "pil": a list of PIL images
 VIDEO_OUTPUT_TYPES = ("np", "pt", "pil")
@@ -85,6 +94,20 @@ class SignVideoPipelineOutput(BaseOutput):
     video_path: Optional[str] = None
 
 
+def renderer_layout(unet: UNet2DConditionModel, controlnet: ControlNetModel) -> Tuple[int, bool]:
+    """`(patch_size, concat_conditioning)` of a renderer: the patch size from the ControlNet's control embedding (one
+    stride-2 step per extra entry), and whether the UNet's input also holds the control and reference images (three
+    times `3 * patch_size**2` channels instead of once)."""
+    patch = 2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)
+    channels = int(unet.config.in_channels)
+    if channels not in (3 * patch**2, 9 * patch**2) or unet.config.out_channels != 3 * patch**2:
+        raise ValueError(
+            f"The UNet's in/out channels ({channels}/{unet.config.out_channels}) fit neither {3 * patch**2} nor "
+            f"{9 * patch**2} input channels for the ControlNet's patch size {patch}."
+        )
+    return patch, channels == 9 * patch**2
+
+
 def renderer_noise_prediction(
     unet: UNet2DConditionModel,
     controlnet: ControlNetModel,
@@ -92,15 +115,22 @@ def renderer_noise_prediction(
     timestep: torch.Tensor,
     control: torch.Tensor,
     encoder_hidden_states: torch.Tensor,
-    patch_size: int = 1,
+    reference_image: Optional[torch.Tensor] = None,
     conditioning_scale: float = 1.0,
 ) -> torch.Tensor:
     """The renderer's noise prediction for noisy frames `sample` `(B, 3, H, W)` (what training and sampling share).
 
-    `control` is the skeleton frame `(B, 3, H, W)` in [0, 1]; `encoder_hidden_states` the reference tokens. With
-    `patch_size` > 1 the frames are pixel-unshuffled into the UNet and its output shuffled back.
+    `control` is the skeleton frame `(B, 3, H, W)` in [0, 1]; `encoder_hidden_states` the reference tokens;
+    `reference_image` `(B, 3, H, W)` in [-1, 1] is needed by a UNet with concatenated conditioning. Frames are
+    pixel-unshuffled by the patch size into the UNet and its output shuffled back (`renderer_layout`).
     """
-    x = F.pixel_unshuffle(sample, patch_size) if patch_size > 1 else sample
+    patch, concat = renderer_layout(unet, controlnet)
+    x = sample
+    if concat:
+        if reference_image is None:
+            raise ValueError("`reference_image` is needed: this UNet reads the control and reference images too.")
+        x = torch.cat([sample, control * 2.0 - 1.0, reference_image], dim=1)
+    x = F.pixel_unshuffle(x, patch) if patch > 1 else x
     down, mid = controlnet(
         x,
         timestep,
@@ -116,7 +146,7 @@ def renderer_noise_prediction(
         down_block_additional_residuals=down,
         mid_block_additional_residual=mid,
     ).sample
-    return F.pixel_shuffle(eps, patch_size) if patch_size > 1 else eps
+    return F.pixel_shuffle(eps, patch) if patch > 1 else eps
 
 
 def image_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -128,15 +158,16 @@ class SignVideoPipeline(SignPipeline):
     r"""Pose-to-video rendering: skeleton-controlled, reference-conditioned pixel diffusion.
 
     Args:
-        unet ([`~diffusers.UNet2DConditionModel`]): the denoiser (`in_channels = 3 * patch_size**2`), with cross
-            attention of width `reference_encoder.config.cross_attention_dim`.
+        unet ([`~diffusers.UNet2DConditionModel`]): the denoiser (`in_channels = 3 * patch_size**2`, or three times
+            that with concatenated control and reference images), with cross attention of width
+            `reference_encoder.config.cross_attention_dim`.
         controlnet ([`~diffusers.ControlNetModel`]): reads the skeleton control frame at full resolution (its
             conditioning embedding downsamples by `patch_size`).
         reference_encoder ([`ReferenceImageEncoder`]): the reference image -> cross-attention tokens.
         scheduler ([`~diffusers.SchedulerMixin`]): e.g. `DDIMScheduler` with the training schedule
             (`prediction_type="epsilon"`).
         image_size (`int`, *optional*): frame width and height in pixels (a multiple of `unet.config.sample_size`);
-            defaults to the UNet's: `sample_size` times the patch size `sqrt(in_channels / 3)`.
+            defaults to the UNet's: `sample_size` times the patch size.
         skeleton (`str`, *optional*, defaults to `"smplx133"`): the skeleton of the input poses.
         fps (`float`, *optional*, defaults to 24.0): frame rate of written videos.
         default_style (`str`, *optional*): preset style used when neither `reference_image` nor `style` is given;
@@ -164,14 +195,14 @@ class SignVideoPipeline(SignPipeline):
             unet=unet, controlnet=controlnet, reference_encoder=reference_encoder, scheduler=scheduler
         )
         default_style = get_avatar_style(default_style or AVATAR_STYLES[0].name).name
-        if unet is not None:
-            patch = int(round((unet.config.in_channels / 3) ** 0.5))
+        if unet is not None and controlnet is not None:
+            patch = renderer_layout(unet, controlnet)[0]
             if image_size is None:
                 image_size = int(unet.config.sample_size) * patch
-            if 3 * patch**2 != unet.config.in_channels or image_size != int(unet.config.sample_size) * patch:
+            if image_size != int(unet.config.sample_size) * patch:
                 raise ValueError(
-                    f"`image_size`={image_size} does not fit the UNet (sample_size {unet.config.sample_size}, "
-                    f"in_channels {unet.config.in_channels}: expected sample_size * sqrt(in_channels / 3))."
+                    f"`image_size`={image_size} does not fit the UNet: expected its sample_size "
+                    f"{unet.config.sample_size} times the patch size {patch}."
                 )
         image_size = 64 if image_size is None else image_size
         self.register_to_config(
@@ -184,8 +215,8 @@ class SignVideoPipeline(SignPipeline):
 
     @property
     def patch_size(self) -> int:
-        """Pixels per side packed into the UNet's channels (`image_size // unet.config.sample_size`)."""
-        return max(1, int(self.config.image_size) // int(self.unet.config.sample_size))
+        """Pixels per side packed into the UNet's channels."""
+        return renderer_layout(self.unet, self.controlnet)[0]
 
     @classmethod
     def from_renderer_folder(
@@ -291,7 +322,7 @@ class SignVideoPipeline(SignPipeline):
             image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image)
 
-    def _denoise(self, chunks, noise, control, states, num_inference_steps, step_kwargs, conditioning_scale):
+    def _denoise(self, chunks, noise, control, states, ref, num_inference_steps, step_kwargs, conditioning_scale):
         """Denoise every chunk of frames from the shared `noise`; returns the float frames of each chunk."""
         device, dtype = self._execution_device, self.unet.dtype
         out = []
@@ -300,11 +331,11 @@ class SignVideoPipeline(SignPipeline):
                 timesteps = self.prepare_timesteps(num_inference_steps, device)  # resets multistep schedulers too
                 cond = control[chunk.start : chunk.stop].to(device, dtype)
                 x = noise.expand(len(chunk), -1, -1, -1).clone()
-                hidden = states.expand(len(chunk), -1, -1)
+                hidden, refs = states.expand(len(chunk), -1, -1), ref.expand(len(chunk), -1, -1, -1)
                 for t in timesteps:
                     model_in = self.scheduler.scale_model_input(x, t)
                     eps = renderer_noise_prediction(
-                        self.unet, self.controlnet, model_in, t, cond, hidden, self.patch_size, conditioning_scale
+                        self.unet, self.controlnet, model_in, t, cond, hidden, refs, conditioning_scale
                     )
                     x = self.scheduler.step(eps, t, x, **step_kwargs).prev_sample
                     bar.update()
@@ -407,7 +438,8 @@ class SignVideoPipeline(SignPipeline):
 
         # 4. the reference appearance tokens, shared by every frame
         reference = self.prepare_reference(reference_image, style, positions)
-        states = self.reference_encoder(image_to_tensor(reference[None]).to(device, dtype)).last_hidden_state
+        ref = image_to_tensor(reference[None]).to(device, dtype)
+        states = self.reference_encoder(ref).last_hidden_state
 
         # 5. one initial noise image for every frame
         self.prepare_timesteps(num_inference_steps, device)
@@ -423,7 +455,7 @@ class SignVideoPipeline(SignPipeline):
             self.set_progress_bar_config(**{**bar_config, "disable": not show_progress})
         try:
             out = self._denoise(
-                chunks, noise, control, states, num_inference_steps, step_kwargs, controlnet_conditioning_scale
+                chunks, noise, control, states, ref, num_inference_steps, step_kwargs, controlnet_conditioning_scale
             )
         finally:
             self._progress_bar_config = bar_config

@@ -80,10 +80,17 @@ class RendererSettings:
             encoder's channels per stride-2 block.
         reference_token_grid_size (`int`, *optional*, defaults to 4): the reference encoder's token grid.
         num_styles (`int`, *optional*, defaults to 7): the first this many `AVATAR_STYLES` are trained on.
+        concat_conditioning (`bool`, *optional*, defaults to `True`): the UNet (and the ControlNet's copy of its
+            input) also reads the control frame and the reference image concatenated to the noisy frame. Not in the
+            paper (ControlNet and attention only; the `paper` config leaves it off): ControlNet's zero-initialised
+            residuals are made for fine-tuning a pretrained UNet, and a small renderer trained from scratch for a few
+            hundred steps barely starts to use them.
         num_train_timesteps (`int`, *optional*, defaults to 1000): DDPM steps.
-        beta_schedule (`str`, *optional*, defaults to `"linear"`): diffusers beta schedule.
-        beta_start (`float`, *optional*, defaults to 1e-4): first beta (DDPM's pixel-space value).
-        beta_end (`float`, *optional*, defaults to 0.02): last beta.
+        beta_schedule (`str`, *optional*, defaults to `"squaredcos_cap_v2"`): diffusers beta schedule (the cosine
+            schedule of Nichol & Dhariwal, which keeps more of a 64x64 image through the middle steps than DDPM's
+            linear one).
+        beta_start (`float`, *optional*, defaults to 1e-4): first beta (linear schedules).
+        beta_end (`float`, *optional*, defaults to 0.02): last beta (linear schedules).
     """
 
     image_size: int = 64
@@ -98,8 +105,9 @@ class RendererSettings:
     reference_block_out_channels: Tuple[int, ...] = (32, 64, 64)
     reference_token_grid_size: int = 4
     num_styles: int = len(AVATAR_STYLES)
+    concat_conditioning: bool = True
     num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"
+    beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 1e-4
     beta_end: float = 0.02
 
@@ -175,7 +183,7 @@ def build_renderer(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     channels = 3 * s.patch_size**2
     unet = UNet2DConditionModel(
         sample_size=s.image_size // s.patch_size,
-        in_channels=channels,
+        in_channels=3 * channels if s.concat_conditioning else channels,
         out_channels=channels,
         block_out_channels=tuple(s.block_out_channels),
         layers_per_block=s.layers_per_block,
@@ -215,10 +223,6 @@ class RendererModule(nn.Module):
     ):
         super().__init__()
         self.unet, self.controlnet, self.reference_encoder = unet, controlnet, reference_encoder
-
-    @property
-    def patch_size(self) -> int:
-        return int(round((self.unet.config.in_channels / 3) ** 0.5))
 
 
 # ================================================================================================ 3. data
@@ -291,7 +295,7 @@ def renderer_loss(
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
     states = module.reference_encoder(batch["reference"]).last_hidden_state
     eps = renderer_noise_prediction(
-        module.unet, module.controlnet, noisy, timesteps, batch["control"], states, module.patch_size
+        module.unet, module.controlnet, noisy, timesteps, batch["control"], states, batch["reference"]
     )
     loss = F.mse_loss(eps.float(), noise.float())
     return {"loss": loss, "loss_eps": loss.detach()}
