@@ -101,6 +101,22 @@ def test_output_types_and_inputs_agree(pipe):
     assert np.abs(_call(pipe, style="night").frames.astype(int) - as_np.astype(int)).max() > 0
 
 
+def test_strength_starts_from_the_reference(pipe):
+    # strength < 1: every frame starts from the reference noised part of the way down, and fewer steps run
+    steps = []
+    pipe.unet.register_forward_hook(lambda *args: steps.append(1))
+    full = _call(pipe, num_inference_steps=10, frames=[0]).frames
+    n_full = len(steps)
+    partial = _call(pipe, num_inference_steps=10, strength=0.3, frames=[0]).frames
+    pipe.unet._forward_hooks.clear()
+    assert n_full == 10 and len(steps) - n_full == 3
+    assert np.abs(full.astype(int) - partial.astype(int)).max() > 0
+    # a smaller strength keeps the frame closer to the reference it starts from
+    reference = _call(pipe, frames=[0]).reference_image.astype(int)
+    near = _call(pipe, num_inference_steps=10, strength=0.05, frames=[0]).frames[0].astype(int)
+    assert np.abs(near - reference).mean() < np.abs(full[0].astype(int) - reference).mean()
+
+
 def test_writes_a_video(pipe, tmp_path):
     import imageio.v3 as iio
 
@@ -163,6 +179,8 @@ def test_renderer_folder(pipe, tmp_path):
         ({"style": "warm", "reference_image": np.zeros((32, 32, 3), np.uint8)}, "reference_image"),
         ({"reference_image": np.zeros((32, 32), np.uint8)}, "reference_image"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"strength": 0.0}, "strength"),
+        ({"strength": 1.5}, "strength"),
         ({"frame_batch_size": 0}, "frame_batch_size"),
         ({"output_type": "latent"}, "output_type"),
         ({"frames": [5]}, "frames"),

@@ -172,11 +172,12 @@ class SignVideoPipeline(SignPipeline):
         fps (`float`, *optional*, defaults to 24.0): frame rate of written videos.
         default_style (`str`, *optional*): preset style used when neither `reference_image` nor `style` is given;
             defaults to the first of `AVATAR_STYLES`.
+        default_strength (`float`, *optional*, defaults to 1.0): `strength` when `__call__` gets none.
     """
 
     model_cpu_offload_seq = "reference_encoder->controlnet->unet"
     _hub_entry_file = "pipeline_sign_video"
-    _settings = ("fps", "skeleton", "image_size", "default_style")
+    _settings = ("fps", "skeleton", "image_size", "default_style", "default_strength")
     _callback_tensor_inputs: List[str] = []
 
     def __init__(
@@ -189,6 +190,7 @@ class SignVideoPipeline(SignPipeline):
         skeleton: str = "smplx133",
         fps: float = 24.0,
         default_style: Optional[str] = None,
+        default_strength: float = 1.0,
     ):
         super().__init__()
         self.register_modules(
@@ -205,8 +207,14 @@ class SignVideoPipeline(SignPipeline):
                     f"{unet.config.sample_size} times the patch size {patch}."
                 )
         image_size = 64 if image_size is None else image_size
+        if isinstance(default_strength, bool) or not 0 < float(default_strength) <= 1:
+            raise ValueError(f"`default_strength` must be a number in (0, 1]; got {default_strength!r}.")
         self.register_to_config(
-            image_size=int(image_size), skeleton=skeleton, fps=float(fps), default_style=default_style
+            image_size=int(image_size),
+            skeleton=skeleton,
+            fps=float(fps),
+            default_style=default_style,
+            default_strength=float(default_strength),
         )
 
     @property
@@ -247,6 +255,7 @@ class SignVideoPipeline(SignPipeline):
     def check_inputs(
         self,
         poses,
+        strength,
         positions,
         reference_image,
         style,
@@ -286,6 +295,10 @@ class SignVideoPipeline(SignPipeline):
                 raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
         if output_type not in VIDEO_OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {VIDEO_OUTPUT_TYPES}; got {output_type!r}.")
+        if strength is not None and (
+            isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1
+        ):
+            raise ValueError(f"`strength` must be a number in (0, 1]; got {strength!r}.")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(
                 f"`generator` must be one torch.Generator (the frames share their noise); got {type(generator)}."
@@ -322,15 +335,19 @@ class SignVideoPipeline(SignPipeline):
             image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image)
 
-    def _denoise(self, chunks, noise, control, states, ref, num_inference_steps, step_kwargs, conditioning_scale):
-        """Denoise every chunk of frames from the shared `noise`; returns the float frames of each chunk."""
+    def _denoise(
+        self, chunks, init, control, states, ref, num_inference_steps, start, step_kwargs, conditioning_scale
+    ):
+        """Denoise every chunk of frames from the shared `init` over the timesteps from `start` on; returns the float
+        frames of each chunk."""
         device, dtype = self._execution_device, self.unet.dtype
         out = []
-        with self.progress_bar(total=len(chunks) * num_inference_steps) as bar:
+        with self.progress_bar(total=len(chunks) * (num_inference_steps - start)) as bar:
             for chunk in chunks:
-                timesteps = self.prepare_timesteps(num_inference_steps, device)  # resets multistep schedulers too
+                # set again for every chunk: resets the state of multistep schedulers
+                timesteps = self.prepare_timesteps(num_inference_steps, device)[start:]
                 cond = control[chunk.start : chunk.stop].to(device, dtype)
-                x = noise.expand(len(chunk), -1, -1, -1).clone()
+                x = init.expand(len(chunk), -1, -1, -1).clone()
                 hidden, refs = states.expand(len(chunk), -1, -1), ref.expand(len(chunk), -1, -1, -1)
                 for t in timesteps:
                     model_in = self.scheduler.scale_model_input(x, t)
@@ -352,6 +369,7 @@ class SignVideoPipeline(SignPipeline):
         reference_image: Optional[Union[Image.Image, np.ndarray]] = None,
         style: Optional[Union[str, AvatarStyle]] = None,
         num_inference_steps: int = 25,
+        strength: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
         latents: Optional[torch.Tensor] = None,
         frames: Optional[List[int]] = None,
@@ -375,7 +393,11 @@ class SignVideoPipeline(SignPipeline):
                 (uint8, or float in [0, 1]); resized to `image_size`. Not together with `style`.
             style (`str` or `AvatarStyle`, *optional*): a preset name of `AVATAR_STYLES` or an [`AvatarStyle`]: the
                 reference is the avatar of the first pose in that style. Default: `config.default_style`.
-            num_inference_steps (`int`, *optional*, defaults to 25): denoising steps.
+            num_inference_steps (`int`, *optional*, defaults to 25): denoising steps of a full schedule.
+            strength (`float`, *optional*): in (0, 1]: how much of the schedule runs. 1 starts from pure noise; below 1
+                every frame starts from the reference image noised to the timestep `strength` of the way down the
+                schedule (the "reference latent": frames share the reference's appearance and background from the
+                start), and `round(strength * num_inference_steps)` steps run. Defaults to `config.default_strength`.
             generator (`torch.Generator`, *optional*): draws the one initial noise image shared by every frame.
             latents (`torch.Tensor`, *optional*): that initial noise `(1, 3, image_size, image_size)` instead.
             frames (`List[int]`, *optional*): render only these frame indices (the framing still fits the whole
@@ -400,6 +422,7 @@ class SignVideoPipeline(SignPipeline):
         # 1. check the inputs
         self.check_inputs(
             poses,
+            strength,
             positions,
             reference_image,
             style,
@@ -441,11 +464,17 @@ class SignVideoPipeline(SignPipeline):
         ref = image_to_tensor(reference[None]).to(device, dtype)
         states = self.reference_encoder(ref).last_hidden_state
 
-        # 5. one initial noise image for every frame
-        self.prepare_timesteps(num_inference_steps, device)
+        # 5. one initial noise image for every frame: pure noise, or (strength < 1) the reference image noised to the
+        # first of the remaining timesteps
+        strength = float(self.config.default_strength if strength is None else strength)
+        timesteps = self.prepare_timesteps(num_inference_steps, device)
+        start = num_inference_steps - min(num_inference_steps, max(1, int(round(num_inference_steps * strength))))
         if latents is None:
             latents = randn_tensor((1, 3, size, size), generator=generator, device=device, dtype=dtype)
-        noise = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        if start == 0:
+            init = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        else:
+            init = self.scheduler.add_noise(ref, latents.to(device, dtype), timesteps[start : start + 1])
         step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
         # 6. denoise the frames batch by batch
@@ -455,7 +484,15 @@ class SignVideoPipeline(SignPipeline):
             self.set_progress_bar_config(**{**bar_config, "disable": not show_progress})
         try:
             out = self._denoise(
-                chunks, noise, control, states, ref, num_inference_steps, step_kwargs, controlnet_conditioning_scale
+                chunks,
+                init,
+                control,
+                states,
+                ref,
+                num_inference_steps,
+                start,
+                step_kwargs,
+                controlnet_conditioning_scale,
             )
         finally:
             self._progress_bar_config = bar_config

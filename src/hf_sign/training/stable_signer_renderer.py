@@ -85,6 +85,10 @@ class RendererSettings:
             paper (ControlNet and attention only; the `paper` config leaves it off): ControlNet's zero-initialised
             residuals are made for fine-tuning a pretrained UNet, and a small renderer trained from scratch for a few
             hundred steps barely starts to use them.
+        inference_strength (`float`, *optional*, defaults to 0.4): the pipeline's `default_strength`: sampling starts
+            from the reference image noised this far down the schedule (1: from pure noise). A renderer trained for a
+            few hundred steps leaves noise in frames sampled from pure noise; starting from the reference keeps the
+            background and appearance clean.
         num_train_timesteps (`int`, *optional*, defaults to 1000): DDPM steps.
         beta_schedule (`str`, *optional*, defaults to `"squaredcos_cap_v2"`): diffusers beta schedule (the cosine
             schedule of Nichol & Dhariwal, which keeps more of a 64x64 image through the middle steps than DDPM's
@@ -106,6 +110,7 @@ class RendererSettings:
     reference_token_grid_size: int = 4
     num_styles: int = len(AVATAR_STYLES)
     concat_conditioning: bool = True
+    inference_strength: float = 0.4
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 1e-4
@@ -125,6 +130,8 @@ class RendererSettings:
                 f"`renderer.attention_levels` must be in 0..{len(self.block_out_channels)}; got "
                 f"{self.attention_levels}."
             )
+        if not 0 < self.inference_strength <= 1:
+            raise ValueError(f"`renderer.inference_strength` must be in (0, 1]; got {self.inference_strength}.")
         if not 1 <= self.num_styles <= len(AVATAR_STYLES):
             raise ValueError(f"`renderer.num_styles` must be in 1..{len(AVATAR_STYLES)}; got {self.num_styles}.")
 
@@ -358,19 +365,23 @@ def evaluate_renderer(
     num_inference_steps: int = 20,
     seed: int = 0,
     show_progress: bool = False,
+    strength: Optional[float] = None,
 ) -> Tuple[Dict[str, float], List[Dict[str, np.ndarray]]]:
-    """SSIM and hand-region SSIM of rendered frames against the target avatar frames, beside the skeleton-only
-    baseline (the control frame itself scored against the same targets).
+    """SSIM and hand-region SSIM of rendered frames against the target avatar frames, beside two baselines scored
+    against the same targets: the skeleton only (the control frame itself) and the reference image (the avatar of the
+    first frame, a still picture in the right appearance that ignores the motion).
 
     Sequence `i` (pose features of `pipe.skeleton`) is rendered in `styles[i % len(styles)]` (the reference: its
-    first frame in that style) at `frames_per_sequence` evenly spaced frames (0: every frame).
+    first frame in that style) at `frames_per_sequence` evenly spaced frames (0: every frame), with `strength`
+    (default: the pipeline's `default_strength`).
 
     Returns:
-        `(metrics, renders)`: metrics `ssim`, `hand_ssim`, `skeleton_ssim`, `skeleton_hand_ssim`, `num_frames`
-        (means over every scored frame), and per sequence a dict of uint8 `generated`, `target`, `control` frames.
+        `(metrics, renders)`: metrics `ssim`, `hand_ssim`, `skeleton_ssim`, `skeleton_hand_ssim`, `reference_ssim`,
+        `reference_hand_ssim`, `num_frames` (means over every scored frame), and per sequence a dict of uint8
+        `generated`, `target`, `control` frames.
     """
     spec, size = pipe.skeleton, int(pipe.config.image_size)
-    gen, tgt, ctl, boxes, renders = [], [], [], [], []
+    gen, tgt, ctl, ref, boxes, renders = [], [], [], [], [], []
     for i, poses in enumerate(tqdm(sequences, desc="rendering", unit="seq", disable=not show_progress)):
         positions = np.asarray(spec.to_positions(np.asarray(poses, dtype=np.float32)))
         n = len(positions)
@@ -382,20 +393,24 @@ def evaluate_renderer(
             style=style,
             frames=frames,
             num_inference_steps=num_inference_steps,
+            strength=strength,
             generator=torch.Generator().manual_seed(seed + i),
         )
         target = draw_avatar_frames(positions, spec, style, size, frames=frames)
         gen.append(out.frames)
         tgt.append(target)
         ctl.append(out.control_frames)
+        ref.append(np.repeat(out.reference_image[None], len(frames), axis=0))
         boxes.append(hand_boxes(positions, spec, size)[frames])
         renders.append({"generated": out.frames, "target": target, "control": out.control_frames})
-    gen, tgt, ctl, boxes = (np.concatenate(a) for a in (gen, tgt, ctl, boxes))
+    gen, tgt, ctl, ref, boxes = (np.concatenate(a) for a in (gen, tgt, ctl, ref, boxes))
     metrics = {
         "ssim": float(ssim(gen, tgt).mean()),
         "hand_ssim": float(hand_ssim(gen, tgt, boxes).mean()),
         "skeleton_ssim": float(ssim(ctl, tgt).mean()),
         "skeleton_hand_ssim": float(hand_ssim(ctl, tgt, boxes).mean()),
+        "reference_ssim": float(ssim(ref, tgt).mean()),
+        "reference_hand_ssim": float(hand_ssim(ref, tgt, boxes).mean()),
         "num_frames": int(len(gen)),
     }
     return metrics, renders
@@ -414,6 +429,7 @@ def renderer_pipeline(
         image_size=settings.image_size,
         skeleton=skeleton,
         fps=fps,
+        default_strength=settings.inference_strength,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
