@@ -38,9 +38,9 @@ def _poses(num_frames: int = 5) -> np.ndarray:
     return ((1 - w) * rest + w * chest).astype(np.float32)
 
 
-def _components():
+def _components(**settings):
     torch.manual_seed(0)
-    parts = build_renderer({"renderer": TINY})
+    parts = build_renderer({"renderer": {**TINY, **settings}})
     scheduler = DDIMScheduler.from_config(parts.pop("scheduler").config)
     return dict(parts, scheduler=scheduler)
 
@@ -99,6 +99,22 @@ def test_output_types_and_inputs_agree(pipe):
     np.testing.assert_array_equal(_call(pipe, reference_image=reference).frames, as_np)
     np.testing.assert_array_equal(_call(pipe, reference_image=Image.fromarray(reference)).frames, as_np)
     assert np.abs(_call(pipe, style="night").frames.astype(int) - as_np.astype(int)).max() > 0
+
+
+def test_strength_starts_from_the_reference(pipe):
+    # strength < 1: every frame starts from the reference noised part of the way down, and fewer steps run
+    steps = []
+    pipe.unet.register_forward_hook(lambda *args: steps.append(1))
+    full = _call(pipe, num_inference_steps=10, frames=[0]).frames
+    n_full = len(steps)
+    partial = _call(pipe, num_inference_steps=10, strength=0.3, frames=[0]).frames
+    pipe.unet._forward_hooks.clear()
+    assert n_full == 10 and len(steps) - n_full == 3
+    assert np.abs(full.astype(int) - partial.astype(int)).max() > 0
+    # a smaller strength keeps the frame closer to the reference it starts from
+    reference = _call(pipe, frames=[0]).reference_image.astype(int)
+    near = _call(pipe, num_inference_steps=10, strength=0.05, frames=[0]).frames[0].astype(int)
+    assert np.abs(near - reference).mean() < np.abs(full[0].astype(int) - reference).mean()
 
 
 def test_writes_a_video(pipe, tmp_path):
@@ -163,6 +179,8 @@ def test_renderer_folder(pipe, tmp_path):
         ({"style": "warm", "reference_image": np.zeros((32, 32, 3), np.uint8)}, "reference_image"),
         ({"reference_image": np.zeros((32, 32), np.uint8)}, "reference_image"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"strength": 0.0}, "strength"),
+        ({"strength": 1.5}, "strength"),
         ({"frame_batch_size": 0}, "frame_batch_size"),
         ({"output_type": "latent"}, "output_type"),
         ({"frames": [5]}, "frames"),
@@ -173,6 +191,19 @@ def test_renderer_folder(pipe, tmp_path):
 def test_bad_inputs(pipe, kwargs, field):
     with pytest.raises(ValueError, match=field):
         _call(pipe, **kwargs)
+
+
+@pytest.mark.parametrize("concat", [False, True])
+def test_conditioning_layouts(concat):
+    # ControlNet + cross attention only (the paper's), or with the control and reference concatenated to the input
+    parts = _components(concat_conditioning=concat)
+    assert parts["unet"].config.in_channels == (36 if concat else 12)
+    pipe = SignVideoPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    frames = _call(pipe, style="teal").frames
+    assert frames.shape == (5, 32, 32, 3)
+    # the reference image reaches the output through every path the layout has
+    assert np.abs(frames.astype(int) - _call(pipe, style="night").frames.astype(int)).max() > 0
 
 
 def test_image_size_follows_the_unet():

@@ -3,8 +3,11 @@
 The renderer is diffusers' own `UNet2DConditionModel` and `ControlNetModel` in pixel space: the ControlNet reads the
 skeleton control frame (`hf_sign.render.avatar.draw_skeleton_frames`), the UNet's and the ControlNet's cross attention
 read the reference appearance tokens (`ReferenceImageEncoder`). Pixels may be packed into channels before the UNet
-(`patch_size` = `image_size // unet.config.sample_size`: 2 x 2 pixels become 12 channels at half the resolution, a
-pixel-unshuffle, which is a permutation of the same pixels; the noise and the loss are unchanged by it).
+(a pixel-unshuffle by the patch size, `2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)`: 2 x 2
+pixels become 12 channels at half the resolution, a permutation of the same pixels, so the noise and the loss are
+unchanged by it). A UNet with three times the channels also reads the control frame and the reference image
+concatenated to its noisy input (the renderer's `concat_conditioning` option: pixel-aligned conditioning that a small
+renderer trained from scratch picks up much faster than ControlNet's zero-initialised residuals).
 
 Steps of `__call__`:
 
@@ -42,7 +45,13 @@ from ..render.avatar import AVATAR_STYLES, AvatarStyle, draw_avatar_frames, draw
 from ..render.video import save_video
 from .pipeline_utils import SignPipeline
 
-__all__ = ["SignVideoPipeline", "SignVideoPipelineOutput", "VIDEO_OUTPUT_TYPES", "renderer_noise_prediction"]
+__all__ = [
+    "SignVideoPipeline",
+    "SignVideoPipelineOutput",
+    "VIDEO_OUTPUT_TYPES",
+    "renderer_layout",
+    "renderer_noise_prediction",
+]
 
 # "np": uint8 frames (T, H, W, 3); "pt": float frames (T, 3, H, W) in [0, 1]; "pil": a list of PIL images
 VIDEO_OUTPUT_TYPES = ("np", "pt", "pil")
@@ -85,6 +94,20 @@ class SignVideoPipelineOutput(BaseOutput):
     video_path: Optional[str] = None
 
 
+def renderer_layout(unet: UNet2DConditionModel, controlnet: ControlNetModel) -> Tuple[int, bool]:
+    """`(patch_size, concat_conditioning)` of a renderer: the patch size from the ControlNet's control embedding (one
+    stride-2 step per extra entry), and whether the UNet's input also holds the control and reference images (three
+    times `3 * patch_size**2` channels instead of once)."""
+    patch = 2 ** (len(controlnet.config.conditioning_embedding_out_channels) - 1)
+    channels = int(unet.config.in_channels)
+    if channels not in (3 * patch**2, 9 * patch**2) or unet.config.out_channels != 3 * patch**2:
+        raise ValueError(
+            f"The UNet's in/out channels ({channels}/{unet.config.out_channels}) fit neither {3 * patch**2} nor "
+            f"{9 * patch**2} input channels for the ControlNet's patch size {patch}."
+        )
+    return patch, channels == 9 * patch**2
+
+
 def renderer_noise_prediction(
     unet: UNet2DConditionModel,
     controlnet: ControlNetModel,
@@ -92,15 +115,22 @@ def renderer_noise_prediction(
     timestep: torch.Tensor,
     control: torch.Tensor,
     encoder_hidden_states: torch.Tensor,
-    patch_size: int = 1,
+    reference_image: Optional[torch.Tensor] = None,
     conditioning_scale: float = 1.0,
 ) -> torch.Tensor:
     """The renderer's noise prediction for noisy frames `sample` `(B, 3, H, W)` (what training and sampling share).
 
-    `control` is the skeleton frame `(B, 3, H, W)` in [0, 1]; `encoder_hidden_states` the reference tokens. With
-    `patch_size` > 1 the frames are pixel-unshuffled into the UNet and its output shuffled back.
+    `control` is the skeleton frame `(B, 3, H, W)` in [0, 1]; `encoder_hidden_states` the reference tokens;
+    `reference_image` `(B, 3, H, W)` in [-1, 1] is needed by a UNet with concatenated conditioning. Frames are
+    pixel-unshuffled by the patch size into the UNet and its output shuffled back (`renderer_layout`).
     """
-    x = F.pixel_unshuffle(sample, patch_size) if patch_size > 1 else sample
+    patch, concat = renderer_layout(unet, controlnet)
+    x = sample
+    if concat:
+        if reference_image is None:
+            raise ValueError("`reference_image` is needed: this UNet reads the control and reference images too.")
+        x = torch.cat([sample, control * 2.0 - 1.0, reference_image], dim=1)
+    x = F.pixel_unshuffle(x, patch) if patch > 1 else x
     down, mid = controlnet(
         x,
         timestep,
@@ -116,7 +146,7 @@ def renderer_noise_prediction(
         down_block_additional_residuals=down,
         mid_block_additional_residual=mid,
     ).sample
-    return F.pixel_shuffle(eps, patch_size) if patch_size > 1 else eps
+    return F.pixel_shuffle(eps, patch) if patch > 1 else eps
 
 
 def image_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -128,24 +158,26 @@ class SignVideoPipeline(SignPipeline):
     r"""Pose-to-video rendering: skeleton-controlled, reference-conditioned pixel diffusion.
 
     Args:
-        unet ([`~diffusers.UNet2DConditionModel`]): the denoiser (`in_channels = 3 * patch_size**2`), with cross
-            attention of width `reference_encoder.config.cross_attention_dim`.
+        unet ([`~diffusers.UNet2DConditionModel`]): the denoiser (`in_channels = 3 * patch_size**2`, or three times
+            that with concatenated control and reference images), with cross attention of width
+            `reference_encoder.config.cross_attention_dim`.
         controlnet ([`~diffusers.ControlNetModel`]): reads the skeleton control frame at full resolution (its
             conditioning embedding downsamples by `patch_size`).
         reference_encoder ([`ReferenceImageEncoder`]): the reference image -> cross-attention tokens.
         scheduler ([`~diffusers.SchedulerMixin`]): e.g. `DDIMScheduler` with the training schedule
             (`prediction_type="epsilon"`).
         image_size (`int`, *optional*): frame width and height in pixels (a multiple of `unet.config.sample_size`);
-            defaults to the UNet's: `sample_size` times the patch size `sqrt(in_channels / 3)`.
+            defaults to the UNet's: `sample_size` times the patch size.
         skeleton (`str`, *optional*, defaults to `"smplx133"`): the skeleton of the input poses.
         fps (`float`, *optional*, defaults to 24.0): frame rate of written videos.
         default_style (`str`, *optional*): preset style used when neither `reference_image` nor `style` is given;
             defaults to the first of `AVATAR_STYLES`.
+        default_strength (`float`, *optional*, defaults to 1.0): `strength` when `__call__` gets none.
     """
 
     model_cpu_offload_seq = "reference_encoder->controlnet->unet"
     _hub_entry_file = "pipeline_sign_video"
-    _settings = ("fps", "skeleton", "image_size", "default_style")
+    _settings = ("fps", "skeleton", "image_size", "default_style", "default_strength")
     _callback_tensor_inputs: List[str] = []
 
     def __init__(
@@ -158,24 +190,31 @@ class SignVideoPipeline(SignPipeline):
         skeleton: str = "smplx133",
         fps: float = 24.0,
         default_style: Optional[str] = None,
+        default_strength: float = 1.0,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, controlnet=controlnet, reference_encoder=reference_encoder, scheduler=scheduler
         )
         default_style = get_avatar_style(default_style or AVATAR_STYLES[0].name).name
-        if unet is not None:
-            patch = int(round((unet.config.in_channels / 3) ** 0.5))
+        if unet is not None and controlnet is not None:
+            patch = renderer_layout(unet, controlnet)[0]
             if image_size is None:
                 image_size = int(unet.config.sample_size) * patch
-            if 3 * patch**2 != unet.config.in_channels or image_size != int(unet.config.sample_size) * patch:
+            if image_size != int(unet.config.sample_size) * patch:
                 raise ValueError(
-                    f"`image_size`={image_size} does not fit the UNet (sample_size {unet.config.sample_size}, "
-                    f"in_channels {unet.config.in_channels}: expected sample_size * sqrt(in_channels / 3))."
+                    f"`image_size`={image_size} does not fit the UNet: expected its sample_size "
+                    f"{unet.config.sample_size} times the patch size {patch}."
                 )
         image_size = 64 if image_size is None else image_size
+        if isinstance(default_strength, bool) or not 0 < float(default_strength) <= 1:
+            raise ValueError(f"`default_strength` must be a number in (0, 1]; got {default_strength!r}.")
         self.register_to_config(
-            image_size=int(image_size), skeleton=skeleton, fps=float(fps), default_style=default_style
+            image_size=int(image_size),
+            skeleton=skeleton,
+            fps=float(fps),
+            default_style=default_style,
+            default_strength=float(default_strength),
         )
 
     @property
@@ -184,8 +223,8 @@ class SignVideoPipeline(SignPipeline):
 
     @property
     def patch_size(self) -> int:
-        """Pixels per side packed into the UNet's channels (`image_size // unet.config.sample_size`)."""
-        return max(1, int(self.config.image_size) // int(self.unet.config.sample_size))
+        """Pixels per side packed into the UNet's channels."""
+        return renderer_layout(self.unet, self.controlnet)[0]
 
     @classmethod
     def from_renderer_folder(
@@ -216,6 +255,7 @@ class SignVideoPipeline(SignPipeline):
     def check_inputs(
         self,
         poses,
+        strength,
         positions,
         reference_image,
         style,
@@ -255,6 +295,10 @@ class SignVideoPipeline(SignPipeline):
                 raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
         if output_type not in VIDEO_OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {VIDEO_OUTPUT_TYPES}; got {output_type!r}.")
+        if strength is not None and (
+            isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1
+        ):
+            raise ValueError(f"`strength` must be a number in (0, 1]; got {strength!r}.")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(
                 f"`generator` must be one torch.Generator (the frames share their noise); got {type(generator)}."
@@ -291,20 +335,24 @@ class SignVideoPipeline(SignPipeline):
             image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image)
 
-    def _denoise(self, chunks, noise, control, states, num_inference_steps, step_kwargs, conditioning_scale):
-        """Denoise every chunk of frames from the shared `noise`; returns the float frames of each chunk."""
+    def _denoise(
+        self, chunks, init, control, states, ref, num_inference_steps, start, step_kwargs, conditioning_scale
+    ):
+        """Denoise every chunk of frames from the shared `init` over the timesteps from `start` on; returns the float
+        frames of each chunk."""
         device, dtype = self._execution_device, self.unet.dtype
         out = []
-        with self.progress_bar(total=len(chunks) * num_inference_steps) as bar:
+        with self.progress_bar(total=len(chunks) * (num_inference_steps - start)) as bar:
             for chunk in chunks:
-                timesteps = self.prepare_timesteps(num_inference_steps, device)  # resets multistep schedulers too
+                # set again for every chunk: resets the state of multistep schedulers
+                timesteps = self.prepare_timesteps(num_inference_steps, device)[start:]
                 cond = control[chunk.start : chunk.stop].to(device, dtype)
-                x = noise.expand(len(chunk), -1, -1, -1).clone()
-                hidden = states.expand(len(chunk), -1, -1)
+                x = init.expand(len(chunk), -1, -1, -1).clone()
+                hidden, refs = states.expand(len(chunk), -1, -1), ref.expand(len(chunk), -1, -1, -1)
                 for t in timesteps:
                     model_in = self.scheduler.scale_model_input(x, t)
                     eps = renderer_noise_prediction(
-                        self.unet, self.controlnet, model_in, t, cond, hidden, self.patch_size, conditioning_scale
+                        self.unet, self.controlnet, model_in, t, cond, hidden, refs, conditioning_scale
                     )
                     x = self.scheduler.step(eps, t, x, **step_kwargs).prev_sample
                     bar.update()
@@ -321,6 +369,7 @@ class SignVideoPipeline(SignPipeline):
         reference_image: Optional[Union[Image.Image, np.ndarray]] = None,
         style: Optional[Union[str, AvatarStyle]] = None,
         num_inference_steps: int = 25,
+        strength: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
         latents: Optional[torch.Tensor] = None,
         frames: Optional[List[int]] = None,
@@ -344,7 +393,11 @@ class SignVideoPipeline(SignPipeline):
                 (uint8, or float in [0, 1]); resized to `image_size`. Not together with `style`.
             style (`str` or `AvatarStyle`, *optional*): a preset name of `AVATAR_STYLES` or an [`AvatarStyle`]: the
                 reference is the avatar of the first pose in that style. Default: `config.default_style`.
-            num_inference_steps (`int`, *optional*, defaults to 25): denoising steps.
+            num_inference_steps (`int`, *optional*, defaults to 25): denoising steps of a full schedule.
+            strength (`float`, *optional*): in (0, 1]: how much of the schedule runs. 1 starts from pure noise; below 1
+                every frame starts from the reference image noised to the timestep `strength` of the way down the
+                schedule (the "reference latent": frames share the reference's appearance and background from the
+                start), and `round(strength * num_inference_steps)` steps run. Defaults to `config.default_strength`.
             generator (`torch.Generator`, *optional*): draws the one initial noise image shared by every frame.
             latents (`torch.Tensor`, *optional*): that initial noise `(1, 3, image_size, image_size)` instead.
             frames (`List[int]`, *optional*): render only these frame indices (the framing still fits the whole
@@ -369,6 +422,7 @@ class SignVideoPipeline(SignPipeline):
         # 1. check the inputs
         self.check_inputs(
             poses,
+            strength,
             positions,
             reference_image,
             style,
@@ -407,13 +461,20 @@ class SignVideoPipeline(SignPipeline):
 
         # 4. the reference appearance tokens, shared by every frame
         reference = self.prepare_reference(reference_image, style, positions)
-        states = self.reference_encoder(image_to_tensor(reference[None]).to(device, dtype)).last_hidden_state
+        ref = image_to_tensor(reference[None]).to(device, dtype)
+        states = self.reference_encoder(ref).last_hidden_state
 
-        # 5. one initial noise image for every frame
-        self.prepare_timesteps(num_inference_steps, device)
+        # 5. one initial noise image for every frame: pure noise, or (strength < 1) the reference image noised to the
+        # first of the remaining timesteps
+        strength = float(self.config.default_strength if strength is None else strength)
+        timesteps = self.prepare_timesteps(num_inference_steps, device)
+        start = num_inference_steps - min(num_inference_steps, max(1, int(round(num_inference_steps * strength))))
         if latents is None:
             latents = randn_tensor((1, 3, size, size), generator=generator, device=device, dtype=dtype)
-        noise = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        if start == 0:
+            init = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        else:
+            init = self.scheduler.add_noise(ref, latents.to(device, dtype), timesteps[start : start + 1])
         step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
         # 6. denoise the frames batch by batch
@@ -423,7 +484,15 @@ class SignVideoPipeline(SignPipeline):
             self.set_progress_bar_config(**{**bar_config, "disable": not show_progress})
         try:
             out = self._denoise(
-                chunks, noise, control, states, num_inference_steps, step_kwargs, controlnet_conditioning_scale
+                chunks,
+                init,
+                control,
+                states,
+                ref,
+                num_inference_steps,
+                start,
+                step_kwargs,
+                controlnet_conditioning_scale,
             )
         finally:
             self._progress_bar_config = bar_config

@@ -80,10 +80,21 @@ class RendererSettings:
             encoder's channels per stride-2 block.
         reference_token_grid_size (`int`, *optional*, defaults to 4): the reference encoder's token grid.
         num_styles (`int`, *optional*, defaults to 7): the first this many `AVATAR_STYLES` are trained on.
+        concat_conditioning (`bool`, *optional*, defaults to `True`): the UNet (and the ControlNet's copy of its
+            input) also reads the control frame and the reference image concatenated to the noisy frame. Not in the
+            paper (ControlNet and attention only; the `paper` config leaves it off): ControlNet's zero-initialised
+            residuals are made for fine-tuning a pretrained UNet, and a small renderer trained from scratch for a few
+            hundred steps barely starts to use them.
+        inference_strength (`float`, *optional*, defaults to 0.4): the pipeline's `default_strength`: sampling starts
+            from the reference image noised this far down the schedule (1: from pure noise). A renderer trained for a
+            few hundred steps leaves noise in frames sampled from pure noise; starting from the reference keeps the
+            background and appearance clean.
         num_train_timesteps (`int`, *optional*, defaults to 1000): DDPM steps.
-        beta_schedule (`str`, *optional*, defaults to `"linear"`): diffusers beta schedule.
-        beta_start (`float`, *optional*, defaults to 1e-4): first beta (DDPM's pixel-space value).
-        beta_end (`float`, *optional*, defaults to 0.02): last beta.
+        beta_schedule (`str`, *optional*, defaults to `"squaredcos_cap_v2"`): diffusers beta schedule (the cosine
+            schedule of Nichol & Dhariwal, which keeps more of a 64x64 image through the middle steps than DDPM's
+            linear one).
+        beta_start (`float`, *optional*, defaults to 1e-4): first beta (linear schedules).
+        beta_end (`float`, *optional*, defaults to 0.02): last beta (linear schedules).
     """
 
     image_size: int = 64
@@ -98,8 +109,10 @@ class RendererSettings:
     reference_block_out_channels: Tuple[int, ...] = (32, 64, 64)
     reference_token_grid_size: int = 4
     num_styles: int = len(AVATAR_STYLES)
+    concat_conditioning: bool = True
+    inference_strength: float = 0.4
     num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"
+    beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 1e-4
     beta_end: float = 0.02
 
@@ -117,6 +130,8 @@ class RendererSettings:
                 f"`renderer.attention_levels` must be in 0..{len(self.block_out_channels)}; got "
                 f"{self.attention_levels}."
             )
+        if not 0 < self.inference_strength <= 1:
+            raise ValueError(f"`renderer.inference_strength` must be in (0, 1]; got {self.inference_strength}.")
         if not 1 <= self.num_styles <= len(AVATAR_STYLES):
             raise ValueError(f"`renderer.num_styles` must be in 1..{len(AVATAR_STYLES)}; got {self.num_styles}.")
 
@@ -175,7 +190,7 @@ def build_renderer(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     channels = 3 * s.patch_size**2
     unet = UNet2DConditionModel(
         sample_size=s.image_size // s.patch_size,
-        in_channels=channels,
+        in_channels=3 * channels if s.concat_conditioning else channels,
         out_channels=channels,
         block_out_channels=tuple(s.block_out_channels),
         layers_per_block=s.layers_per_block,
@@ -215,10 +230,6 @@ class RendererModule(nn.Module):
     ):
         super().__init__()
         self.unet, self.controlnet, self.reference_encoder = unet, controlnet, reference_encoder
-
-    @property
-    def patch_size(self) -> int:
-        return int(round((self.unet.config.in_channels / 3) ** 0.5))
 
 
 # ================================================================================================ 3. data
@@ -291,7 +302,7 @@ def renderer_loss(
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
     states = module.reference_encoder(batch["reference"]).last_hidden_state
     eps = renderer_noise_prediction(
-        module.unet, module.controlnet, noisy, timesteps, batch["control"], states, module.patch_size
+        module.unet, module.controlnet, noisy, timesteps, batch["control"], states, batch["reference"]
     )
     loss = F.mse_loss(eps.float(), noise.float())
     return {"loss": loss, "loss_eps": loss.detach()}
@@ -354,19 +365,23 @@ def evaluate_renderer(
     num_inference_steps: int = 20,
     seed: int = 0,
     show_progress: bool = False,
+    strength: Optional[float] = None,
 ) -> Tuple[Dict[str, float], List[Dict[str, np.ndarray]]]:
-    """SSIM and hand-region SSIM of rendered frames against the target avatar frames, beside the skeleton-only
-    baseline (the control frame itself scored against the same targets).
+    """SSIM and hand-region SSIM of rendered frames against the target avatar frames, beside two baselines scored
+    against the same targets: the skeleton only (the control frame itself) and the reference image (the avatar of the
+    first frame, a still picture in the right appearance that ignores the motion).
 
     Sequence `i` (pose features of `pipe.skeleton`) is rendered in `styles[i % len(styles)]` (the reference: its
-    first frame in that style) at `frames_per_sequence` evenly spaced frames (0: every frame).
+    first frame in that style) at `frames_per_sequence` evenly spaced frames (0: every frame), with `strength`
+    (default: the pipeline's `default_strength`).
 
     Returns:
-        `(metrics, renders)`: metrics `ssim`, `hand_ssim`, `skeleton_ssim`, `skeleton_hand_ssim`, `num_frames`
-        (means over every scored frame), and per sequence a dict of uint8 `generated`, `target`, `control` frames.
+        `(metrics, renders)`: metrics `ssim`, `hand_ssim`, `skeleton_ssim`, `skeleton_hand_ssim`, `reference_ssim`,
+        `reference_hand_ssim`, `num_frames` (means over every scored frame), and per sequence a dict of uint8
+        `generated`, `target`, `control` frames.
     """
     spec, size = pipe.skeleton, int(pipe.config.image_size)
-    gen, tgt, ctl, boxes, renders = [], [], [], [], []
+    gen, tgt, ctl, ref, boxes, renders = [], [], [], [], [], []
     for i, poses in enumerate(tqdm(sequences, desc="rendering", unit="seq", disable=not show_progress)):
         positions = np.asarray(spec.to_positions(np.asarray(poses, dtype=np.float32)))
         n = len(positions)
@@ -378,20 +393,24 @@ def evaluate_renderer(
             style=style,
             frames=frames,
             num_inference_steps=num_inference_steps,
+            strength=strength,
             generator=torch.Generator().manual_seed(seed + i),
         )
         target = draw_avatar_frames(positions, spec, style, size, frames=frames)
         gen.append(out.frames)
         tgt.append(target)
         ctl.append(out.control_frames)
+        ref.append(np.repeat(out.reference_image[None], len(frames), axis=0))
         boxes.append(hand_boxes(positions, spec, size)[frames])
         renders.append({"generated": out.frames, "target": target, "control": out.control_frames})
-    gen, tgt, ctl, boxes = (np.concatenate(a) for a in (gen, tgt, ctl, boxes))
+    gen, tgt, ctl, ref, boxes = (np.concatenate(a) for a in (gen, tgt, ctl, ref, boxes))
     metrics = {
         "ssim": float(ssim(gen, tgt).mean()),
         "hand_ssim": float(hand_ssim(gen, tgt, boxes).mean()),
         "skeleton_ssim": float(ssim(ctl, tgt).mean()),
         "skeleton_hand_ssim": float(hand_ssim(ctl, tgt, boxes).mean()),
+        "reference_ssim": float(ssim(ref, tgt).mean()),
+        "reference_hand_ssim": float(hand_ssim(ref, tgt, boxes).mean()),
         "num_frames": int(len(gen)),
     }
     return metrics, renders
@@ -410,6 +429,7 @@ def renderer_pipeline(
         image_size=settings.image_size,
         skeleton=skeleton,
         fps=fps,
+        default_strength=settings.inference_strength,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
