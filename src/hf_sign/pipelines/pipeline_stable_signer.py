@@ -217,6 +217,7 @@ class StableSignerPipeline(SignPipeline):
         num_inference_steps: int = 20,
         reference_image: Optional[Any] = None,
         style: Optional[Any] = None,
+        strength: Optional[float] = None,
     ) -> Union[StableSignerPipelineOutput, tuple]:
         r"""Generate signing for `prompt` (or `gloss`).
 
@@ -239,6 +240,8 @@ class StableSignerPipeline(SignPipeline):
             num_inference_steps (`int`, *optional*, defaults to 20): the renderer's DDIM steps (video only).
             reference_image (`PIL.Image` or `np.ndarray`, *optional*): appearance of the signer (video only).
             style (`str` or `AvatarStyle`, *optional*): or an avatar style to draw the reference in (video only).
+            strength (`float`, *optional*): where the renderer's sampling starts (1: pure noise; below 1: the
+                reference image noised that far); default: the renderer's `default_strength` (video only).
 
         Examples:
         """
@@ -295,6 +298,7 @@ class StableSignerPipeline(SignPipeline):
                 generator=g,
                 reference_image=reference_image,
                 style=style,
+                strength=strength,
                 output_type="np",
             ).frames
             for p, g in zip(out.poses, generators)

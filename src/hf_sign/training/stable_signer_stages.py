@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
@@ -86,9 +86,17 @@ class MoETrainingArguments(StageTrainingArguments):
     position_scale: float = 10.0
 
 
-def save_stable_signer_pipeline(output_dir: Union[str, Path], **modules: Any) -> Path:
+def video_settings(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The renderer settings `SignVideoPipeline` needs at inference (its `default_strength`)."""
+    return {"default_strength": float(config["renderer"]["inference_strength"])}
+
+
+def save_stable_signer_pipeline(
+    output_dir: Union[str, Path], video_settings: Optional[Dict[str, Any]] = None, **modules: Any
+) -> Path:
     """Assemble `StableSignerPipeline` from the stage outputs in `output_dir` (or the given `modules`) and save it
-    there, so `output_dir` is a pipeline folder; the renderer joins it once `unet/` is there."""
+    there, so `output_dir` is a pipeline folder; the renderer joins it once `unet/` is there, with `video_settings`
+    (`SignVideoPipeline` settings, e.g. `default_strength`)."""
     out = Path(output_dir)
     loaders = {
         "linker": lambda: SignLinkerForConditionalGeneration.from_pretrained(out / "linker"),
@@ -105,7 +113,9 @@ def save_stable_signer_pipeline(output_dir: Union[str, Path], **modules: Any) ->
         )
     parts = {name: modules[name] if name in modules else load() for name, load in loaders.items()}
     bank = parts["pose_bank"]
-    pipe = StableSignerPipeline(fps=bank.config.fps, skeleton=bank.config.representation, **parts)
+    pipe = StableSignerPipeline(
+        fps=bank.config.fps, skeleton=bank.config.representation, video_settings=video_settings, **parts
+    )
     pipe.save_pretrained(out)
     return out
 
@@ -213,7 +223,9 @@ def finish_moe_stage(ctx: StageContext, trainer: MoETrainer) -> Dict[str, Any]:
     if val is not None:
         metrics["moe_val_gate_accuracy"] = _gate_accuracy(gate, val)
         metrics["moe_val_instances"] = len(val)
-    save_stable_signer_pipeline(ctx.output_dir, linker=linker, tokenizer=tokenizer, gate=gate, pose_bank=bank)
+    save_stable_signer_pipeline(
+        ctx.output_dir, video_settings(ctx.config), linker=linker, tokenizer=tokenizer, gate=gate, pose_bank=bank
+    )
     return metrics
 
 
@@ -224,7 +236,7 @@ def finish_renderer_and_pipeline(ctx: StageContext, trainer) -> Dict[str, Any]:
     """The renderer stage's own finish, then the pipeline folder rewritten with the renderer in it."""
     metrics = finish_renderer_stage(ctx, trainer)
     if (ctx.output_dir / "gate").is_dir():
-        save_stable_signer_pipeline(ctx.output_dir)
+        save_stable_signer_pipeline(ctx.output_dir, video_settings(ctx.config))
     return metrics
 
 

@@ -29,7 +29,12 @@ from ..models.stable_signer.expert_gate import PoseExpertGate
 from ..models.stable_signer.linker import SignLinkerConfig, SignLinkerForConditionalGeneration
 from .arguments import DataArguments, parse_training_run
 from .config_utils import ConfigSchema, ConfigSection
-from .stable_signer_renderer import RENDERER_CONFIG_SECTIONS, RendererSettings, RendererTrainingArguments
+from .stable_signer_renderer import (
+    RENDERER_CONFIG_SECTIONS,
+    RendererSettings,
+    RendererTrainingArguments,
+    build_renderer,
+)
 from .stable_signer_stages import (
     STABLE_SIGNER_STAGES,
     LinkerSettings,
@@ -168,14 +173,17 @@ def train_stable_signer(
 def stable_signer_param_counts(
     config: Union[str, Path, Dict[str, Any]] = "paper", overrides: Optional[Dict[str, Any]] = None
 ) -> Dict[str, Any]:
-    """Instantiate the config's models (no data needed: a 1000-token vocabulary) and count their parameters."""
+    """Instantiate the config's models (no data needed: a 1000-token vocabulary) and count their parameters: the
+    linker, the gate and the renderer's UNet, ControlNet and reference encoder."""
     cfg = full_config(config, overrides)
     settings = LinkerSettings(**cfg["linker"])
     linker = SignLinkerForConditionalGeneration(SignLinkerConfig(vocab_size=1000, **settings.t5_kwargs()))
     gate = PoseExpertGate(query_dim=2 * settings.d_model, **cfg["gate"])
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    renderer = build_renderer(cfg)
     out = {"linker": count(linker), "gate": count(gate)}
-    out["trainable"] = out["linker"] + out["gate"]
+    out.update({f"renderer_{k}": count(renderer[k]) for k in ("unet", "controlnet", "reference_encoder")})
+    out["trainable"] = sum(out.values())
     return out
 
 
