@@ -1,16 +1,24 @@
-"""Pose sequences to pictures and files: stick-figure frames, GIF/MP4 and pose-format `.pose` export."""
+"""Pose sequences to pictures and files: stick-figure frames, avatar frames in appearance styles, GIF/MP4 and
+pose-format `.pose` export."""
 
+from .avatar import AVATAR_STYLES, AvatarStyle, draw_avatar_frames, draw_skeleton_frames, get_avatar_style, hand_boxes
 from .frames import PART_COLORS, check_positions, draw_frames, project, render_panels
 from .inputs import RenderInput, load_render_input, render_to_file, save_npz
 from .pose_export import component_layout, pose_to_positions, positions_to_pose, save_pose
 from .video import save_gif, save_mp4, save_video
 
 __all__ = [
+    "AVATAR_STYLES",
+    "AvatarStyle",
     "PART_COLORS",
     "RenderInput",
     "check_positions",
     "component_layout",
+    "draw_avatar_frames",
     "draw_frames",
+    "draw_skeleton_frames",
+    "get_avatar_style",
+    "hand_boxes",
     "load_render_input",
     "pose_to_positions",
     "positions_to_pose",
