@@ -252,20 +252,8 @@ class SignVideoPipeline(SignPipeline):
         )
 
     # ------------------------------------------------------------------------------------------ checks
-    def check_inputs(
-        self,
-        poses,
-        strength,
-        positions,
-        reference_image,
-        style,
-        num_inference_steps,
-        frame_batch_size,
-        output_type,
-        generator,
-        fps,
-        latents,
-    ) -> None:
+    def check_inputs(self, poses, strength, positions, reference_image, style, num_inference_steps, frame_batch_size,
+                     output_type, generator, fps, latents) -> None:
         """Raise a `ValueError` naming the argument for anything `__call__` cannot honour."""
         spec = self.skeleton
         if (poses is None) == (positions is None):
@@ -420,19 +408,8 @@ class SignVideoPipeline(SignPipeline):
             [`SignVideoPipelineOutput`] or `tuple`.
         """
         # 1. check the inputs
-        self.check_inputs(
-            poses,
-            strength,
-            positions,
-            reference_image,
-            style,
-            num_inference_steps,
-            frame_batch_size,
-            output_type,
-            generator,
-            fps,
-            latents,
-        )
+        self.check_inputs(poses, strength, positions, reference_image, style, num_inference_steps, frame_batch_size,
+                          output_type, generator, fps, latents)
         spec, size, device = self.skeleton, int(self.config.image_size), self._execution_device
         dtype = self.unet.dtype
 
