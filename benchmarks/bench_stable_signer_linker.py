@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", action="append", default=[], help="NAME=DIR of a trained Stable Signer folder")
-    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--num-beams", type=int, default=None, help="default: each linker's generation_config")
     parser.add_argument("--out", default=None, help="markdown file for the table (a .json beside it)")
     args = parser.parse_args()
 
@@ -99,7 +99,7 @@ def main() -> None:
     head = " | ".join(f"{f} {m}" for f in fields for m in ("BLEU-4 ↑", "ROUGE-L ↑", "exact ↑ (%)"))
     lines = [
         f"Gloss prediction on {Path(args.dataset).name} ({args.split}, {len(rows)} sentences); "
-        f"greedy decoding" + (f" (beams {args.num_beams})" if args.num_beams > 1 else "") + ".",
+        + (f"{args.num_beams} beam(s) for every linker." if args.num_beams else "each linker's own beam size."),
         "",
         f"| Linker | {head} |",
         "|---|" + "---:|" * (3 * len(fields)),

@@ -236,10 +236,11 @@ def predict_glosses(
     tokenizer,
     texts: List[str],
     languages: List[str],
-    num_beams: int = 1,
+    num_beams: Optional[int] = None,
     batch_size: int = 64,
 ) -> List[List[str]]:
-    """Generated gloss sequences of `texts` (each with its language)."""
+    """Generated gloss sequences of `texts` (each with its language); `num_beams` defaults to the linker's
+    `generation_config`, as in the pipeline."""
     linker.eval()
     out: List[List[str]] = []
     for s in range(0, len(texts), batch_size):
@@ -247,7 +248,8 @@ def predict_glosses(
             linker.format_input(t, lang) for t, lang in zip(texts[s : s + batch_size], languages[s : s + batch_size])
         ]
         enc = tokenizer(batch, padding=True, return_tensors="pt")
-        ids = linker.generate(**enc, max_new_tokens=linker.config.max_gloss_length + 1, num_beams=num_beams)
+        beams = {} if num_beams is None else {"num_beams": num_beams}
+        ids = linker.generate(**enc, max_new_tokens=linker.config.max_gloss_length + 1, **beams)
         out += linker.decode_glosses(tokenizer, ids)
     return out
 
