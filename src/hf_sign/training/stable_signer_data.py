@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
@@ -24,6 +25,8 @@ from ..skeletons.spec import SkeletonSpec
 from .stable_signer_losses import IGNORE_INDEX
 from .trainer_utils import PoseRows
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "linker_examples",
     "LinkerCollator",
@@ -35,13 +38,16 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------------ linker
 def linker_examples(rows: Sequence[Mapping[str, Any]], inputs: Sequence[str], default_language: str) -> PoseRows:
-    """One example per (row, input field): `{"input", "language", "glosses", "group"}`; rows without glosses are
-    skipped, and a row missing a configured input field raises."""
+    """One example per (row, input field): `{"input", "language", "glosses", "group"}`; rows without glosses teach
+    no text -> gloss mapping and are left out (counted in a warning), and a row missing a configured input field
+    raises."""
     groups: Dict[tuple, int] = {}
     out: List[Dict[str, Any]] = []
+    without = 0
     for r in rows:
         glosses = list(r.get("gloss") or [])
         if not glosses:
+            without += 1
             continue
         group = groups.setdefault(tuple(glosses), len(groups))
         for field in inputs:
@@ -61,6 +67,8 @@ def linker_examples(rows: Sequence[Mapping[str, Any]], inputs: Sequence[str], de
             )
     if not out:
         raise ValueError("No training sample has a gloss sequence; the linker learns text -> gloss from them.")
+    if without:
+        logger.warning("%d training sample(s) without glosses are left out of the linker's training.", without)
     return PoseRows(out, length_key="length")
 
 
@@ -138,15 +146,18 @@ def moe_instances(
     candidate was cut from the same sentence are left out (nothing to choose between)."""
     positions_of: Dict[str, List[np.ndarray]] = {}
     out: List[Dict[str, Any]] = []
+    skipped = 0
     for r, q in tqdm(list(zip(rows, queries)), desc="moe instances", disable=not show_progress):
         gt = spec.to_positions(r["poses"]).astype(np.float32)
         for i, (g, (a, b)) in enumerate(zip(r["gloss"], r["gloss_spans"])):
             if g not in bank:
+                skipped += 1
                 continue
             if g not in positions_of:
                 positions_of[g] = [spec.to_positions(c).astype(np.float32) for c in bank.candidates(g)]
             allowed = np.array([src != str(r["id"]) for src in bank.candidate_sources(g)])
             if not allowed.any():
+                skipped += 1
                 continue
             lo, hi = max(0, a - 1), min(gt.shape[0], b + 1)
             target = gt[lo:hi]
@@ -167,6 +178,9 @@ def moe_instances(
             )
     if not out:
         raise ValueError("No gloss instance to train the gate on (no `gloss_spans`, or no gloss in the pose bank).")
+    if skipped:
+        logger.warning("%d gloss instance(s) with no bank candidate to choose between are left out of the gate's "
+                       "data.", skipped)
     return PoseRows(out, length_key="length")
 
 
