@@ -16,19 +16,10 @@ from hf_sign.render.avatar import draw_avatar_frames
 from hf_sign.skeletons.smplx133 import pose_features, rest_pose_features
 from hf_sign.skeletons.spec import get_skeleton
 from hf_sign.training.stable_signer_renderer import build_renderer
+from hf_sign.training.stable_signer_trainer import full_config
 
 SPEC = get_skeleton("smplx133")
-TINY = {
-    "image_size": 32,
-    "block_out_channels": [16, 32],
-    "attention_levels": 1,
-    "attention_head_dim": 8,
-    "cross_attention_dim": 16,
-    "conditioning_channels": 8,
-    "reference_block_out_channels": [16, 16],
-    "reference_token_grid_size": 2,
-    "num_styles": 3,
-}
+TINY = full_config("tiny")["renderer"]  # the tiny config's renderer
 
 
 def _poses(num_frames: int = 5) -> np.ndarray:

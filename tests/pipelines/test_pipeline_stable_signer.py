@@ -107,19 +107,17 @@ class TestStableSignerPipeline(HubPipelineTesterMixin):
         assert len(top.poses) == 2
         assert_same([top.poses[0]], [top.poses[1]], atol=0)
         two = pipe(prompt, gloss=glosses, num_sequences_per_prompt=2, sample_experts=True, generator=[gen(0), gen(1)])
-        if two.info[0]["experts"] != two.info[1]["experts"]:
-            assert_differ([two.poses[0]], [two.poses[1]])
+        assert two.info[0]["experts"] != two.info[1]["experts"]  # 10 draws from a uniform gate, fixed seeds
+        assert_differ([two.poses[0]], [two.poses[1]])
 
     def test_video_frames_follow_the_poses(self, tmp_path):
         from diffusers import DDIMScheduler
 
         from hf_sign.training.stable_signer_renderer import build_renderer
+        from hf_sign.training.stable_signer_trainer import full_config
 
         torch.manual_seed(0)
-        tiny = {"image_size": 32, "block_out_channels": [16, 32], "attention_levels": 1, "attention_head_dim": 8,
-                "cross_attention_dim": 16, "conditioning_channels": 8, "reference_block_out_channels": [16, 16],
-                "reference_token_grid_size": 2}
-        parts = build_renderer({"renderer": tiny})
+        parts = build_renderer(full_config("tiny"))  # the tiny config's renderer
         pipe = self.pipeline_class(
             **self.get_dummy_components(), unet=parts["unet"], controlnet=parts["controlnet"],
             reference_encoder=parts["reference_encoder"],

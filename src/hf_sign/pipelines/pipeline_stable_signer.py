@@ -112,14 +112,8 @@ class StableSignerPipeline(SignPipeline):
     ):
         super().__init__()
         self.register_modules(
-            linker=linker,
-            tokenizer=tokenizer,
-            gate=gate,
-            pose_bank=pose_bank,
-            unet=unet,
-            controlnet=controlnet,
-            reference_encoder=reference_encoder,
-            renderer_scheduler=renderer_scheduler,
+            linker=linker, tokenizer=tokenizer, gate=gate, pose_bank=pose_bank, unet=unet, controlnet=controlnet,
+            reference_encoder=reference_encoder, renderer_scheduler=renderer_scheduler,
         )
         skeleton = skeleton or (pose_bank.config.representation if pose_bank is not None else None)
         default_language = default_language or (linker.config.language_tags[0] if linker is not None else None)
@@ -291,8 +285,9 @@ class StableSignerPipeline(SignPipeline):
             return self.finish(StableSignerPipelineOutput(**out.__dict__), return_dict)
         # 6. video through the renderer
         out = self.postprocess(sequences, "np", info)
+        video = self.video_pipeline()
         frames = [
-            self.video_pipeline()(
+            video(
                 poses=p,
                 num_inference_steps=num_inference_steps,
                 generator=g,
