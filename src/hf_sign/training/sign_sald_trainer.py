@@ -44,8 +44,7 @@ from .sign_sald_stages import (
     build_vae,
     latent_joint_weights,
 )
-from .stages import StageContext, run_stages
-from .trainer_utils import load_pose_splits
+from .stages import StageContext, run_pose_stages
 
 __all__ = [
     "SYSTEM",
@@ -165,16 +164,8 @@ def run_sign_sald_training(
     use_cpu: bool = False,
 ) -> Path:
     """Run `stage` (or both stages) with the resolved config `cfg` (`full_config`); returns the output folder."""
-    return run_stages(
-        SIGN_SALD_STAGES,
-        cfg,
-        Path(output_dir),
-        load_data=lambda: load_pose_splits(str(dataset_dir), cfg["data"]["max_frames"]),
-        stage=stage,
-        resume_from_checkpoint=resume_from_checkpoint,
-        use_cpu=use_cpu,
-        prepare=_prepare,
-        prefix="sign_sald",
+    return run_pose_stages(
+        SIGN_SALD_STAGES, cfg, dataset_dir, output_dir, "sign_sald", _prepare, stage, resume_from_checkpoint, use_cpu
     )
 
 

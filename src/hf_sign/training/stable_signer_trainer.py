@@ -42,8 +42,7 @@ from .stable_signer_stages import (
     MoETrainingArguments,
     save_stable_signer_pipeline,
 )
-from .stages import StageContext, run_stages
-from .trainer_utils import load_pose_splits
+from .stages import StageContext, run_pose_stages
 
 __all__ = [
     "SYSTEM",
@@ -127,16 +126,9 @@ def run_stable_signer_training(
     use_cpu: bool = False,
 ) -> Path:
     """Run `stage` (or every stage) with the resolved config `cfg` (`full_config`); returns the output folder."""
-    return run_stages(
-        STABLE_SIGNER_STAGES,
-        cfg,
-        Path(output_dir),
-        load_data=lambda: load_pose_splits(str(dataset_dir), cfg["data"]["max_frames"]),
-        stage=stage,
-        resume_from_checkpoint=resume_from_checkpoint,
-        use_cpu=use_cpu,
-        prepare=_prepare,
-        prefix="stable_signer",
+    return run_pose_stages(
+        STABLE_SIGNER_STAGES, cfg, dataset_dir, output_dir, "stable_signer", _prepare, stage, resume_from_checkpoint,
+        use_cpu,
     )
 
 

@@ -24,15 +24,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from .arguments import StageTrainingArguments
-from .trainer_utils import train_with_resume
+from .trainer_utils import load_pose_splits, train_with_resume
 
-__all__ = ["Stage", "StageContext", "run_stages"]
+__all__ = ["Stage", "StageContext", "run_stages", "run_pose_stages"]
 
 
 @dataclass
@@ -136,3 +136,29 @@ def run_stages(
     if pipeline_folder and selected[-1] is stages[-1] and not (out / "model_index.json").is_file():
         raise RuntimeError(f"Stage {stages[-1].name!r} finished without writing a pipeline folder into {out}.")
     return out
+
+
+def run_pose_stages(
+    stages: Sequence[Stage],
+    config: Dict[str, Any],
+    dataset_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    prefix: str,
+    prepare: Optional[Callable[[StageContext, Sequence[str]], Mapping[str, Any]]] = None,
+    stage: Optional[str] = None,
+    resume_from_checkpoint: bool = False,
+    use_cpu: bool = False,
+) -> Path:
+    """`run_stages` on the train and validation rows of an hf-sign pose dataset (`load_pose_splits`, sequences up
+    to the config's `data.max_frames`): what a generator's training entry point runs."""
+    return run_stages(
+        stages,
+        config,
+        Path(output_dir),
+        load_data=lambda: load_pose_splits(str(dataset_dir), config["data"]["max_frames"]),
+        stage=stage,
+        resume_from_checkpoint=resume_from_checkpoint,
+        use_cpu=use_cpu,
+        prepare=prepare,
+        prefix=prefix,
+    )
