@@ -1,7 +1,8 @@
-"""`hf-sign demo`: trains once into a (temporary) hub cache, reuses it by repo id, writes GIF/MP4/.pose.
+"""`hf-sign demo`: trains the default system once into a (temporary) hub cache, reuses it by repo id, writes
+GIF/MP4/.pose.
 
-Tiny config, a 16-sentence SynthSign, 2 denoising steps and a temporary hub cache (`cache_dir`), so nothing
-touches the user's Hugging Face cache or the network.
+The default system through the registry, its tiny config, a 16-sentence SynthSign, 2 denoising steps and a temporary
+hub cache (`cache_dir`), so nothing touches the user's Hugging Face cache or the network.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import pytest
 from pose_format import Pose
 
 import hf_sign.data.synthsign as synthsign_module
-import hf_sign.training.sign_sald_trainer as trainer_module
 from hf_sign import demo as demo_module
 from hf_sign.cli import main
 from hf_sign.demo import run_demo, slugify
 from hf_sign.pipelines.hub_cache import cached_repo_path
 from hf_sign.render import pose_to_positions
 from hf_sign.skeletons import get_skeleton
+from hf_sign.systems import SignSystem, get_system
 
-REPO = "test-org/sign-sald-demo"
+SYSTEM = get_system(demo_module.DEFAULT_SYSTEM)
+REPO = "test-org/demo"
 TEXT = "The weather, tomorrow: will be rainy!"
 TINY = dict(config="tiny", show_progress=False, num_inference_steps=2)
 SIZES = dict(num_train=16, num_validation=4, num_test=4)
@@ -51,7 +53,7 @@ def _no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the demo trained or built a corpus although the model is cached")
 
-    monkeypatch.setattr(trainer_module, "train_sign_sald", fail)
+    monkeypatch.setattr(SignSystem, "run_training", fail)
     monkeypatch.setattr(synthsign_module, "build_synthsign", fail)
 
 
@@ -94,20 +96,18 @@ def test_second_run_reuses_the_cache(first_run, dirs, monkeypatch, capsys):
     # same seed, same signing: the .pose files are byte-identical
     assert r["num_frames"] == first_run["num_frames"]
     assert r["pose"].read_bytes() == first_run["pose"].read_bytes()
-    other = run_demo(TEXT, repo_id=REPO, out_dir=dirs["out2"] / "seed1", cache_dir=dirs["cache"], seed=1, **TINY)
-    a, b = read_pose(other["pose"]).body.data, read_pose(first_run["pose"]).body.data
-    assert a.shape != b.shape or not np.allclose(a, b)
 
 
 def test_interrupted_run_continues_from_checkpoints(first_run, dirs, tmp_path):
-    """A demo stopped after the VAE stage: the next run resumes the VAE checkpoint and trains the LDM stage."""
-    work = tmp_path / "work"
-    trainer_module.train_sign_sald(dirs["data"], work, config="tiny", stage="vae")
+    """A demo stopped after the first stage: the next run resumes its checkpoint and trains the next stage."""
+    work, (first, second) = tmp_path / "work", SYSTEM.stages[:2]
+    SYSTEM.run_training(dirs["data"], work, config="tiny", stage=first)
+    steps = json.loads((work / SYSTEM.metrics_file).read_text())[f"{first}_global_step"]
     r = run_demo(TEXT, repo_id="test-org/resumed", data_dir=dirs["data"], work_dir=work, out_dir=tmp_path / "out",
                  cache_dir=dirs["cache"], **TINY)
-    metrics = json.loads((work / "sign_sald_metrics.json").read_text())
-    assert r["trained"] is True and metrics["vae_resumed_from"].endswith("checkpoint-6")
-    assert metrics["ldm_global_step"] == 6 and r["pose"].stat().st_size > 0
+    metrics = json.loads((work / SYSTEM.metrics_file).read_text())
+    assert r["trained"] is True and metrics[f"{first}_resumed_from"].endswith(f"checkpoint-{steps}")
+    assert metrics[f"{second}_global_step"] > 0 and r["pose"].stat().st_size > 0
     assert cached_repo_path("test-org/resumed", cache_dir=dirs["cache"]) == r["snapshot"]
 
 
@@ -129,7 +129,7 @@ def test_cli_demo_passes_its_options(monkeypatch):
     monkeypatch.setattr(demo_module, "run_demo", lambda **kw: calls.append(kw) or {})
     assert main(["demo"]) == 0
     # repo id and config default to the system's (the registry's), resolved in run_demo
-    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["system"] == "sign-sald"
+    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["system"] == SYSTEM.name
     assert calls[-1]["repo_id"] is None and calls[-1]["config"] is None
     assert calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
     argv = [
@@ -141,10 +141,9 @@ def test_cli_demo_passes_its_options(monkeypatch):
 
 
 def test_demo_defaults_come_from_the_registry(tmp_path, monkeypatch):
-    from hf_sign.systems import get_system
-
     _no_training(monkeypatch)
-    assert get_system("sign-sald").demo_repo_id == "hf-sign/sign-sald-synthsign"
+    assert SYSTEM.name == "stable-signer" and SYSTEM.demo_repo_id == "hf-sign/stable-signer-synthsign"
+    assert SYSTEM.demo_config == "demo" and get_system("sign-sald").demo_config is None
     with pytest.raises(ValueError, match="does not generate"):
         run_demo("hello", system="evaluator", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="Unknown system"):

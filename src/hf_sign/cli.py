@@ -347,13 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="text in, signing out: trains a system once (cached as a repo id in the HF cache), then GIF/MP4/.pose",
         description="Sign a sentence with the --system pipeline cached as --repo-id in the Hugging Face cache. "
-        "The first run builds SynthSign, trains --config (small: about 30 min on 2 CPU cores; an interrupted run "
+        "The first run builds SynthSign, trains --config (default: the system's demo config; an interrupted run "
         "continues from its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
     )
     demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")
     demo.add_argument("--system", default=DEFAULT_SYSTEM, choices=[s.name for s in list_systems(generators_only=True)],
                       help=f"system to sign with (default: {DEFAULT_SYSTEM})")
-    demo.add_argument("--config", default=None, help="config to train when nothing is cached (default: the system's)")
+    demo.add_argument(
+        "--config", default=None, help="config to train when nothing is cached (default: the system's demo config)"
+    )
     demo.add_argument(
         "--repo-id", default=None, help="repo id to cache the model as and load it by (default: the system's)"
     )

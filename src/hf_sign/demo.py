@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 DEFAULT_TEXT = "the weather tomorrow will be rainy"
-DEFAULT_SYSTEM = "sign-sald"
+DEFAULT_SYSTEM = "stable-signer"
 OUTPUT_FORMATS = ("gif", "mp4", "pose")
 
 
@@ -54,11 +54,12 @@ def run_demo(
 
     Args:
         text (`str`, defaults to `"the weather tomorrow will be rainy"`): the sentence to sign; non-empty.
-        system (`str`, defaults to `"sign-sald"`): a registered system (`hf_sign.systems`) that generates signing.
+        system (`str`, defaults to `"stable-signer"`): a registered system (`hf_sign.systems`) that generates
+            signing.
         repo_id (`str`, *optional*): the repo id the trained pipeline is cached as and loaded from (`org/name`);
-            defaults to the system's `demo_repo_id` (Sign-SALD: `"hf-sign/sign-sald-synthsign"`).
+            defaults to the system's `demo_repo_id` (Stable Signer: `"hf-sign/stable-signer-synthsign"`).
         config (`str`, *optional*): config name or YAML path, used only when training; defaults to the system's
-            default config (Sign-SALD: `"small"`).
+            `demo_config`, else its default config (Stable Signer: `"demo"`).
         data_dir (`str` or `Path`, defaults to `"outputs/synthsign"`): SynthSign corpus folder; built there if it
             has no `README.md` (the corpus card, written last).
         work_dir (`str` or `Path`, *optional*): training output folder; defaults to `outputs/<system>-<config>`.
@@ -86,7 +87,7 @@ def run_demo(
     registered = get_system(system)
     if not registered.generates:
         raise ValueError(f"`system` {system!r} does not generate signing; pick one with a pipeline.")
-    config = config or registered.default_config
+    config = config or registered.demo_config or registered.default_config
     repo_id = repo_id or registered.demo_repo_id or f"hf-sign/{system}-synthsign"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"`text` must be a non-empty sentence to sign; got {text!r}.")
@@ -120,8 +121,7 @@ def run_demo(
             build_synthsign(data_dir, seed=0, show_progress=show_progress, **(synthsign_sizes or {}))
         resume = not retrain and any((work_dir / "checkpoints").glob("*/checkpoint-*"))
         how = "continuing from the checkpoints in" if resume else "into"
-        print(f"[demo] training {system} ({config!r} config) {how} {work_dir}"
-              + (" (about 30 min on 2 CPU cores; interrupt and rerun to continue)" if config == "small" else ""))
+        print(f"[demo] training {system} ({config!r} config) {how} {work_dir}; interrupt and rerun to continue")
         start = time.perf_counter()
         registered.run_training(
             data_dir, work_dir, config=config, overrides=train_overrides, resume_from_checkpoint=resume

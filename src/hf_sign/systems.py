@@ -71,6 +71,8 @@ class SignSystem:
         param_report (`str` or `Callable`, *optional*): `param_report(config) -> dict` of parameter counts.
         metrics_file (`str`, defaults to `"metrics.json"`): file in the output folder with the training metrics.
         demo_repo_id (`str`, *optional*): the repo id `hf-sign demo` caches a trained pipeline of this system as.
+        demo_config (`str`, *optional*): the config `hf-sign demo` trains when nothing is cached; defaults to
+            `default_config`.
         description (`str`, defaults to `""`): one line for listings.
     """
 
@@ -84,6 +86,7 @@ class SignSystem:
     param_report: Ref = None
     metrics_file: str = "metrics.json"
     demo_repo_id: Optional[str] = None
+    demo_config: Optional[str] = None
     description: str = ""
     _cache: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -238,6 +241,7 @@ register_system(SignSystem(
     param_report="hf_sign.training.stable_signer_trainer:stable_signer_param_counts",
     metrics_file="stable_signer_metrics.json",
     demo_repo_id="hf-sign/stable-signer-synthsign",
+    demo_config="demo",
     description="Stable Signer: T5 prompt/text -> gloss linker + pose-prior MoE (+ pose-to-video renderer)",
 ))
 register_system(SignSystem(

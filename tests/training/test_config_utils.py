@@ -30,6 +30,27 @@ def test_resolve_and_load(tmp_path):
         resolve_config("sign-sald", "enormous")
 
 
+def test_a_config_built_on_a_base(tmp_path):
+    tiny = load_config("sign-sald", "tiny")
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("base: tiny\nseed: 7\nvae:\n  latent_dim: 6\n")
+    out = load_config("sign-sald", variant)
+    assert "base" not in out and out["seed"] == 7 and out["vae"]["latent_dim"] == 6
+    assert {k: v for k, v in out["vae"].items() if k != "latent_dim"} == {
+        k: v for k, v in tiny["vae"].items() if k != "latent_dim"
+    }
+    assert out["denoiser"] == tiny["denoiser"]
+    on_variant = tmp_path / "second.yaml"  # a chain of bases, by path
+    on_variant.write_text(f"base: {variant}\nseed: 8\n")
+    assert load_config("sign-sald", on_variant) == {**out, "seed": 8}
+    variant.write_text(f"base: {on_variant}\n")
+    with pytest.raises(ValueError, match="its own `base`"):
+        load_config("sign-sald", on_variant)
+    variant.write_text("base: [tiny]\n")
+    with pytest.raises(ValueError, match="`base` in config .* must name another sign-sald config"):
+        load_config("sign-sald", variant)
+
+
 def test_overrides_types_and_errors():
     out = apply_overrides(BASE, {"seed": "4", "vae.hidden_dims": "[32, 64]", "vae.skeleton_aware": "false",
                                  "vae.lambda_kl": 1, "opt": "adam"})

@@ -10,6 +10,7 @@ import torch
 
 from hf_sign.data.synthsign import build_synthsign
 from hf_sign.pipelines.pipeline_sign_video import SignVideoPipeline
+from hf_sign.training import stable_signer_renderer as stage_module
 from hf_sign.training.config_utils import ConfigSchema
 from hf_sign.training.stable_signer_renderer import (
     RENDERER_CONFIG_SECTIONS,
@@ -111,6 +112,28 @@ def test_renderer_learns(corpus, tmp_path):
     assert after < 0.8 * before, (before, after)
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_renderer_loss_targets(corpus, tmp_path, monkeypatch, prediction_type):
+    """The loss is zero exactly when the UNet outputs what `prediction_type` names: the noise, the clean frame or the
+    velocity, and positive for the other two."""
+    cfg = _config(**{"renderer.prediction_type": prediction_type})
+    trainer = RENDERER_STAGE.build_trainer(StageContext(cfg, load_pose_splits(str(corpus), 400), tmp_path))
+    assert trainer.noise_scheduler.config.prediction_type == prediction_type
+    batch = trainer.data_collator([trainer.train_dataset.draw(i, i, i % 3, i + 1) for i in range(2)])
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(batch["sample"].shape, generator=g)
+    timesteps = torch.tensor([100, 700])
+    outputs = {
+        "epsilon": noise,
+        "sample": batch["sample"],
+        "v_prediction": trainer.noise_scheduler.get_velocity(batch["sample"], noise, timesteps),
+    }
+    for kind, output in outputs.items():
+        monkeypatch.setattr(stage_module, "renderer_noise_prediction", lambda *args, output=output: output)
+        loss = float(renderer_loss(trainer.model, batch, trainer.noise_scheduler, noise, timesteps)["loss"])
+        assert (loss == 0.0) == (kind == prediction_type), (kind, loss)
+
+
 def test_config_checks():
     with pytest.raises(ValueError, match="patch_size"):
         RendererSettings(patch_size=3)
@@ -118,6 +141,8 @@ def test_config_checks():
         RendererSettings(image_size=60)
     with pytest.raises(ValueError, match="num_styles"):
         RendererSettings(num_styles=0)
+    with pytest.raises(ValueError, match="prediction_type"):
+        RendererSettings(prediction_type="noise")
     with pytest.raises(ValueError, match="frames_per_sequence"):
         RendererTrainingArguments(frames_per_sequence=0)
     with pytest.raises(ValueError, match="renderer_training"):

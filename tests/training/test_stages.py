@@ -99,6 +99,18 @@ def test_one_stage_keeps_the_earlier_metrics_and_prepare_completes_the_config(tm
     assert json.loads((tmp_path / "toy_config.json").read_text())["toy"]["width"] == 16
 
 
+def test_config_train_stages_pick_the_stages_of_a_full_run(tmp_path):
+    # a config may leave out a stage (e.g. a long optional one) from a run without `stage`; `stage` still runs it
+    config = {**CONFIG, "train_stages": ["second"]}
+    run_stages(STAGES, dict(config), tmp_path, load_data=_rows, prefix="toy")
+    metrics = _metrics(tmp_path)
+    assert "first_global_step" not in metrics and metrics["second_global_step"] == 8
+    run_stages(STAGES, dict(config), tmp_path, load_data=_rows, stage="first", prefix="toy")
+    assert _metrics(tmp_path)["first_global_step"] == 8
+    with pytest.raises(ValueError, match=r"`train_stages` must name stages of \('first', 'second'\); got \['thrid'\]"):
+        run_stages(STAGES, {**CONFIG, "train_stages": ["thrid"]}, tmp_path, load_data=_rows)
+
+
 def test_bad_stage_failed_prepare_and_missing_pipeline_folder(tmp_path):
     with pytest.raises(ValueError, match=r"`stage` must be one of \('first', 'second'\)"):
         run_stages(STAGES, dict(CONFIG), tmp_path, load_data=_rows, stage="third")

@@ -1,7 +1,8 @@
 """Named YAML configs and `--set key=value` overrides, shared by the training entry points.
 
 * `resolve_config(system, config)`: `"tiny"` -> `hf_sign/configs/<system>/tiny.yaml`; a path to a YAML file works too.
-* `load_config(system, config)`: the YAML as a (nested) dict.
+* `load_config(system, config)`: the YAML as a (nested) dict; a YAML whose `base` names another config of the system
+  holds only what differs from that one.
 * `parse_overrides(["vae.num_atomic_joints=5", ...])`: CLI `--set` strings -> `{"vae.num_atomic_joints": "5"}`.
 * `apply_overrides(config, overrides)`: dotted keys into a nested dict, each value checked against (and, for
   strings from the command line, converted to) the type of the value it replaces. Unknown keys raise a
@@ -60,13 +61,34 @@ def resolve_config(system: str, config: Union[str, Path]) -> Path:
     return named
 
 
-def load_config(system: str, config: Union[str, Path]) -> Dict[str, Any]:
-    """Read the YAML config `config` (name or path) of `system` into a dict."""
+def load_config(system: str, config: Union[str, Path], _seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """Read the YAML config `config` (name or path) of `system` into a dict.
+
+    A top-level `base: NAME` (a config name of the same system, or a YAML path) makes the file a variant of that
+    config: its values are merged over the base's, section by section, and `base` itself is removed.
+    """
     path = resolve_config(system, config)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"Config {path} must hold a mapping at the top level; got {type(data).__name__}.")
-    return data
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"`base` in config {path} must name another {system} config; got {base!r}.")
+    if path.resolve() in _seen:
+        raise ValueError(f"Config {path} is its own `base` (through {[p.name for p in _seen]}).")
+    return _merge(load_config(system, base, _seen + (path.resolve(),)), data)
+
+
+def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+    """`update` over `base`, section by section; the values are checked later, against the schema."""
+    for key, value in update.items():
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
 
 
 def parse_overrides(items: Optional[Iterable[str]]) -> Dict[str, str]:

@@ -89,6 +89,8 @@ class RendererSettings:
             from the reference image noised this far down the schedule (1: from pure noise). A renderer trained for a
             few hundred steps leaves noise in frames sampled from pure noise; starting from the reference keeps the
             background and appearance clean.
+        prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the UNet predicts, as diffusers'
+            schedulers name it: `"epsilon"` (the noise), `"sample"` (the clean frame) or `"v_prediction"`.
         num_train_timesteps (`int`, *optional*, defaults to 1000): DDPM steps.
         beta_schedule (`str`, *optional*, defaults to `"squaredcos_cap_v2"`): diffusers beta schedule (the cosine
             schedule of Nichol & Dhariwal, which keeps more of a 64x64 image through the middle steps than DDPM's
@@ -111,6 +113,7 @@ class RendererSettings:
     num_styles: int = len(AVATAR_STYLES)
     concat_conditioning: bool = True
     inference_strength: float = 0.4
+    prediction_type: str = "epsilon"
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 1e-4
@@ -132,6 +135,11 @@ class RendererSettings:
             )
         if not 0 < self.inference_strength <= 1:
             raise ValueError(f"`renderer.inference_strength` must be in (0, 1]; got {self.inference_strength}.")
+        if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
+            raise ValueError(
+                "`renderer.prediction_type` must be 'epsilon', 'sample' or 'v_prediction'; got "
+                f"{self.prediction_type!r}."
+            )
         if not 1 <= self.num_styles <= len(AVATAR_STYLES):
             raise ValueError(f"`renderer.num_styles` must be in 1..{len(AVATAR_STYLES)}; got {self.num_styles}.")
 
@@ -183,7 +191,7 @@ def build_renderer(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     Returns:
         `dict` with `unet` (`UNet2DConditionModel`), `controlnet` (`ControlNetModel.from_unet`: the UNet's encoder
         copied, plus a control-image embedding that downsamples by `patch_size`), `reference_encoder`
-        (`ReferenceImageEncoder`) and `scheduler` (the training `DDPMScheduler`, eps-prediction).
+        (`ReferenceImageEncoder`) and `scheduler` (the training `DDPMScheduler`, with the section's `prediction_type`).
     """
     s = RendererSettings(**_section(cfg, "renderer"))
     levels, attn = len(s.block_out_channels), s.attention_levels
@@ -216,7 +224,7 @@ def build_renderer(cfg: Mapping[str, Any]) -> Dict[str, Any]:
         beta_schedule=s.beta_schedule,
         beta_start=s.beta_start,
         beta_end=s.beta_end,
-        prediction_type="epsilon",
+        prediction_type=s.prediction_type,
         clip_sample=True,
     )
     return {"unet": unet, "controlnet": controlnet, "reference_encoder": reference_encoder, "scheduler": scheduler}
@@ -293,7 +301,9 @@ def renderer_loss(
     noise: Optional[torch.Tensor] = None,
     timesteps: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
-    """Eps-prediction DDPM loss of a batch (`noise` and `timesteps` may be fixed, e.g. to compare two models)."""
+    """DDPM loss of a batch: the squared error of the UNet's output against the noise, the clean frame or the
+    velocity, as the scheduler's `prediction_type` says (`noise` and `timesteps` may be fixed, e.g. to compare two
+    models)."""
     x0 = batch["sample"]
     if noise is None:
         noise = torch.randn_like(x0)
@@ -301,11 +311,18 @@ def renderer_loss(
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
     states = module.reference_encoder(batch["reference"]).last_hidden_state
-    eps = renderer_noise_prediction(
+    prediction = renderer_noise_prediction(
         module.unet, module.controlnet, noisy, timesteps, batch["control"], states, batch["reference"]
     )
-    loss = F.mse_loss(eps.float(), noise.float())
-    return {"loss": loss, "loss_eps": loss.detach()}
+    kind = noise_scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "sample":
+        target = x0
+    else:
+        target = noise_scheduler.get_velocity(x0, noise, timesteps)
+    loss = F.mse_loss(prediction.float(), target.float())
+    return {"loss": loss, f"loss_{kind}": loss.detach()}
 
 
 class RendererTrainer(HfSignTrainer):

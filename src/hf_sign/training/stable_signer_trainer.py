@@ -64,7 +64,7 @@ STAGES = tuple(stage.name for stage in STABLE_SIGNER_STAGES)
 
 CONFIG_SCHEMA = ConfigSchema(
     SYSTEM,
-    top_level={"seed": 0, "num_threads": 0},
+    top_level={"seed": 0, "num_threads": 0, "train_stages": []},
     sections={
         "data": ConfigSection(DataArguments),
         "linker": ConfigSection(LinkerSettings),
@@ -149,7 +149,8 @@ def train_stable_signer(
         output_dir (`str` or `Path`): output folder (`model_index.json` at its root after the `moe` stage).
         config (`str`, `Path` or `dict`, *optional*, defaults to `"tiny"`): `tiny`, `small`, `paper`, a YAML path,
             or a dict of config sections.
-        stage (`str`, *optional*): one of `STAGES` (a later stage reads what the earlier ones wrote); default: all.
+        stage (`str`, *optional*): one of `STAGES` (a later stage reads what the earlier ones wrote); default: the
+            config's `train_stages` (all when empty).
         seed (`int`, *optional*): the run's seed; `None` keeps the config's `seed`.
         overrides (`dict`, *optional*): dotted keys, e.g. `{"linker_training.sagm_weight": 0}`; unknown keys raise.
         resume_from_checkpoint (`bool`, *optional*, defaults to `False`): continue each stage from its latest

@@ -92,10 +92,11 @@ def run_stages(
     Args:
         stages (`Sequence[Stage]`): the system's stages, in training order.
         config (`dict`): the resolved config; `seed` seeds every stage, `num_threads` (> 0) sets torch's CPU threads
-            for the run.
+            for the run, and `train_stages` (a list of stage names; empty or absent: all) names the stages a run
+            without `stage` trains (e.g. a config that leaves out a long optional stage).
         output_dir (`Path`): the output folder (created).
         load_data (`Callable[[], Any]`): loads the training data (becomes `StageContext.data`).
-        stage (`str`, *optional*): run only this stage; default: every stage.
+        stage (`str`, *optional*): run only this stage; default: the config's `train_stages`, or every stage.
         resume_from_checkpoint (`bool`, *optional*, defaults to `False`): start each stage from its latest checkpoint.
         use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
         prepare (`Callable`, *optional*): `prepare(context, stage_names)` runs after the data is loaded and before
@@ -108,7 +109,10 @@ def run_stages(
     names = [s.name for s in stages]
     if stage is not None and stage not in names:
         raise ValueError(f"`stage` must be one of {tuple(names)} or None (all, in order); got {stage!r}.")
-    selected = [s for s in stages if stage is None or s.name == stage]
+    chosen = list(config.get("train_stages") or [])
+    if any(name not in names for name in chosen):
+        raise ValueError(f"`train_stages` must name stages of {tuple(names)}; got {chosen!r}.")
+    selected = [s for s in stages if (s.name == stage if stage is not None else not chosen or s.name in chosen)]
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
