@@ -71,6 +71,8 @@ class SignSystem:
         param_report (`str` or `Callable`, *optional*): `param_report(config) -> dict` of parameter counts.
         metrics_file (`str`, defaults to `"metrics.json"`): file in the output folder with the training metrics.
         demo_repo_id (`str`, *optional*): the repo id `hf-sign demo` caches a trained pipeline of this system as.
+        pipeline_tag (`str`, defaults to `"text-to-video"`): the Hub task of its published pipelines (the model card's
+            `pipeline_tag` and the model-index task; `hf-sign publish`).
         description (`str`, defaults to `""`): one line for listings.
     """
 
@@ -84,6 +86,7 @@ class SignSystem:
     param_report: Ref = None
     metrics_file: str = "metrics.json"
     demo_repo_id: Optional[str] = None
+    pipeline_tag: str = "text-to-video"
     description: str = ""
     _cache: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
