@@ -73,6 +73,8 @@ class SignSystem:
         demo_repo_id (`str`, *optional*): the repo id `hf-sign demo` caches a trained pipeline of this system as.
         demo_config (`str`, *optional*): the config `hf-sign demo` trains when nothing is cached; defaults to
             `default_config`.
+        pipeline_tag (`str`, defaults to `"text-to-video"`): the Hub task of its published pipelines (the model card's
+            `pipeline_tag` and the model-index task; `hf-sign publish`).
         description (`str`, defaults to `""`): one line for listings.
     """
 
@@ -87,6 +89,7 @@ class SignSystem:
     metrics_file: str = "metrics.json"
     demo_repo_id: Optional[str] = None
     demo_config: Optional[str] = None
+    pipeline_tag: str = "text-to-video"
     description: str = ""
     _cache: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
