@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 DEMO_DIR ?= outputs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint bench bench-ablations clean
+.PHONY: install demo test test-slow test-browser lint bench bench-ablations clean
 
 install: $(STAMP)
 
@@ -38,6 +38,14 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The Gradio Space in headless Chromium (opt-in; prints the screenshot's path). Debian's chromium and
+# chromium-driver are installed first when missing (apt-get, through sudo when not root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-browser: install
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+	$(PY) -m pytest -q -s -m browser tests/test_space_browser.py $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml (line length 119; pycodestyle, pyflakes, import order)
 lint: install
