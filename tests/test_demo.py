@@ -82,6 +82,10 @@ def test_first_run_trains_caches_and_writes_files(first_run, dirs, capsys):
     reader = iio2.get_reader(str(r["mp4"]), format="FFMPEG")
     assert sum(1 for _ in reader) == n
     reader.close()
+    # the signing beside its nearest training example: two panels, as long as the longer of the two
+    assert r["side_by_side"] == dirs["out1"] / "the-weather-tomorrow-will-be-rainy-vs-nearest.mp4"
+    side = iio.imread(r["side_by_side"])
+    assert side.shape[0] >= n and side.shape[2] > side.shape[1]
 
 
 def test_second_run_reuses_the_cache(first_run, dirs, monkeypatch, capsys):
@@ -92,6 +96,7 @@ def test_second_run_reuses_the_cache(first_run, dirs, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert r["trained"] is False and r["snapshot"] == first_run["snapshot"]
     assert "reusing" in out and REPO in out and str(r["pose"]) in out
+    assert r["side_by_side"] is None and "no side-by-side video" in out  # no corpus here, and no card naming one
     assert not (dirs["data"] / "absent").exists() and not (dirs["work"] / "absent").exists()
     # same seed, same signing: the .pose files are byte-identical
     assert r["num_frames"] == first_run["num_frames"]

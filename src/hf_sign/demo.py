@@ -9,8 +9,11 @@ Steps of `run_demo`:
 3. Load it the way a Hub user would, `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` (offline,
    from the cache), generate signing for `text` with a seeded generator and write `out_dir/<slug>.gif`, `.mp4` and
    `.pose` (`<slug>` is the text in lower case with runs of other characters turned into `-`).
+4. Write `out_dir/<slug>-vs-nearest.mp4`: the signing next to the training example whose motion is nearest to it,
+   so a newcomer sees what the model learned (from the corpus in `data_dir`, or the one the model's card names).
 
-The first run with the `small` config trains for about 30 minutes on two CPU cores; later runs take seconds.
+The first run trains the system's `demo_config` (Stable Signer `demo`: minutes on two CPU cores); later runs take
+seconds.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ def run_demo(
         train_overrides (`dict`, *optional*): dotted config overrides for training (as `hf-sign train --set`).
 
     Returns:
-        `dict`: `gif`, `mp4`, `pose` (`Path`s of the written files), `trained` (`bool`: whether this run trained),
+        `dict`: `gif`, `mp4`, `pose`, `side_by_side` (`Path`s of the written files; `side_by_side` is `None` when
+        no corpus is found), `trained` (`bool`: whether this run trained),
         `snapshot` (`Path` of the cached pipeline), `repo_id`, `text`, `num_frames` and `fps`.
 
     Raises:
@@ -94,6 +98,7 @@ def run_demo(
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or any(not p for p in repo_id.split("/")):
         raise ValueError(f"`repo_id` must look like 'org/name'; got {repo_id!r}.")
     text = text.strip()
+    started = time.perf_counter()
 
     import torch
     from diffusers import DiffusionPipeline
@@ -149,9 +154,27 @@ def run_demo(
         result[fmt] = render_to_file(
             poses, spec, out_dir / f"{stem}.{fmt}", fps=fps, text=text, show_progress=show_progress
         )
-    print(f"[demo] signed {text!r} (seed {seed}, {len(poses)} frames at {fps:g} fps):")
+    print(f"[demo] signed {text!r} with {system} (seed {seed}, {len(poses)} frames at {fps:g} fps):")
     for fmt in OUTPUT_FORMATS:
         print(f"[demo]   {result[fmt]}")
+    side = out_dir / f"{stem}-vs-nearest.mp4"
+    result["side_by_side"] = _side_by_side(poses, spec, fps, text, data_dir, snapshot, side, show_progress)
     print(f'[demo] load it in Python: DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)')
+    print(f"[demo] {time.perf_counter() - started:.0f} s from start to the signing")
     result.update(trained=trained, snapshot=Path(snapshot), repo_id=repo_id, text=text, num_frames=len(poses), fps=fps)
     return result
+
+
+def _side_by_side(poses, spec, fps, text, data_dir: Path, snapshot, out_path: Path, show_progress: bool):
+    """The generated signing next to the nearest training example (by motion, `TrainingExampleIndex`) as one MP4,
+    from the corpus in `data_dir` or the one the cached model's card names; `None` (said in one line) without one."""
+    from .render.side_by_side import TrainingExampleIndex, render_side_by_side, training_corpus_of
+
+    corpus = data_dir if (data_dir / "README.md").is_file() else training_corpus_of(snapshot)
+    if corpus is None:
+        print(f"[demo] no side-by-side video: no corpus in {data_dir} and none named by the model's card")
+        return None
+    nearest = TrainingExampleIndex.from_corpus(corpus, show_progress=show_progress).nearest(poses)
+    path = render_side_by_side(poses, nearest, spec, out_path, fps=fps, text=text, show_progress=show_progress)
+    print(f"[demo]   {path} (next to the nearest training example, {nearest.id}: {nearest.text!r})")
+    return path

@@ -7,8 +7,9 @@ pictures the project draws itself (`hf_sign.render.avatar`), so pose -> appearan
 * a training sample is a random (sequence, frame, style): the target is the avatar of that frame in that style, the
   control the skeleton frame (same framing), the reference the avatar in the same style at another random frame of
   the same sequence (so the appearance must come from the reference and the pose from the control);
-* standard eps-prediction DDPM loss: `|| eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, control,
-  reference) ||^2` at uniform timesteps, with the betas of the `renderer` section;
+* the DDPM loss `|| y - f_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, control, reference) ||^2` at uniform
+  timesteps, with the betas of the `renderer` section, where the target `y` is the noise `eps`, the clean frame `x0`
+  or the velocity, as `renderer.prediction_type` says;
 * at the end `unet/`, `controlnet/`, `reference_encoder/` and `renderer_scheduler/` (DDIM with the training betas) are
   saved into the output folder, and the validation SSIM and hand-region SSIM of DDIM samples against the target
   avatar frames (with the skeleton-only baseline beside them) go into the metrics, prefixed `renderer_`.
