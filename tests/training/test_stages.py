@@ -125,6 +125,14 @@ def test_bad_stage_failed_prepare_and_missing_pipeline_folder(tmp_path):
     assert not (tmp_path / "refused" / "checkpoints").exists() and torch.get_num_threads() == threads
     with pytest.raises(RuntimeError, match="without writing a pipeline folder"):
         run_stages((_stage("only"),), dict(CONFIG), tmp_path / "nopipe", load_data=_rows)
+    # the last stage alone in a new folder leaves its own modules; once the earlier stage has run there too, the
+    # folder must be a pipeline
+    lone = (_stage("first"), _stage("second"))
+    run_stages(lone, dict(CONFIG), tmp_path / "lone", load_data=_rows, stage="second")
+    with pytest.raises(RuntimeError, match="'second' finished without writing a pipeline folder"):
+        run_stages(lone, dict(CONFIG), tmp_path / "lone", load_data=_rows, stage="first")
+    with pytest.raises(RuntimeError, match="'first' finished without writing a pipeline folder"):
+        run_stages(lone, {**CONFIG, "train_stages": ["first"]}, tmp_path / "short", load_data=_rows)
     # systems that train something other than a generator (the evaluators) opt out of the check
     out = run_stages((_stage("only"),), dict(CONFIG), tmp_path / "models", load_data=_rows, pipeline_folder=False)
     assert (out / "training_metrics.json").is_file() and not (out / "model_index.json").exists()

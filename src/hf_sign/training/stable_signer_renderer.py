@@ -86,12 +86,14 @@ class RendererSettings:
             paper (ControlNet and attention only; the `paper` config leaves it off): ControlNet's zero-initialised
             residuals are made for fine-tuning a pretrained UNet, and a small renderer trained from scratch for a few
             hundred steps barely starts to use them.
-        inference_strength (`float`, *optional*, defaults to 0.4): the pipeline's `default_strength`: sampling starts
-            from the reference image noised this far down the schedule (1: from pure noise). A renderer trained for a
-            few hundred steps leaves noise in frames sampled from pure noise; starting from the reference keeps the
-            background and appearance clean.
+        inference_strength (`float`, *optional*, defaults to 1.0): the pipeline's `default_strength`: sampling starts
+            from the reference image noised this far down the schedule (1: from pure noise, as in the paper). Below 1
+            the frames start from the reference picture, which keeps the appearance of an under-trained renderer
+            clean but also pulls every frame towards the reference's pose.
         prediction_type (`str`, *optional*, defaults to `"epsilon"`): what the UNet predicts, as diffusers'
-            schedulers name it: `"epsilon"` (the noise), `"sample"` (the clean frame) or `"v_prediction"`.
+            schedulers name it: `"epsilon"` (the noise), `"sample"` (the clean frame) or `"v_prediction"`. With
+            `"sample"` every training step at a high noise level asks for the whole frame from the control and the
+            reference, so a renderer trained from scratch learns to follow the skeleton early.
         num_train_timesteps (`int`, *optional*, defaults to 1000): DDPM steps.
         beta_schedule (`str`, *optional*, defaults to `"squaredcos_cap_v2"`): diffusers beta schedule (the cosine
             schedule of Nichol & Dhariwal, which keeps more of a 64x64 image through the middle steps than DDPM's
@@ -113,7 +115,7 @@ class RendererSettings:
     reference_token_grid_size: int = 4
     num_styles: int = len(AVATAR_STYLES)
     concat_conditioning: bool = True
-    inference_strength: float = 0.4
+    inference_strength: float = 1.0
     prediction_type: str = "epsilon"
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"

@@ -103,8 +103,9 @@ def run_stages(
             the config is written; it may fill config fields that follow the data, raises on a config the data cannot
             train, and returns data metrics (e.g. `num_train`).
         prefix (`str`, *optional*, defaults to `"training"`): names `<prefix>_config.json` and `<prefix>_metrics.json`.
-        pipeline_folder (`bool`, *optional*, defaults to `True`): check that the last stage left a pipeline folder
-            (`model_index.json`); `False` for systems that train something else (the evaluators).
+        pipeline_folder (`bool`, *optional*, defaults to `True`): check that the folder is a pipeline folder
+            (`model_index.json`) once every stage the config trains has run in it; `False` for systems that train
+            something else (the evaluators).
     """
     names = [s.name for s in stages]
     if stage is not None and stage not in names:
@@ -136,9 +137,12 @@ def run_stages(
             metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     finally:
         torch.set_num_threads(threads)
-    # 4. the last stage leaves a pipeline folder
-    if pipeline_folder and selected[-1] is stages[-1] and not (out / "model_index.json").is_file():
-        raise RuntimeError(f"Stage {stages[-1].name!r} finished without writing a pipeline folder into {out}.")
+    # 4. once every stage the config trains has run in this folder, it is a pipeline folder (a later stage trained
+    # alone into a new folder, e.g. Stable Signer's renderer, leaves only its own modules)
+    trained = [s.name for s in stages if not chosen or s.name in chosen]
+    done = all(f"{name}_global_step" in metrics for name in trained)
+    if pipeline_folder and done and not (out / "model_index.json").is_file():
+        raise RuntimeError(f"Stage {trained[-1]!r} finished without writing a pipeline folder into {out}.")
     return out
 
 
