@@ -12,6 +12,7 @@ hf-sign train SYSTEM --dataset DIR --output-dir DIR [--config NAME|PATH] [--stag
 hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,npz]
 hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
 hf-sign models params [SYSTEM] [--config NAME]
+hf-sign plot routing --model DIR|REPO --gloss "..." --out FILE.png [--layer K] [--num-inference-steps N] [--seed N]
 hf-sign skeletons [NAME]
 hf-sign demo [--text "..."] [--system NAME] [--config NAME] [--repo-id ORG/NAME] [--out DIR] [--seed N] [--retrain]
 hf-sign publish DIR --repo-id ORG/NAME [--repo-type model|dataset] [--dry-run] [--private] [--results PATH]
@@ -199,6 +200,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     systems = [get_system(args.system)] if args.system else [s for s in list_systems() if s.param_report is not None]
     reports = {s.name: s.parameter_report(args.config) for s in systems}
     print(json.dumps(reports[args.system] if args.system else reports, indent=2))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipelines.loading import load_sign_pipeline
+    from .render.routing import plot_routing
+
+    kwargs = {"num_inference_steps": args.num_inference_steps} if args.num_inference_steps is not None else {}
+    summary = plot_routing(load_sign_pipeline(args.model), args.gloss.split(), args.out, layer=args.layer,
+                           generator=torch.Generator().manual_seed(args.seed), **kwargs)
+    shape = f"{summary['glosses']} glosses x {summary['experts']} experts, {summary['frames']} frames"
+    print(f"wrote {args.out} ({shape})")
+    if summary["unknown_glosses"]:
+        print(f"  glosses outside the model's vocabulary (encoded as [UNK]): {summary['unknown_glosses']}")
     return 0
 
 
@@ -394,8 +411,21 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="what", required=True)
     params = msub.add_parser("params", help="parameter counts of a system's config (instantiates it)")
     params.add_argument("system", nargs="?", default=None, help="a registered system (default: all with a report)")
-    params.add_argument("--config", default="paper")
+    params.add_argument("--config", default=None, help="a config name or YAML path (default: the system's report)")
     models.set_defaults(func=cmd_models)
+
+    plot = sub.add_parser("plot", help="figures of a trained model")
+    psub = plot.add_subparsers(dest="what", required=True)
+    routing = psub.add_parser(
+        "routing", help="heatmap of the active expert frequency per gloss (Sign-MExD's Fig. 3) as a PNG"
+    )
+    routing.add_argument("--model", required=True, help="pipeline folder or repo id of a mixture-of-experts model")
+    routing.add_argument("--gloss", required=True, help="space-separated glosses to sign")
+    routing.add_argument("--out", required=True, help="output .png file")
+    routing.add_argument("--layer", type=int, default=-1, help="which MoE layer, in block order (default: the last)")
+    routing.add_argument("--num-inference-steps", type=int, default=None, help="default: the pipeline's")
+    routing.add_argument("--seed", type=int, default=0)
+    plot.set_defaults(func=cmd_plot)
 
     sk = sub.add_parser("skeletons", help="describe the registered skeletons")
     sk.add_argument("name", nargs="?", default=None)

@@ -248,6 +248,18 @@ register_system(SignSystem(
     description="Stable Signer: T5 prompt/text -> gloss linker + pose-prior MoE (+ pose-to-video renderer)",
 ))
 register_system(SignSystem(
+    name="sign-mexd",
+    train="hf_sign.training.sign_mexd_trainer:train_sign_mexd",
+    pipeline="hf_sign.pipelines.pipeline_sign_mexd:SignMExDPipeline",
+    conditioning=("gloss",),  # `prompt=` too once a text-to-gloss linker is attached (SignMExDPipeline.attach_linker)
+    stages=("diffusion",),
+    default_config="small",
+    param_report="hf_sign.training.sign_mexd_trainer:sign_mexd_param_counts",
+    metrics_file="sign_mexd_metrics.json",
+    demo_repo_id="hf-sign/sign-mexd-synthsign",
+    description="Sign-MExD: gloss-conditioned pose diffusion transformer with expert-choice MoE (gloss -> smplx133)",
+))
+register_system(SignSystem(
     name="evaluator",
     train="hf_sign.training.evaluator_trainer:train_evaluator_system",
     conditioning=("text",),

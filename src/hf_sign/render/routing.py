@@ -11,7 +11,8 @@ gloss tokens, so the map is built in two steps:
    capacity factor `f_c` a frame is taken by `f_c` experts on average, so a row sums to about `f_c`. The paper does
    not say which layer it draws; its Table I models have one MoE layer, and `hf-sign plot routing --layer` picks one
    when there are several (default: the last).
-2. `routing_heatmap`: glosses as rows, experts as columns, white (0) to dark blue (1), each cell labelled with its
+2. `routing_heatmap` (`save_routing_heatmap` writes it; `plot_routing`, what `hf-sign plot routing` calls, runs a
+   pipeline first): glosses as rows, experts as columns, white (0) to dark blue (1), each cell labelled with its
    value, a colour bar on the right; glosses the model's vocabulary lacks are marked `(UNK)`. Pillow only.
 
 ```python
@@ -28,14 +29,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .frames import _font, _text_fit
 
-__all__ = ["gloss_expert_frequency", "heatmap_size", "routing_heatmap", "save_routing_heatmap"]
+__all__ = ["gloss_expert_frequency", "heatmap_size", "routing_heatmap", "save_routing_heatmap", "plot_routing"]
 
 # the layout in pixels: a fixed label column and fixed cells, so a map's size follows from its shape alone
 LABEL_WIDTH, CELL_WIDTH, CELL_HEIGHT = 170, 44, 26
@@ -151,3 +152,35 @@ def save_routing_heatmap(
     path.parent.mkdir(parents=True, exist_ok=True)
     routing_heatmap(frequency, glosses, title=title, unknown=unknown).save(path)
     return path
+
+
+def plot_routing(
+    pipe: Any, glosses: Sequence[str], path: Union[str, os.PathLike], layer: int = -1, **call_kwargs: Any
+) -> Dict[str, Any]:
+    """Sign `glosses` with `pipe` (a pipeline whose `__call__` takes `return_routing`, such as `SignMExDPipeline`)
+    and write the routing map of its MoE layer `layer` (in block order; default the last) to `path`.
+
+    `call_kwargs` go to the pipeline (`generator`, `num_inference_steps`, ...). Returns a summary: `glosses`,
+    `experts`, `frames`, `unknown_glosses`, `frequency`. Raises a `ValueError` for a pipeline without routing, a
+    dense model and a `layer` it does not have.
+    """
+    import inspect
+
+    if "return_routing" not in inspect.signature(pipe.__call__).parameters:
+        raise ValueError(
+            f"A {type(pipe).__name__} reports no expert routing; a routing map needs a mixture-of-experts pipeline "
+            "(Sign-MExD)."
+        )
+    out = pipe(gloss=[list(glosses)], return_routing=True, **call_kwargs)
+    info = out.info[0]
+    layers = info["routing"]["layers"]
+    if not layers:
+        raise ValueError("The model has no MoE layer (a dense transformer): there is no routing to plot.")
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"`layer` must index one of the model's {len(layers)} MoE layer(s); got {layer}.")
+    steps = info["routing"]["num_steps"]
+    freq = gloss_expert_frequency(layers[layer]["expert_frame_counts"], steps, info["gloss_spans"])
+    title = f"active expert frequency per gloss: MoE layer {layer % len(layers) + 1} of {len(layers)}, {steps} steps"
+    save_routing_heatmap(freq, info["glosses"], path, title=title, unknown=info["unknown_glosses"])
+    return {"glosses": freq.shape[0], "experts": freq.shape[1], "frames": int(out.num_frames[0]),
+            "unknown_glosses": list(info["unknown_glosses"]), "frequency": freq}
