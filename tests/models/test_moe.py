@@ -67,12 +67,13 @@ def naive_token_choice(moe: MoEFeedForward, x: torch.Tensor, mask: torch.Tensor)
 
 
 # ------------------------------------------------------------------------------------------------ expert choice
+@pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("num_experts, capacity_factor", [(4, 2.0), (3, 2.0), (8, 1.5), (2, 0.5)])
-def test_expert_choice_equals_naive_reference(num_experts, capacity_factor):
+def test_expert_choice_equals_naive_reference(num_experts, capacity_factor, padded):
     moe = make_moe(num_experts, capacity_factor=capacity_factor)
-    x, mask = tokens(3, 11, seed=1), padding_mask([11, 7, 9], 11)
+    x, mask = tokens(3, 11, seed=1), padding_mask([11, 7, 9] if padded else [11] * 3, 11)
     with torch.no_grad():
-        out, info = moe(x, mask)
+        out, info = moe(x, mask if padded else None)
         expected, dispatch = naive_expert_choice(moe, x, mask)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
     assert torch.equal(info.dispatch, dispatch)
@@ -88,6 +89,17 @@ def test_every_expert_takes_exactly_capacity_tokens():
     assert info.tokens_per_expert.tolist() == [[5] * 4, [3] * 4, [1] * 4]
     assert torch.equal(info.dispatch.sum(1), info.tokens_per_expert)
     assert info.routing == "expert_choice" and info.top_k is None
+    _, unpadded = moe(tokens(3, 10))
+    assert unpadded.capacity == 5 and unpadded.tokens_per_expert.tolist() == [[5] * 4] * 3
+    assert torch.equal(unpadded.dispatch.sum(1), unpadded.tokens_per_expert)
+
+
+def test_routing_statistics_can_be_skipped():
+    for moe in (make_moe(4), make_moe(4, routing="token_choice")):
+        x, mask = tokens(2, 8), padding_mask([8, 5], 8)
+        out, info = moe(x, mask, return_routing=False)
+        assert info is None
+        torch.testing.assert_close(out, moe(x, mask)[0], atol=0, rtol=0)
 
 
 def test_capacity_rounding_and_cap():

@@ -181,58 +181,76 @@ class MoEFeedForward(nn.Module):
         return torch.baddbmm(self.b2[:, None, :], h, self.w2)
 
     def forward(
-        self, hidden_states: torch.Tensor, token_mask: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, RoutingInfo]:
+        self, hidden_states: torch.Tensor, token_mask: Optional[torch.Tensor] = None, return_routing: bool = True
+    ) -> Tuple[torch.Tensor, Optional[RoutingInfo]]:
         r"""Route the tokens of `hidden_states` to the experts and combine their outputs.
 
         Args:
             hidden_states (`torch.Tensor` of shape `(batch, seq_len, hidden_dim)`): the tokens.
             token_mask (`torch.BoolTensor` of shape `(batch, seq_len)`, *optional*): True on real tokens; padded
                 tokens are never routed and their output is 0. Default: every token is real.
+            return_routing (`bool`, *optional*, defaults to `True`): build the `RoutingInfo`; `False` returns
+                `None` in its place and skips the statistics (sampling speed).
 
         Returns:
-            `(output (batch, seq_len, hidden_dim), RoutingInfo)`.
+            `(output (batch, seq_len, hidden_dim), RoutingInfo or None)`.
         """
         batch, seq_len, _ = hidden_states.shape
-        if token_mask is None:
-            token_mask = torch.ones(batch, seq_len, dtype=torch.bool, device=hidden_states.device)
-        elif tuple(token_mask.shape) != (batch, seq_len):
-            raise ValueError(
-                f"`token_mask` must have shape ({batch}, {seq_len}) (batch, seq_len); got {tuple(token_mask.shape)}."
-            )
-        token_mask = token_mask.bool()
+        if token_mask is not None:
+            if tuple(token_mask.shape) != (batch, seq_len):
+                raise ValueError(
+                    f"`token_mask` must have shape ({batch}, {seq_len}) (batch, seq_len); "
+                    f"got {tuple(token_mask.shape)}."
+                )
+            token_mask = token_mask.bool()
 
         # 1. affinities A = softmax(x W_r) over the experts (eq. 5), in float32 as attention softmaxes are
         probs = self.router(hidden_states).softmax(dim=-1, dtype=torch.float32)
 
         # 2. route, run the experts and combine (eqs. 6-8)
         if self.routing == "expert_choice":
-            return self._expert_choice(hidden_states, probs, token_mask)
-        return self._token_choice(hidden_states, probs, token_mask)
+            return self._expert_choice(hidden_states, probs, token_mask, return_routing)
+        if token_mask is None:
+            token_mask = torch.ones(batch, seq_len, dtype=torch.bool, device=hidden_states.device)
+        return self._token_choice(hidden_states, probs, token_mask, return_routing)
 
-    def _expert_choice(self, x: torch.Tensor, probs: torch.Tensor, token_mask: torch.Tensor):
+    def _expert_choice(self, x, probs, token_mask: Optional[torch.Tensor], return_routing: bool):
         batch, seq_len, dim = x.shape
         num_experts = self.num_experts
 
         # 1. capacity per sequence from its real tokens; the top-C of the largest C, then each sequence keeps its own
-        #    first C slots (top-k is sorted, so those are exactly its top-C; padding, at -inf, is never among them)
-        capacity = expert_capacity(token_mask.sum(1), num_experts, self.capacity_factor)
-        c_max = int(capacity.max())
-        scores = probs.masked_fill(~token_mask[..., None], float("-inf")).transpose(1, 2)  # (B, E, S)
-        gate, index = scores.topk(c_max, dim=-1, sorted=True)  # (B, E, C)
-        kept = (torch.arange(c_max, device=x.device)[None, None, :] < capacity[:, None, None]).expand_as(index)
-        gate = torch.where(kept, gate, torch.zeros_like(gate))  # eq. 6: G = A on the chosen tokens, else 0
+        #    first C slots (top-k is sorted, so those are exactly its top-C; padding, at -inf, is never among them).
+        #    Without padding every sequence has the same C and every slot is kept (no mask arithmetic).
+        scores = probs.transpose(1, 2)  # (B, E, S)
+        if token_mask is None:
+            capacity = expert_capacity(torch.tensor([seq_len]), num_experts, self.capacity_factor)
+            c_max = int(capacity)
+            capacity = capacity.to(x.device).expand(batch)
+            gate, index = scores.topk(c_max, dim=-1, sorted=False)  # (B, E, C)
+            kept = None
+        else:
+            capacity = expert_capacity(token_mask.sum(1), num_experts, self.capacity_factor)
+            c_max = int(capacity.max())
+            scores = scores.masked_fill(~token_mask[:, None, :], float("-inf"))
+            gate, index = scores.topk(c_max, dim=-1, sorted=True)
+            kept = (torch.arange(c_max, device=x.device)[None, None, :] < capacity[:, None, None]).expand_as(index)
+            gate = torch.where(kept, gate, torch.zeros_like(gate))  # eq. 6: G = A on the chosen tokens, else 0
 
-        # 2. every expert's chosen tokens in one buffer (E, B * C, D), the experts, and back to (B, E, C, D)
-        chosen = torch.gather(x, 1, index.reshape(batch, num_experts * c_max, 1).expand(-1, -1, dim))
-        chosen = chosen.reshape(batch, num_experts, c_max, dim).transpose(0, 1).reshape(num_experts, -1, dim)
-        expert_out = self._experts(chosen).reshape(num_experts, batch, c_max, dim).transpose(0, 1)
+        # 2. every expert's chosen tokens in one expert-major buffer (E, B * C, D) (one copy), and the experts
+        flat_index = (index + torch.arange(batch, device=x.device)[:, None, None] * seq_len).transpose(0, 1)
+        flat_index = flat_index.reshape(-1)  # (E * B * C,): expert, then sequence, then slot
+        chosen = x.reshape(batch * seq_len, dim).index_select(0, flat_index).view(num_experts, batch * c_max, dim)
+        expert_out = self._experts(chosen)
 
         # 3. eq. 8: out[s] = sum_i G[s, i] E_i(x[s]), summed into the token positions
-        weighted = (expert_out * gate[..., None].to(expert_out.dtype)).reshape(batch, num_experts * c_max, dim)
-        out = torch.zeros_like(x).scatter_add_(1, index.reshape(batch, -1, 1).expand(-1, -1, dim), weighted)
+        weighted = expert_out * gate.transpose(0, 1).reshape(num_experts, -1, 1).to(expert_out.dtype)
+        out = x.new_zeros(batch * seq_len, dim).index_add_(0, flat_index, weighted.view(-1, dim))
+        out = out.view(batch, seq_len, dim)
+        if not return_routing:
+            return out, None
 
         # 4. statistics: which experts chose each token, and their gates
+        kept = torch.ones_like(index, dtype=torch.bool) if kept is None else kept
         dispatch = torch.zeros(batch, num_experts, seq_len, dtype=torch.bool, device=x.device)
         dispatch.scatter_(2, index, kept)
         combine = torch.zeros(batch, num_experts, seq_len, dtype=probs.dtype, device=x.device)
@@ -244,11 +262,11 @@ class MoEFeedForward(nn.Module):
             tokens_per_expert=capacity[:, None].expand(batch, num_experts).clone(),
             routing="expert_choice",
             capacity=c_max,
-            capacity_per_sample=capacity,
+            capacity_per_sample=capacity.clone(),
         )
         return out, info
 
-    def _token_choice(self, x: torch.Tensor, probs: torch.Tensor, token_mask: torch.Tensor):
+    def _token_choice(self, x, probs, token_mask: torch.Tensor, return_routing: bool):
         batch, seq_len, dim = x.shape
         num_experts, k = self.num_experts, self.top_k
 
@@ -278,6 +296,8 @@ class MoEFeedForward(nn.Module):
         # 4. combine: out[s] = sum over its k experts of gate * E_i(x[s])
         weighted = expert_out[expert_of[real], slot[real]] * gates.reshape(-1)[real, None].to(x.dtype)
         out = torch.zeros_like(flat).index_add_(0, token_of[real], weighted).reshape(batch, seq_len, dim)
+        if not return_routing:
+            return out, None
 
         # 5. statistics
         dispatch = torch.zeros(batch, seq_len, num_experts, dtype=torch.bool, device=x.device)

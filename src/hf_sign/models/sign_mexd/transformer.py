@@ -77,7 +77,9 @@ class SignMExDBlock(nn.Module):
     def is_moe(self) -> bool:
         return isinstance(self.ffn, MoEFeedForward)
 
-    def forward(self, h, frame_mask, glosses, gloss_mask) -> Tuple[torch.Tensor, Optional[RoutingInfo]]:
+    def forward(
+        self, h, frame_mask, glosses, gloss_mask, return_routing: bool = False
+    ) -> Tuple[torch.Tensor, Optional[RoutingInfo]]:
         # 1. self-attention over the real frames
         h = h + self.self_attn(self.norm1(h), attention_mask=frame_mask)[0]
         # 2. cross-attention to the gloss tokens
@@ -85,7 +87,7 @@ class SignMExDBlock(nn.Module):
         # 3. feed-forward: dense, or routed over the real frames
         routing = None
         if self.is_moe:
-            out, routing = self.ffn(self.norm3(h), token_mask=frame_mask)
+            out, routing = self.ffn(self.norm3(h), token_mask=frame_mask, return_routing=return_routing)
         else:
             out = self.ffn(self.norm3(h))
         return h + out, routing
@@ -276,7 +278,7 @@ class SignMExDTransformer(ModelMixin, ConfigMixin):
         # 4. the blocks (MHSA -> MHCA -> FFN or MoE), collecting the MoE layers' routing
         routing = []
         for block in self.blocks:
-            args = (h, frame_mask, encoder_hidden_states, gloss_mask)
+            args = (h, frame_mask, encoder_hidden_states, gloss_mask, return_routing)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 h, info = self._gradient_checkpointing_func(block, *args)
             else:
