@@ -8,6 +8,7 @@ from model_tester_mixin import ModelTesterMixin
 from transformers import CLIPTextModel, PreTrainedTokenizerFast
 
 from hf_sign.models.sign_mexd import (
+    GLOSS_SPECIAL_TOKENS,
     TABLE_I,
     SignMExDTransformer,
     SignMExDTransformerOutput,
@@ -192,18 +193,7 @@ def test_gloss_tokenizer_vocabulary_and_unknown_glosses():
     vocab = tok.get_vocab()
     assert [vocab[t] for t in ("[PAD]", "[UNK]", "[BOS]", "[EOS]")] == [0, 1, 2, 3]
     assert vocab["RAIN"] == 4  # most frequent first
-    assert set(vocab) == {
-        "[PAD]",
-        "[UNK]",
-        "[BOS]",
-        "[EOS]",
-        "WEATHER",
-        "TOMORROW",
-        "RAIN",
-        "SUN",
-        "NEXT-YEAR",
-        "BAG+",
-    }
+    assert set(vocab) == set(GLOSS_SPECIAL_TOKENS) | {"WEATHER", "TOMORROW", "RAIN", "SUN", "NEXT-YEAR", "BAG+"}
     ids = tok("weather Snow RAIN bag+").input_ids
     assert ids == [2, vocab["WEATHER"], tok.unk_token_id, vocab["RAIN"], vocab["BAG+"], 3]
     assert tok.unk_token_id == 1
@@ -218,12 +208,8 @@ def test_gloss_tokenizer_save_load_round_trip(tmp_path):
     assert loaded.get_vocab() == tok.get_vocab() and loaded.model_max_length == 16
     for text in ("WEATHER tomorrow snow", "next-year BAG+"):
         assert loaded(text).input_ids == tok(text).input_ids
-    assert (loaded.pad_token, loaded.unk_token, loaded.bos_token, loaded.eos_token) == (
-        "[PAD]",
-        "[UNK]",
-        "[BOS]",
-        "[EOS]",
-    )
+    specials = (loaded.pad_token, loaded.unk_token, loaded.bos_token, loaded.eos_token)
+    assert specials == GLOSS_SPECIAL_TOKENS
 
 
 def test_gloss_tokenizer_bad_input():

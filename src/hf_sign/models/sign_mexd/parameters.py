@@ -15,12 +15,13 @@ How Table I's widths were derived (the paper gives no widths; its counts pin the
   512 -> 4096 -> 512).
 * A block adds 3.15M (XXL - XL = 6.30M for two blocks, 3XL - XXL = 12.61M for four): `12 * 512^2` plus biases =
   MHSA (1.05M) + MHCA from 512-wide gloss states (1.05M) + an FFN 512 -> 1024 -> 512 (1.05M), the width and FFN
-  size of MDM (Tevet et al. 2023), on which gloss-to-pose diffusion transformers build. So the MoE layer's FFN is
+  size of MDM's motion diffusion transformer (Tevet et al. 2023). So the MoE layer's FFN is
   4x wider than the other blocks' (`moe_ffn_dim=4096`, `ffn_dim=1024`), in the dense counterpart as well.
 * What remains of the dense XL total (16.94M - 2 blocks - the wide FFN's extra) is the input/output projections for
   PHOENIX14T's 50 3-D joints (`pose_dim=150`, Progressive Transformers' skeleton), the timestep MLP on 256
-  sinusoidal channels (DiT's `frequency_embedding_size`, `timestep_channels=256`), and the gloss
-  encoder, which the paper counts as part of the model: a 2-layer CLIP text transformer of width 512 (MLP 2048)
+  sinusoidal channels (DiT's `frequency_embedding_size`, `timestep_channels=256`), and the gloss encoder, which
+  the counts only fit when it is included (it is trained with the model): a 2-layer CLIP text transformer of width
+  512 (MLP 2048)
   over PHOENIX14T's 1,085 glosses plus 4 special tokens, 128 positions (`TABLE_I_GLOSS_ENCODER`).
 
 With these, totals match Table I within 0.05% (`table_i_parameter_counts`; the last 0.01-0.02M are at the level of
