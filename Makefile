@@ -21,11 +21,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install --quiet -e ".[dev,fingerspelling]"
 	touch $(STAMP)
 
-# `make demo` signs a sentence with Sign-SALD loaded by repo id (hf-sign/sign-sald-synthsign) from the
-# Hugging Face cache. The first run builds SynthSign into $(DATA_DIR), trains the small config into
-# outputs/sign-sald-small (about 30 min on 2 CPU cores; an interrupted run continues from its
-# checkpoints) and caches the pipeline under that repo id; later runs reuse the cache (seconds).
-# Outputs: $(DEMO_DIR)/<sentence>.gif, .mp4, .pose. `hf-sign demo --retrain` trains again.
+# `make demo` signs a sentence with Stable Signer loaded by repo id (hf-sign/stable-signer-synthsign) from the
+# Hugging Face cache. The first run builds SynthSign into $(DATA_DIR), trains the `demo` config into
+# outputs/stable-signer-demo (minutes on 2 CPU cores; an interrupted run continues from its checkpoints) and
+# caches the pipeline under that repo id; later runs reuse the cache (seconds).
+# Outputs: $(DEMO_DIR)/<sentence>.gif, .mp4, .pose and <sentence>-vs-nearest.mp4. `hf-sign demo --retrain` trains again.
 DATA_DIR ?= outputs/synthsign
 
 demo: install

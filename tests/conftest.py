@@ -24,6 +24,16 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def tiny_synthsign(tmp_path_factory):
+    """A 12/2/2-sentence SynthSign corpus folder, built once per run; tests only read it."""
+    from hf_sign.data.synthsign import build_synthsign
+
+    path = tmp_path_factory.mktemp("synthsign-tiny")
+    build_synthsign(path, seed=0, num_train=12, num_validation=2, num_test=2, show_progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_pipeline_folders(tmp_path_factory):
     """`{system name: saved pipeline folder}`, one tiny pipeline per generating system of the registry: Sign-SALD's
     frozen trained fixture, and Stable Signer's and Sign-MExD's tiny components (those of their pipeline tests) saved

@@ -15,7 +15,6 @@ import pytest
 import torch
 from pose_format import Pose
 
-from hf_sign.data.synthsign import build_synthsign
 from hf_sign.space import (
     MAX_INPUT_CHARS,
     SpaceInputError,
@@ -37,10 +36,8 @@ STEPS = 3  # for the pipelines that take steps; tiny models, few steps
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("synthsign")
-    build_synthsign(path, seed=0, num_train=12, num_validation=2, num_test=2, show_progress=False)
-    return path
+def corpus(tiny_synthsign):
+    return tiny_synthsign
 
 
 @pytest.fixture(scope="module")

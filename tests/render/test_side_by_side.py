@@ -9,7 +9,6 @@ import pytest
 
 from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.data.resample import resample_to_length, resampled_length
-from hf_sign.data.synthsign import build_synthsign
 from hf_sign.render.side_by_side import (
     NearestExample,
     TrainingExampleIndex,
@@ -20,10 +19,8 @@ from hf_sign.skeletons import get_skeleton
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("synthsign")
-    build_synthsign(path, seed=0, num_train=12, num_validation=2, num_test=2, show_progress=False)
-    return path
+def corpus(tiny_synthsign):
+    return tiny_synthsign
 
 
 @pytest.fixture(scope="module")
