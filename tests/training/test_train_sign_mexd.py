@@ -177,10 +177,11 @@ def test_models_params_prints_table_i_and_the_configs(capsys):
     assert tiny == report["configs"]["tiny"] and tiny["total"] == tiny["transformer_total"] + tiny["gloss_encoder"]
 
 
-def test_generate_takes_glosses_only(trained, tmp_path, capsys):
+def test_generate_takes_glosses_only(trained, corpus, tmp_path, capsys):
     out, _ = trained
     args = ["generate", "--model", str(out), "--out", str(tmp_path), "--format", "npz", "--num-inference-steps", "2"]
-    assert main(args + ["--gloss", "ME STORE GO", "--num-frames", "12"]) == 0
+    glosses = " ".join(split_rows(load_corpus(str(corpus))["train"], "train")[0]["gloss"])
+    assert main(args + ["--gloss", glosses, "--num-frames", "12"]) == 0
     assert np.load(tmp_path / "sample-000.npz", allow_pickle=False)["poses"].shape == (12, 133)
     assert '"unknown_glosses": []' in capsys.readouterr().out
     assert main(args + ["--text", "i went to the store"]) == 2
