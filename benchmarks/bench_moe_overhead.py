@@ -35,7 +35,8 @@ def build_pipeline(config: str, seed: int = 0) -> SignMExDPipeline:
     torch.manual_seed(seed)
     cfg = full_config(config)
     tokenizer, encoder = build_gloss_components(cfg, [{"gloss": GLOSSES.split()}])
-    normalizer = PoseNormalizer.fit([np.random.default_rng(seed).normal(0, 0.3, (64, POSE_DIM))], representation="smplx133")
+    frames = np.random.default_rng(seed).normal(0, 0.3, (64, POSE_DIM))
+    normalizer = PoseNormalizer.fit([frames], representation="smplx133")
     scheduler = DDIMScheduler(
         num_train_timesteps=1000, beta_schedule="linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
         prediction_type="sample",

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from diffusers import DDPMScheduler
 
 from hf_sign.skeletons import get_skeleton
 from hf_sign.skeletons.smplx133 import REST_ARMS_DOWN
-from hf_sign.training.sign_mexd_losses import augment_poses, bone_directions, bone_loss, joint_loss
+from hf_sign.training.sign_mexd_losses import (
+    augment_poses,
+    bone_directions,
+    bone_loss,
+    joint_loss,
+    pose_loss,
+    sign_mexd_diffusion_loss,
+)
+from hf_sign.training.sign_mexd_stages import SignMExDTrainingArguments
 
 
 def smplx_features(batch=2, frames=5, seed=0):
@@ -91,3 +101,47 @@ def test_unit_bone_directions_of_the_smplx_skeleton():
     assert directions.shape == (2, 5, len(spec.position_bones), 3)
     assert torch.allclose(norms[norms > 0], torch.ones(1), atol=1e-5) and (norms > 0).float().mean() > 0.9
     assert len(spec.position_bones) == spec.num_position_joints - 1 and math.isfinite(float(directions.sum()))
+
+
+class Recorder(torch.nn.Module):
+    """A transformer stand-in that predicts `prediction` and records what it was given."""
+
+    def __init__(self, prediction):
+        super().__init__()
+        self.prediction, self.seen = prediction, {}
+
+    def forward(self, sample, timestep, **kwargs):
+        self.seen = dict(sample=sample, timestep=timestep, **kwargs)
+        return SimpleNamespace(sample=self.prediction)
+
+
+def test_diffusion_loss_noises_augmented_poses_and_scores_against_clean_ones():
+    spec = get_skeleton("smplx133")
+    poses = smplx_features(2, 6)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    poses = poses * mask[..., None]
+    args = SignMExDTrainingArguments(sample_loss_weight=1.0)
+    ddpm = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
+    g = torch.Generator().manual_seed(0)
+    pose_noise, noise = torch.randn(poses.shape, generator=g), torch.randn(poses.shape, generator=g)
+    t = torch.tensor([10, 900])
+    states, gloss_mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    perfect = Recorder(poses)
+    terms = sign_mexd_diffusion_loss(perfect, poses, mask, states, gloss_mask, args, ddpm, spec, pose_noise=pose_noise,
+                                     noise=noise, timesteps=t)
+    assert all(float(v) == 0.0 for v in terms.values())  # the clean poses are the target, not the augmented ones
+    augmented = poses + 0.05 * pose_noise * mask[..., None]
+    expected = ddpm.add_noise(augmented, noise, t) * mask[..., None]
+    torch.testing.assert_close(perfect.seen["sample"], expected)
+    assert perfect.seen["attention_mask"] is mask and perfect.seen["encoder_hidden_states"] is states
+    sign_mexd_diffusion_loss(perfect, poses, mask, states, gloss_mask, args, ddpm, spec, training=False,
+                             pose_noise=pose_noise, noise=noise, timesteps=t)
+    torch.testing.assert_close(perfect.seen["sample"], ddpm.add_noise(poses, noise, t) * mask[..., None])
+    # eq. 11 with the weights of the arguments; the feature term only when weighted
+    off = Recorder(poses + 0.1)
+    terms = sign_mexd_diffusion_loss(off, poses, mask, states, gloss_mask, args, ddpm, spec, noise=noise, timesteps=t)
+    assert float(terms["loss"]) == pytest.approx(
+        float(terms["loss_joint"] + 0.1 * terms["loss_bone"] + terms["loss_sample"]), rel=1e-6)
+    assert float(terms["loss_sample"]) == pytest.approx(0.01, rel=1e-5)
+    paper = pose_loss(poses + 0.1, poses, mask, spec, SignMExDTrainingArguments())
+    assert float(paper["loss"]) == pytest.approx(float(paper["loss_joint"] + 0.1 * paper["loss_bone"]), rel=1e-6)

@@ -144,8 +144,10 @@ def test_samples_without_glosses_are_counted_not_silently_dropped(corpus, tmp_pa
     half = _rewrite(corpus, tmp_path / "half", lambda i, r: r if i % 3 else {**r, "gloss": [], "gloss_spans": []})
     n = sum(1 for r in split_rows(load_corpus(str(half))["train"], "train") if not r["gloss"])
     assert n == 6
-    metrics = SYSTEM.run_training(half, tmp_path / "out", config="tiny", overrides=ONE_EPOCH)
+    metrics = SYSTEM.run_training(half, tmp_path / "out", config="tiny",
+                                  overrides={**ONE_EPOCH, "training.per_device_train_batch_size": 5})
     assert metrics["num_train_without_gloss"] == n and metrics["num_train"] == 16 - n
+    assert metrics["diffusion_global_step"] == 2  # 10 glossed samples in batches of 5 (16 would take 4)
     bare = _rewrite(corpus, tmp_path / "bare", lambda i, r: {**r, "gloss": [], "gloss_spans": []})
     with pytest.raises(ValueError, match="conditioned on glosses"):
         SYSTEM.run_training(bare, tmp_path / "bare-out", config="tiny")
@@ -153,7 +155,8 @@ def test_samples_without_glosses_are_counted_not_silently_dropped(corpus, tmp_pa
 
 
 def test_too_long_gloss_sequences_fail_before_training(corpus, tmp_path):
-    with pytest.raises(ValueError, match=r"max_position_embeddings` = 5\. Pass --set gloss_encoder.max_position_embeddings=9"):
+    advice = r"max_position_embeddings` = 5\. Pass --set gloss_encoder.max_position_embeddings=9"
+    with pytest.raises(ValueError, match=advice):
         SYSTEM.run_training(corpus, tmp_path, config="tiny", overrides={"gloss_encoder.max_position_embeddings": 5})
     assert not (tmp_path / "checkpoints").exists()
 

@@ -86,10 +86,11 @@ def tokenize_glosses(
     limit, unk, special = int(tokenizer.model_max_length), tokenizer.unk_token_id, set(tokenizer.all_special_ids)
     unknown, word_ids = [], []
     for i, seq in enumerate(glosses):
-        if int(mask[i].sum()) > limit:
+        tokens = int(mask[i].sum())
+        if tokens > limit:
             raise ValueError(
-                f"`gloss[{i}]` has {len(seq)} glosses ({int(mask[i].sum())} tokens with the special tokens); the gloss "
-                f"encoder takes at most {limit}. Sign shorter gloss sequences (nothing is truncated)."
+                f"`gloss[{i}]` has {len(seq)} glosses ({tokens} tokens with the special tokens); the gloss encoder "
+                f"takes at most {limit}. Sign shorter gloss sequences (nothing is truncated)."
             )
         words = enc.word_ids(i)
         bad = [k for k, (w, t) in enumerate(zip(words, ids[i].tolist())) if w is not None and t in special]
