@@ -7,8 +7,9 @@ gloss tokens, so the map is built in two steps:
 1. `gloss_expert_frequency`: for every gloss, the frames the pipeline's length model gives it (`info["gloss_spans"]`)
    and, for every expert, the fraction of those frames' routing decisions in which the expert took the frame, over
    all denoising steps: `count[g, e] / (frames(g) * num_steps)` with `count` from `info["routing"]`'s
-   `expert_frame_counts`. A value of 1 means the expert processed every frame of the gloss at every step; with
-   capacity factor `f_c` a frame is taken by `f_c` experts on average, so a row sums to about `f_c`. The paper does
+   `expert_frame_counts`. A value of 1 means the expert processed every frame of the gloss at every step. With
+   capacity factor `f_c` a frame is taken by `f_c` experts on average over the sequence, so a row summing above
+   `f_c` marks a gloss that gets more computation than the average frame, one below it less. The paper does
    not say which layer it draws; its Table I models have one MoE layer, and `hf-sign plot routing --layer` picks one
    when there are several (default: the last).
 2. `routing_heatmap` (`save_routing_heatmap` writes it; `plot_routing`, what `hf-sign plot routing` calls, runs a
