@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
-__all__ = ["sinusoidal_embedding", "relative_position_embedding", "FiLM"]
+__all__ = ["sinusoidal_embedding", "relative_position_embedding", "broadcast_timestep", "FiLM"]
 
 
 def sinusoidal_embedding(values: torch.Tensor, dim: int, scale: float = 1.0) -> torch.Tensor:
@@ -44,6 +44,19 @@ def relative_position_embedding(mask: torch.Tensor, dim: int, scale: float = 100
     valid = mask.sum(1, keepdim=True).to(torch.float32)
     rel = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None] / (valid - 1).clamp_min(1.0)
     return sinusoidal_embedding(rel.clamp(max=1.0), dim, scale=scale)
+
+
+def broadcast_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:
+    """A denoiser's `timestep` argument as a `(batch_size,)` tensor on `device`: a number or a one-element tensor is
+    repeated, a `(batch_size,)` tensor kept; any other shape raises a `ValueError`."""
+    if not torch.is_tensor(timestep):
+        timestep = torch.tensor([timestep], device=device)
+    timestep = timestep.to(device).reshape(-1)
+    if timestep.shape[0] == 1:
+        timestep = timestep.expand(batch_size)
+    if timestep.shape[0] != batch_size:
+        raise ValueError(f"`timestep` must be a scalar or have shape ({batch_size},); got {tuple(timestep.shape)}.")
+    return timestep
 
 
 class FiLM(nn.Module):

@@ -219,16 +219,7 @@ class SignMExDPipeline(SignPipeline):
     def link(self, prompts: List[str], languages: List[str], num_beams: Optional[int] = None) -> List[List[str]]:
         """The linker's glosses for each prompt (greedy or beam search, the linker's `generation_config` unless
         `num_beams` is given)."""
-        enc = self.linker_tokenizer(
-            [self.linker.format_input(p, lang) for p, lang in zip(prompts, languages)], padding=True,
-            return_tensors="pt",
-        ).to(self.linker.device)
-        beams = {} if num_beams is None else {"num_beams": num_beams}
-        ids = self.linker.generate(
-            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], min_new_tokens=1,
-            max_new_tokens=self.linker.config.max_gloss_length + 1, **beams,
-        )
-        return self.linker.decode_glosses(self.linker_tokenizer, ids)
+        return self.linker.link(self.linker_tokenizer, prompts, languages, num_beams)
 
     # ------------------------------------------------------------------------------------------ checks
     def check_inputs(

@@ -156,18 +156,9 @@ class StableSignerPipeline(SignPipeline):
         return enc["input_ids"].to(self.linker.device), enc["attention_mask"].to(self.linker.device)
 
     def link(self, prompts: List[str], languages: List[str], num_beams: Optional[int] = None) -> List[List[str]]:
-        """The linker's glosses for each prompt (`linker.generate`, then `decode_glosses`); `num_beams` defaults to
-        the linker's `generation_config`."""
-        input_ids, attention_mask = self._encode(prompts, languages)
-        beams = {} if num_beams is None else {"num_beams": num_beams}
-        ids = self.linker.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            **beams,
-            min_new_tokens=1,  # every prompt signs at least one gloss
-            max_new_tokens=self.linker.config.max_gloss_length + 1,
-        )
-        return self.linker.decode_glosses(self.tokenizer, ids)
+        """The linker's glosses for each prompt (`linker.link`); `num_beams` defaults to the linker's
+        `generation_config`."""
+        return self.linker.link(self.tokenizer, prompts, languages, num_beams)
 
     def _gloss_embeddings(self, glosses: List[str], language: str) -> torch.Tensor:
         input_ids, attention_mask = self._encode([g.lower() for g in glosses], [language] * len(glosses))

@@ -39,7 +39,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..attention import MaskedAttention
-from ..embeddings import sinusoidal_embedding
+from ..embeddings import broadcast_timestep, sinusoidal_embedding
 from ..moe import ROUTING_TYPES, MoEFeedForward, RoutingInfo
 
 __all__ = ["SignMExDTransformer", "SignMExDTransformerOutput"]
@@ -208,13 +208,7 @@ class SignMExDTransformer(ModelMixin, ConfigMixin):
                 f"`encoder_hidden_states` has width {encoder_hidden_states.shape[-1]}; this model expects "
                 f"{cfg.cross_attention_dim} (cross_attention_dim)."
             )
-        if not torch.is_tensor(timestep):
-            timestep = torch.tensor([timestep], device=sample.device)
-        timestep = timestep.to(sample.device).reshape(-1)
-        if timestep.shape[0] == 1:
-            timestep = timestep.expand(b)
-        if timestep.shape[0] != b:
-            raise ValueError(f"`timestep` must be a scalar or have shape ({b},); got {tuple(timestep.shape)}.")
+        timestep = broadcast_timestep(timestep, b, sample.device)
         frame_mask = self._check_mask(attention_mask, (b, t), "attention_mask", "(batch, num_frames)", "frame")
         shape = tuple(encoder_hidden_states.shape[:2])
         gloss_mask = self._check_mask(

@@ -69,7 +69,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..attention import MaskedAttention
-from ..embeddings import FiLM, relative_position_embedding, sinusoidal_embedding
+from ..embeddings import FiLM, broadcast_timestep, relative_position_embedding, sinusoidal_embedding
 from ..length_regulator import DurationConditioning, LengthPredictor, TokenTiming
 from ..utils import masked_mean, rename_state_dict_keys
 
@@ -304,13 +304,7 @@ class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}; `sample` has {b}."
             )
-        if not torch.is_tensor(timestep):
-            timestep = torch.tensor([timestep], device=sample.device)
-        timestep = timestep.to(sample.device).reshape(-1)
-        if timestep.shape[0] == 1:
-            timestep = timestep.expand(b)
-        if timestep.shape[0] != b:
-            raise ValueError(f"`timestep` must be a scalar or have shape ({b},); got {tuple(timestep.shape)}.")
+        timestep = broadcast_timestep(timestep, b, sample.device)
         if attention_mask is None:
             return timestep, torch.ones(b, n, dtype=torch.bool, device=sample.device)
         if tuple(attention_mask.shape) != (b, n):

@@ -185,6 +185,29 @@ class SignLinkerForConditionalGeneration(T5ForConditionalGeneration):
                 out.append(tokenizer.decode(ids, skip_special_tokens=True).split())
         return out
 
+    @torch.no_grad()
+    def link(
+        self,
+        tokenizer: PreTrainedTokenizerFast,
+        texts: Sequence[str],
+        languages: Sequence[Optional[str]],
+        num_beams: Optional[int] = None,
+    ) -> List[List[str]]:
+        """Text (or prompts) to glosses: `format_input` per text, `generate` (at least one gloss, at most
+        `config.max_gloss_length`; `num_beams` defaults to the `generation_config`'s), then `decode_glosses`."""
+        enc = tokenizer(
+            [self.format_input(t, lang) for t, lang in zip(texts, languages)], padding=True, return_tensors="pt"
+        ).to(self.device)
+        beams = {} if num_beams is None else {"num_beams": num_beams}
+        ids = self.generate(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            **beams,
+            min_new_tokens=1,  # every prompt signs at least one gloss
+            max_new_tokens=self.config.max_gloss_length + 1,
+        )
+        return self.decode_glosses(tokenizer, ids)
+
     # ------------------------------------------------------------------------------------------- pooling
     def pool_encoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """`(h_x, H)`: the mean-pooled encoder states `(B, d_model)` and the states `(B, L, d_model)`."""
