@@ -22,7 +22,7 @@ from hf_sign.demo import run_demo, slugify
 from hf_sign.pipelines.hub_cache import cached_repo_path
 from hf_sign.render import pose_to_positions
 from hf_sign.skeletons import get_skeleton
-from hf_sign.systems import SignSystem, get_system
+from hf_sign.systems import SignSystem, get_system, list_systems
 
 SYSTEM = get_system(demo_module.DEFAULT_SYSTEM)
 REPO = "test-org/demo"
@@ -116,7 +116,7 @@ def test_interrupted_run_continues_from_checkpoints(first_run, dirs, tmp_path):
     assert cached_repo_path("test-org/resumed", cache_dir=dirs["cache"]) == r["snapshot"]
 
 
-@pytest.mark.parametrize("text", ["", "   ", None])
+@pytest.mark.parametrize("text", ["", "   ", 3])
 def test_empty_text_raises(text, tmp_path, monkeypatch):
     _no_training(monkeypatch)
     with pytest.raises(ValueError, match="`text`"):
@@ -134,7 +134,7 @@ def test_cli_demo_passes_its_options(monkeypatch):
     monkeypatch.setattr(demo_module, "run_demo", lambda **kw: calls.append(kw) or {})
     assert main(["demo"]) == 0
     # repo id and config default to the system's (the registry's), resolved in run_demo
-    assert calls[-1]["text"] == demo_module.DEFAULT_TEXT and calls[-1]["system"] == SYSTEM.name
+    assert calls[-1]["text"] is None and calls[-1]["system"] == SYSTEM.name  # the system's default, in run_demo
     assert calls[-1]["repo_id"] is None and calls[-1]["config"] is None
     assert calls[-1]["out_dir"] == "outputs/demo" and calls[-1]["retrain"] is False
     argv = [
@@ -159,3 +159,15 @@ def test_cli_demo_empty_text_is_a_clear_error(tmp_path, monkeypatch, capsys):
     _no_training(monkeypatch)
     assert main(["demo", "--text", "", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "d")]) == 2
     assert "`text`" in capsys.readouterr().err
+
+
+def test_a_gloss_conditioned_system_signs_glosses_by_default(first_run, dirs, tmp_path, capsys):
+    gloss_system = next(s for s in list_systems(generators_only=True) if s.input_name == "gloss")
+    r = run_demo(system=gloss_system.name, repo_id="test-org/gloss-demo", data_dir=dirs["data"],
+                 work_dir=tmp_path / "work", out_dir=tmp_path / "out", cache_dir=dirs["cache"], **TINY)
+    assert r["text"] == demo_module.DEFAULT_GLOSS and r["pose"].name == "tomorrow-weather-rain.pose"
+    assert r["num_frames"] > 0 and read_pose(r["pose"]).body.data.shape[0] == r["num_frames"]
+    capsys.readouterr()
+    run_demo("TOMORROW NOTAGLOSS", system=gloss_system.name, repo_id="test-org/gloss-demo",
+             out_dir=tmp_path / "out2", cache_dir=dirs["cache"], **TINY)
+    assert "unknown glosses (not in the model's vocabulary): ['NOTAGLOSS']" in capsys.readouterr().out

@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("name", nargs="?", default=None)
     sk.set_defaults(func=cmd_skeletons)
 
-    from .demo import DEFAULT_SYSTEM, DEFAULT_TEXT
+    from .demo import DEFAULT_GLOSS, DEFAULT_SYSTEM, DEFAULT_TEXT
 
     demo = sub.add_parser(
         "demo",
@@ -440,7 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         "The first run builds SynthSign, trains --config (default: the system's demo config; an interrupted run "
         "continues from its checkpoints) and caches it; later runs load it by repo id, offline, in seconds.",
     )
-    demo.add_argument("--text", default=DEFAULT_TEXT, help=f"sentence to sign (default: {DEFAULT_TEXT!r})")
+    demo.add_argument(
+        "--text",
+        default=None,
+        help=f"sentence to sign, or glosses for a gloss-conditioned system (default: {DEFAULT_TEXT!r}; "
+        f"{DEFAULT_GLOSS!r} for a gloss-conditioned system)",
+    )
     demo.add_argument("--system", default=DEFAULT_SYSTEM, choices=[s.name for s in list_systems(generators_only=True)],
                       help=f"system to sign with (default: {DEFAULT_SYSTEM})")
     demo.add_argument(

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 DEFAULT_TEXT = "the weather tomorrow will be rainy"
+DEFAULT_GLOSS = "TOMORROW WEATHER RAIN"  # the same sentence, for a gloss-conditioned system
 DEFAULT_SYSTEM = "stable-signer"
 OUTPUT_FORMATS = ("gif", "mp4", "pose")
 
@@ -38,7 +39,7 @@ def slugify(text: str, max_length: int = 60) -> str:
 
 
 def run_demo(
-    text: str = DEFAULT_TEXT,
+    text: Optional[str] = None,
     system: str = DEFAULT_SYSTEM,
     repo_id: Optional[str] = None,
     config: Optional[str] = None,
@@ -56,7 +57,9 @@ def run_demo(
     """Train (once) or reuse the cached `repo_id`, then sign `text` to GIF, MP4 and `.pose` files.
 
     Args:
-        text (`str`, defaults to `"the weather tomorrow will be rainy"`): the sentence to sign; non-empty.
+        text (`str`, *optional*): the sentence to sign (non-empty), or for a gloss-conditioned system (registry
+            conditioning `("gloss",)`) its glosses separated by spaces; defaults to `DEFAULT_TEXT` (`"the weather
+            tomorrow will be rainy"`), or `DEFAULT_GLOSS` (`"TOMORROW WEATHER RAIN"`) for a gloss-conditioned system.
         system (`str`, defaults to `"stable-signer"`): a registered system (`hf_sign.systems`) that generates
             signing.
         repo_id (`str`, *optional*): the repo id the trained pipeline is cached as and loaded from (`org/name`);
@@ -93,6 +96,8 @@ def run_demo(
         raise ValueError(f"`system` {system!r} does not generate signing; pick one with a pipeline.")
     config = config or registered.demo_config or registered.default_config
     repo_id = repo_id or registered.demo_repo_id or f"hf-sign/{system}-synthsign"
+    if text is None:
+        text = DEFAULT_TEXT if registered.input_name == "prompt" else DEFAULT_GLOSS
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"`text` must be a non-empty sentence to sign; got {text!r}.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or any(not p for p in repo_id.split("/")):
@@ -146,6 +151,10 @@ def run_demo(
     )
     poses = np.asarray(output.poses[0])
     spec, fps = pipe.skeleton, pipe.fps
+    info = (getattr(output, "info", None) or [{}])[0]
+    for key in ("unknown_glosses", "replaced_glosses"):
+        if info.get(key):
+            print(f"[demo] {key.replace('_', ' ')} (not in the model's vocabulary): {info[key]}")
 
     result: Dict[str, Any] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
