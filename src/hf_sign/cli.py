@@ -248,7 +248,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .hub import publish
-    from .hub.checks import format_report
 
     try:
         result = publish(
@@ -268,27 +267,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             raise
         print(f"hf-sign: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
-    staged = result.staged
-    what = f"{staged.system.name} pipeline" if staged.system is not None else "corpus"
-    print(
-        f"built {staged.repo_type} repository {args.repo_id} ({what}) in {staged.path}: README.md + "
-        f"{len(staged.files)} files"
-    )
-    for line in result.notes + [f"left out: {item}" for item in staged.left_out]:
-        print(f"  {line}")
-    print(format_report(result.checks))
-    if not result.ok:
-        print("hf-sign publish: a check failed; nothing was uploaded.", file=sys.stderr)
-        return 1
-    if result.uploaded:
-        prefix = "datasets/" if staged.repo_type == "dataset" else ""
-        print(f"uploaded to https://huggingface.co/{prefix}{args.repo_id} ({result.url})")
-    else:
-        print(
-            f"dry run: nothing uploaded. Load it offline by repo id with: hf-sign hub cache-add {staged.path} "
-            f"--repo-id {args.repo_id}"
-        )
-    return 0
+    return result.print_report(args.repo_id)
 
 
 def cmd_hub(args: argparse.Namespace) -> int:

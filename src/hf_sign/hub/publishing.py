@@ -20,13 +20,21 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..pipelines.hub_cache import REPO_TYPES, check_repo_id, detect_repo_type
 from .cards import render_dataset_card, render_model_card
-from .checks import Check, check_dataset_folder, check_model_folder, quiet_progress_bars, validate_online
+from .checks import (
+    Check,
+    check_dataset_folder,
+    check_model_folder,
+    format_report,
+    quiet_progress_bars,
+    validate_online,
+)
 from .folders import StagedFolder, prepare_out_dir, stage_dataset_folder, stage_model_folder
 from .results import find_results, load_results, reported_metrics, select_row
 
@@ -57,6 +65,31 @@ class PublishResult:
     @property
     def ok(self) -> bool:
         return not any(c.failed for c in self.checks)
+
+    def print_report(self, repo_id: str) -> int:
+        """Print what was built, the notes, one line per check and what happened to the upload; returns the command's
+        exit code (1 when a check failed, so nothing was uploaded)."""
+        staged = self.staged
+        what = f"{staged.system.name} pipeline" if staged.system is not None else "corpus"
+        print(
+            f"built {staged.repo_type} repository {repo_id} ({what}) in {staged.path}: README.md + "
+            f"{len(staged.files)} files"
+        )
+        for line in self.notes + [f"left out: {item}" for item in staged.left_out]:
+            print(f"  {line}")
+        print(format_report(self.checks))
+        if not self.ok:
+            print("hf-sign publish: a check failed; nothing was uploaded.", file=sys.stderr)
+            return 1
+        if self.uploaded:
+            prefix = "datasets/" if staged.repo_type == "dataset" else ""
+            print(f"uploaded to https://huggingface.co/{prefix}{repo_id} ({self.url})")
+        else:
+            print(
+                f"dry run: nothing uploaded. Load it offline by repo id with: hf-sign hub cache-add {staged.path} "
+                f"--repo-id {repo_id}"
+            )
+        return 0
 
 
 def default_out_dir(repo_id: str) -> Path:
