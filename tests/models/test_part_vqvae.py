@@ -87,7 +87,7 @@ def test_each_part_is_decoded_only_from_its_own_ids():
 
 
 def _hand_made_quantizer(threshold=0.0):
-    q = EMAQuantizer(codebook_size=2, code_dim=2, decay=0.5, dead_code_threshold=threshold)
+    q = EMAQuantizer(codebook_size=2, code_dim=2, decay=0.75, dead_code_threshold=threshold)
     q.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
     q.ema_cluster_size.fill_(1.0)
     q.ema_embed_sum.copy_(q.codebook)
@@ -100,14 +100,14 @@ def test_ema_moves_assigned_code_toward_encodings_and_eval_does_nothing():
     valid = torch.ones(1, 2, dtype=torch.bool)
     _, ids, _, _ = q(z, valid)
     assert ids.tolist() == [[0, 0]]
-    # code 0: size 0.5 * 1 + 0.5 * 2 = 1.5, sum 0.5 * 0 + 0.5 * (2, 2) = (1, 1) -> about (2/3, 2/3)
-    torch.testing.assert_close(q.codebook[0], torch.tensor([2 / 3, 2 / 3]), atol=1e-3, rtol=0)
+    # code 0: size 0.75 * 1 + 0.25 * 2 = 1.25, sum 0.75 * 0 + 0.25 * (2, 2) = (0.5, 0.5) -> about (0.4, 0.4)
+    torch.testing.assert_close(q.codebook[0], torch.tensor([0.4, 0.4]), atol=1e-3, rtol=0)
     torch.testing.assert_close(q.codebook[1], torch.tensor([10.0, 10.0]), atol=1e-3, rtol=0)
-    torch.testing.assert_close(q.ema_cluster_size, torch.tensor([1.5, 0.5]))
+    torch.testing.assert_close(q.ema_cluster_size, torch.tensor([1.25, 0.75]))
     # padded positions are not assigned to anything
     before = q.ema_cluster_size.clone()
     q(z, torch.tensor([[True, False]]))
-    torch.testing.assert_close(q.ema_cluster_size, before * 0.5 + torch.tensor([0.5, 0.0]))
+    torch.testing.assert_close(q.ema_cluster_size, before * 0.75 + torch.tensor([0.25, 0.0]))
 
     q_eval = _hand_made_quantizer().eval()
     state = {k: v.clone() for k, v in q_eval.state_dict().items()}
@@ -119,11 +119,11 @@ def test_dead_code_is_reset_to_a_batch_encoding():
     q = _hand_made_quantizer(threshold=0.9).train()
     z = torch.tensor([[[1.0, 1.0], [1.5, 0.5], [0.5, 1.5]]])
     q(z, torch.ones(1, 3, dtype=torch.bool))
-    # code 1 got nothing, its usage fell to 0.5 < 0.9: it now sits on one of the encodings
+    # code 1 got nothing, its usage fell to 0.75 < 0.9: it now sits on one of the encodings
     assert any(torch.equal(q.codebook[1], e) for e in z[0])
     assert float(q.ema_cluster_size[1]) == 1.0
-    # code 0 was used (usage 0.5 + 1.5 = 2.0) and is kept as its EMA mean
-    torch.testing.assert_close(q.codebook[0], torch.tensor([1.5, 1.5]) / 2.0, atol=1e-3, rtol=0)
+    # code 0 was used (usage 0.75 + 0.25 * 3 = 1.5, sum 0.25 * (3, 3)) and is kept as its EMA mean
+    torch.testing.assert_close(q.codebook[0], torch.tensor([0.5, 0.5]), atol=1e-3, rtol=0)
 
 
 def test_straight_through_gradient_reaches_encoders():
