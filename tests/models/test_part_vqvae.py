@@ -200,3 +200,21 @@ def test_bad_input_errors():
         PartVQVAE(**TINY, part_dims=[list(range(40)), list(range(40, 90)), list(range(89, 133))])
     with pytest.raises(ValueError, match="downsample_rate"):
         PartVQVAE(**TINY, downsample_rate=3)
+
+
+def test_module_names_follow_the_released_vq_layout():
+    # released part VQ-VAEs (T2M-GPT / SOKE / MaDiS `VQVae`) name their weights encoder.model.<stage>.0 (stride conv),
+    # encoder.model.<stage>.1.model.<j>.conv1 (Resnet1D), decoder.model.<stage>.2 (conv after upsampling) and
+    # quantizer.codebook; a converter maps them onto ours by the part prefix alone
+    keys = set(tiny_model(num_res_blocks=2).state_dict())
+    for name in [
+        "encoders.0.model.0.weight",
+        "encoders.1.model.2.0.weight",
+        "encoders.1.model.3.1.model.1.conv1.weight",
+        "encoders.2.model.4.weight",
+        "decoders.0.model.2.0.model.0.conv2.bias",
+        "decoders.1.model.3.2.weight",
+        "decoders.2.model.6.weight",
+        "quantizers.2.codebook",
+    ]:
+        assert name in keys, name

@@ -10,7 +10,9 @@ hand), each a 1D convolutional encoder E_p over time, a codebook C_p and a decod
   and `right_hand` the other two. For `smplx133` that is the 30 upper-body numbers plus jaw (3) and expression (10)
   = 43 features, and 45 per hand; every feature belongs to exactly one part.
 * The encoder downsamples time 4x with two stride-2 convolutions (each followed by dilated residual blocks); the
-  decoder mirrors it with nearest-neighbour upsampling and convolutions (T2M-GPT / SOKE layout).
+  decoder mirrors it with nearest-neighbour upsampling and convolutions. Module names follow the T2M-GPT / SOKE /
+  MaDiS release (`encoder.model.<i>...`, `Resnet1D.model.<j>.conv1/conv2`, quantiser buffer `codebook`), so a
+  released part VQ-VAE's weights map onto `encoders.<p>`, `decoders.<p>` and `quantizers.<p>.codebook` key by key.
 * Codebooks are updated by exponential moving averages (EMA) of the encodings assigned to each code, not by
   gradients: in training mode every forward pass moves a code toward the mean of its assigned encodings. A code
   whose EMA usage falls below `dead_code_threshold` is re-initialised to a random encoder output of the batch, so
@@ -93,10 +95,16 @@ class ResBlock1D(nn.Module):
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
-def _res_stack(channels: int, num_res_blocks: int, reverse: bool = False) -> List[nn.Module]:
-    # dilations 1, 3, 9, ... widen the receptive field per stage; the decoder runs them from wide to narrow
-    dilations = [3**i for i in range(num_res_blocks)]
-    return [ResBlock1D(channels, d) for d in (dilations[::-1] if reverse else dilations)]
+class ResStack1D(nn.Module):
+    """Residual blocks with dilations 1, 3, 9, ... (the decoder runs them from wide to narrow)."""
+
+    def __init__(self, channels: int, num_res_blocks: int, reverse: bool = False):
+        super().__init__()
+        dilations = [3**i for i in range(num_res_blocks)]
+        self.model = nn.Sequential(*[ResBlock1D(channels, d) for d in (dilations[::-1] if reverse else dilations)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
 
 class PartEncoder(nn.Module):
@@ -106,8 +114,8 @@ class PartEncoder(nn.Module):
         super().__init__()
         layers: List[nn.Module] = [nn.Conv1d(in_dim, hidden_dim, 3, padding=1), nn.ReLU()]
         for _ in range(num_down):
-            layers += [nn.Conv1d(hidden_dim, hidden_dim, 4, stride=2, padding=1)]
-            layers += _res_stack(hidden_dim, num_res_blocks)
+            stride_conv = nn.Conv1d(hidden_dim, hidden_dim, 4, stride=2, padding=1)
+            layers.append(nn.Sequential(stride_conv, ResStack1D(hidden_dim, num_res_blocks)))
         layers += [nn.Conv1d(hidden_dim, code_dim, 3, padding=1)]
         self.model = nn.Sequential(*layers)
 
@@ -122,8 +130,9 @@ class PartDecoder(nn.Module):
         super().__init__()
         layers: List[nn.Module] = [nn.Conv1d(code_dim, hidden_dim, 3, padding=1), nn.ReLU()]
         for _ in range(num_up):
-            layers += _res_stack(hidden_dim, num_res_blocks, reverse=True)
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1)]
+            res = ResStack1D(hidden_dim, num_res_blocks, reverse=True)
+            up = nn.Upsample(scale_factor=2, mode="nearest")
+            layers.append(nn.Sequential(res, up, nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1)))
         layers += [
             nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1),
             nn.ReLU(),
