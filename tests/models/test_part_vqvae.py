@@ -218,3 +218,16 @@ def test_module_names_follow_the_released_vq_layout():
         "quantizers.2.codebook",
     ]:
         assert name in keys, name
+
+
+def test_decode_latents_of_code_vectors_equals_decode():
+    model = tiny_model()
+    ids = model.encode(torch.randn(2, 8, 133))
+    assert [tuple(model.codebook(p).shape) for p in range(3)] == [(8, 8), (16, 8), (16, 8)]
+    latents = [model.codebook(p)[ids[p]] for p in range(3)]
+    with torch.no_grad():
+        torch.testing.assert_close(model.decode_latents(latents), model.decode(ids), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="latents"):
+        model.decode_latents([latents[0], latents[1], latents[2][..., :4]])
+    with pytest.raises(ValueError, match="part"):
+        model.codebook(3)

@@ -325,6 +325,28 @@ class PartVQVAE(ModelMixin, ConfigMixin):
             for q, z in zip(self.quantizers, self._encode_parts(poses))
         ]
 
+    def codebook(self, part: int) -> torch.Tensor:
+        """Code vectors (codebook_sizes[part], code_dim) of part `part` (0 body, 1 left hand, 2 right hand)."""
+        if not 0 <= part < self.num_parts:
+            raise ValueError(f"`part` must be in [0, {self.num_parts}); got {part}.")
+        return self.quantizers[part].codebook
+
+    def decode_latents(self, latents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Continuous code vectors per part, each (B, T', code_dim) -> poses (B, downsample_rate * T', feature_dim).
+
+        `decode(ids)` is `decode_latents([codebook(p)[ids[p]] ...])`; the language model's physical-space loss feeds
+        its projected hidden states here instead of code vectors.
+        """
+        if not isinstance(latents, (list, tuple)) or len(latents) != self.num_parts:
+            got = len(latents) if isinstance(latents, (list, tuple)) else type(latents).__name__
+            raise ValueError(f"`latents` must be a list of {self.num_parts} tensors (one per part); got {got}.")
+        code_dim = self.config.code_dim
+        if any(x.ndim != 3 or x.shape[-1] != code_dim or x.shape[:2] != latents[0].shape[:2] for x in latents):
+            raise ValueError(
+                f"`latents` must all have shape (B, T', {code_dim}); got {[tuple(x.shape) for x in latents]}."
+            )
+        return self._decode_parts(latents)
+
     def decode(self, ids: Sequence[torch.Tensor]) -> torch.Tensor:
         """Code ids per part, each (B, T') -> poses (B, downsample_rate * T', feature_dim)."""
         if not isinstance(ids, (list, tuple)) or len(ids) != self.num_parts:
