@@ -220,6 +220,9 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         return pivots
 
     def _allowed_positions(self, length: int) -> list:
+        """Per stage, the positions that may be unmasked (every position in the last stage and in `"none"` mode)."""
+        if self.config.pivot_mode == "none":
+            return [torch.ones(length, dtype=torch.bool)] * (len(self.config.pivot_timesteps) + 1)
         allowed = []
         for pivots in self.pivot_positions(length):
             mask = torch.zeros(length, dtype=torch.bool)
