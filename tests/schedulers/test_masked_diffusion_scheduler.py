@@ -66,6 +66,8 @@ def test_uniform_pivots_are_spread_over_the_sequence():
     scheduler = MaskedDiffusionScheduler(mask_token_id=MASK, temperature=0.0)
     quarter, half = checkpoint_positions(scheduler, run(scheduler, ramp_logits))
     assert quarter == list(range(0, M, 4)) and half == list(range(0, M, 2))
+    # M not a multiple of 4: still nested, and the points added at t = 0.5 are those farthest from the first set
+    assert [p.tolist() for p in scheduler.pivot_positions(10)] == [[0, 5], [0, 2, 4, 5, 8]]
     # within the first stage the most confident pivots come first (right to left under the ramp)
     scheduler.set_timesteps(STEPS, sequence_length=M)
     first = scheduler.step(ramp_logits(), scheduler.timesteps[0], torch.full((2, M), MASK)).prev_sample

@@ -90,7 +90,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
 
     Pivots. In `"uniform"` mode the positions that may be unmasked before checkpoint `c` are the `n_c =
     round(M (1 - t_c))` positions `floor(j M / n_c)`, nested so that each checkpoint's set contains the previous one
-    (for `M` divisible by 4: every 4th and every 2nd position). Within a stage the `k` most confident of the allowed
+    (for `M` divisible by 4: every 4th and every 2nd position; otherwise the grid points farthest from the previous
+    set are added first). Within a stage the `k` most confident of the allowed
     masked positions are unmasked. `"contiguous"` uses the first `n_c` positions instead (the paper's ablation
     baseline), `"none"` allows every position at every step (vanilla MDLM).
 
@@ -212,10 +213,15 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
                 grid = list(range(count))
             else:
                 grid = sorted({j * sequence_length // count for j in range(count)}) if count else []
-            # nest: keep the previous checkpoint's positions, add the new grid points, then fill in grid order
+            # nest: keep the previous checkpoint's positions and add new grid points (then other positions), each
+            # time the one farthest from those already chosen, so the set stays spread when M is not a multiple of 4
             fresh = [p for p in grid if p not in chosen]
             rest = [p for p in range(sequence_length) if p not in chosen and p not in fresh]
-            chosen = chosen + (fresh + rest)[: count - len(chosen)]
+            for pool in (fresh, rest):
+                while pool and len(chosen) < count:
+                    best = max(pool, key=lambda p: (min((abs(p - c) for c in chosen), default=0), -p))
+                    pool.remove(best)
+                    chosen.append(best)
             pivots.append(torch.tensor(sorted(chosen), dtype=torch.long))
         return pivots
 
