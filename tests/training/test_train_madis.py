@@ -56,7 +56,7 @@ def test_saves_the_part_vqvae_and_the_metrics(trained, tiny_synthsign):
     ids = vqvae.encode(torch.zeros(1, 10, 133))
     assert [tuple(i.shape) for i in ids] == [(1, 3)] * 3
     assert metrics["tokenizer_global_step"] == 20 * STEPS_PER_EPOCH
-    assert 0 < metrics["tokenizer_val_mpjpe_mm"] < 1000
+    assert 10 < metrics["tokenizer_val_mpjpe_mm"] < 1000  # millimetres: an arm-scale error, not metres
     assert len(metrics["tokenizer_codebook_usage"]) == 3
     assert all(0 < u <= 1 for u in metrics["tokenizer_codebook_usage"])
     assert all(1 <= p <= 16 for p in metrics["tokenizer_val_perplexity"])
