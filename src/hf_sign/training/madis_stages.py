@@ -53,8 +53,8 @@ TEXT_SPECIAL_TOKENS = ("<pad>", "<unk>", "<mask>", "<eos>")
 # ================================================================================================ 1. arguments
 @dataclass
 class PartVQVAETrainingArguments(StageTrainingArguments):
-    """The `tokenizer_training` section: `StageTrainingArguments` (defaults: AdamW 2e-4 at batch 256, SOKE's VQ-VAE
-    recipe) plus
+    """The `tokenizer_training` section: `StageTrainingArguments` (defaults: the T2M-GPT VQ-VAE recipe that SOKE's
+    tokenizer follows, Adam 2e-4 at batch 256 on 64-frame windows) plus
 
     Args:
         window_frames (`int`, *optional*, defaults to 64): length of the random training windows (SOKE: 64 frames);
