@@ -268,3 +268,13 @@ register_system(SignSystem(
     metrics_file="evaluator_metrics.json",
     description="evaluators of the benchmark: CTC back-translation recogniser and sign-text contrastive model",
 ))
+register_system(SignSystem(
+    name="madis",
+    train="hf_sign.training.madis_trainer:train_madis",
+    conditioning=("text",),
+    stages=("tokenizer",),
+    default_config="small",
+    param_report="hf_sign.training.madis_trainer:madis_param_counts",
+    metrics_file="madis_metrics.json",
+    description="MaDiS: part-wise VQ-VAE sign tokenizer and text tokenizer (tokenizer stage only, no pipeline yet)",
+))
