@@ -30,8 +30,7 @@ from ..models.madis.part_vqvae import PART_NAMES
 from .arguments import DataArguments, parse_training_run
 from .config_utils import CONFIGS_DIR, ConfigSchema, ConfigSection
 from .madis_stages import MADIS_STAGES, PartVQVAETrainingArguments, TextTokenizerArguments
-from .stages import run_stages
-from .trainer_utils import load_pose_splits
+from .stages import run_pose_stages
 
 __all__ = ["SYSTEM", "STAGES", "CONFIG_SCHEMA", "full_config", "train_madis", "madis_param_counts", "main"]
 
@@ -101,15 +100,8 @@ def train_madis(
         overrides["seed"] = seed
     cfg = full_config(config, overrides)
     # no pipeline folder yet: the stages that write `model_index.json` (pretrain, sft) come later
-    return run_stages(
-        MADIS_STAGES,
-        cfg,
-        Path(output_dir),
-        load_data=lambda: load_pose_splits(str(dataset_dir), cfg["data"]["max_frames"]),
-        stage=stage,
-        resume_from_checkpoint=resume_from_checkpoint,
-        use_cpu=use_cpu,
-        prefix="madis",
+    return run_pose_stages(
+        MADIS_STAGES, cfg, dataset_dir, output_dir, "madis", None, stage, resume_from_checkpoint, use_cpu,
         pipeline_folder=False,
     )
 

@@ -156,9 +156,10 @@ def run_pose_stages(
     stage: Optional[str] = None,
     resume_from_checkpoint: bool = False,
     use_cpu: bool = False,
+    pipeline_folder: bool = True,
 ) -> Path:
     """`run_stages` on the train and validation rows of an hf-sign pose dataset (`load_pose_splits`, sequences up
-    to the config's `data.max_frames`): what a generator's training entry point runs."""
+    to the config's `data.max_frames`): what a system's training entry point runs."""
     return run_stages(
         stages,
         config,
@@ -169,4 +170,5 @@ def run_pose_stages(
         use_cpu=use_cpu,
         prepare=prepare,
         prefix=prefix,
+        pipeline_folder=pipeline_folder,
     )
