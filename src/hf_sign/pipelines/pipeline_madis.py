@@ -138,8 +138,8 @@ class MaDiSPipeline(SignPipeline):
         for i, n in enumerate(self.requested_num_frames(len(prompts), num_frames, duration_s) or []):
             if math.ceil(n / rate) > limit:
                 raise ValueError(
-                    f"`num_frames` (or `duration_s`) asks for {n} frames for prompt {i}: {math.ceil(n / rate)} tokens, "
-                    f"more than the {limit} sign positions the LM holds."
+                    f"`num_frames` (or `duration_s`) asks for {n} frames for prompt {i}: {math.ceil(n / rate)} "
+                    f"tokens, more than the {limit} sign positions the LM holds."
                 )
         if num_inference_steps is not None and (
             isinstance(num_inference_steps, bool)
@@ -150,7 +150,8 @@ class MaDiSPipeline(SignPipeline):
         self.check_callback_inputs(callback_on_step_end, callback_on_step_end_tensor_inputs)
         if not isinstance(self.scheduler, MaskedDiffusionScheduler):
             raise ValueError(
-                f"`scheduler` must be a MaskedDiffusionScheduler (token unmasking); got {type(self.scheduler).__name__}."
+                "`scheduler` must be a MaskedDiffusionScheduler (token unmasking); got "
+                f"{type(self.scheduler).__name__}."
             )
         if self.scheduler.config.mask_token_id != self.lm.config.mask_token_id:
             raise ValueError(
@@ -267,8 +268,8 @@ class MaDiSPipeline(SignPipeline):
         Args:
             prompt (`str` or `List[str]`): the text(s) to sign; at most `lm.config.max_text_tokens` tokens each.
             num_inference_steps (`int`, *optional*): unmasking steps, at most the canvas length; default
-                `ceil(num_tokens / 4)` (25 for the paper's 100 tokens), at least one per checkpoint stage. The causal baseline ignores it (one step per
-                token).
+                `ceil(num_tokens / 4)` (25 for the paper's 100 tokens), at least one per checkpoint stage. The causal
+                baseline ignores it (one step per token).
             num_tokens (`int`, *optional*): sign canvas length `M`; default `lm.config.max_sign_tokens`.
             num_sequences_per_prompt (`int`, *optional*, defaults to 1): sequences per prompt (prompt-major order).
             num_frames (`int` or `List[int]`, *optional*): fix the length instead (one value, or one per prompt): the
@@ -311,39 +312,48 @@ class MaDiSPipeline(SignPipeline):
         text_ids = text_ids.repeat_interleave(num_sequences_per_prompt, 0)
         text_mask = text_mask.repeat_interleave(num_sequences_per_prompt, 0)
 
-        # 3. the canvas: fixed by num_frames / duration_s (no <eos>), else M positions ended by <eos>
+        # 3. the canvas: fixed by num_frames / duration_s (no <eos>), else M positions ended by <eos>; rows are
+        #    sampled in groups of one canvas length, so a row never depends on the lengths of the others
         requested = self.requested_num_frames(len(prompts), num_frames, duration_s)
         if requested is not None:
             requested = self.repeat_per_sequence(requested, num_sequences_per_prompt)
-            length = max(math.ceil(n / rate) for n in requested)
+            lengths = [math.ceil(n / rate) for n in requested]
         else:
-            length = num_tokens or cfg.max_sign_tokens
-        if num_inference_steps is None:  # k = 4 tokens per step, but every checkpoint stage gets a step
-            stages = len(self.scheduler.config.pivot_timesteps) + 1
-            num_inference_steps = min(length, max(math.ceil(length / 4), stages))
-        steps = num_inference_steps
-        if cfg.bidirectional and steps > length:
-            raise ValueError(
-                f"`num_inference_steps` ({steps}) must not exceed the sign canvas ({length} tokens): each step "
-                "unmasks at least one token."
-            )
-        if cfg.bidirectional:
-            canvas = torch.full((total, length, cfg.num_parts), cfg.mask_token_id, dtype=torch.long, device=device)
-            ids = self._masked_diffusion(
-                text_ids,
-                text_mask,
-                canvas,
-                steps,
-                requested is None,
-                generator,
-                callback_on_step_end,
-                callback_on_step_end_tensor_inputs,
-            )
-        else:
-            ids = self._autoregressive(text_ids, text_mask, length, requested is None, generator)
+            lengths = [num_tokens or cfg.max_sign_tokens] * total
+        ids: List[Optional[torch.Tensor]] = [None] * total
+        for length in sorted(set(lengths)):
+            rows = [i for i, n in enumerate(lengths) if n == length]
+            steps = num_inference_steps
+            if steps is None:  # k = 4 tokens per step, but every checkpoint stage gets a step
+                stages = len(self.scheduler.config.pivot_timesteps) + 1
+                steps = min(length, max(math.ceil(length / 4), stages))
+            if cfg.bidirectional and steps > length:
+                raise ValueError(
+                    f"`num_inference_steps` ({steps}) must not exceed the sign canvas ({length} tokens): each step "
+                    "unmasks at least one token."
+                )
+            gen = [generator[i] for i in rows] if isinstance(generator, list) else generator
+            if cfg.bidirectional:
+                canvas = torch.full(
+                    (len(rows), length, cfg.num_parts), cfg.mask_token_id, dtype=torch.long, device=device
+                )
+                group = self._masked_diffusion(
+                    text_ids[rows],
+                    text_mask[rows],
+                    canvas,
+                    steps,
+                    requested is None,
+                    gen,
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                )
+            else:
+                group = self._autoregressive(text_ids[rows], text_mask[rows], length, requested is None, gen)
+            for i, row in zip(rows, group):
+                ids[i] = row
 
         # 4. tokens (cut at <eos>, or at the requested length) -> VQ decode -> dataset units
-        codes = ids_to_codes(ids, cfg)
+        codes = [ids_to_codes(row.unsqueeze(0), cfg)[0] for row in ids]
         if requested is not None:
             codes = [[c[: math.ceil(n / rate)] for c in seq] for seq, n in zip(codes, requested)]
         sign_tokens = [{name: c.tolist() for name, c in zip(self.part_names, seq)} for seq in codes]
