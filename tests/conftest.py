@@ -36,7 +36,7 @@ def tiny_synthsign(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pipeline_folders(tmp_path_factory):
     """`{system name: saved pipeline folder}`, one tiny pipeline per generating system of the registry: Sign-SALD's
-    frozen trained fixture, and Stable Signer's and Sign-MExD's tiny components (those of their pipeline tests) saved
+    frozen trained fixture, and Stable Signer's, Sign-MExD's and MaDiS' tiny components (those of their pipeline tests) saved
     once."""
     import sys
     from pathlib import Path
@@ -44,9 +44,11 @@ def tiny_pipeline_folders(tmp_path_factory):
     here = Path(__file__).resolve().parent
     if str(here / "pipelines") not in sys.path:
         sys.path.insert(0, str(here / "pipelines"))
+    from test_pipeline_madis import make_components as madis_components
     from test_pipeline_sign_mexd import make_components
     from test_pipeline_stable_signer import tiny_components
 
+    from hf_sign.pipelines.pipeline_madis import MaDiSPipeline
     from hf_sign.pipelines.pipeline_sign_mexd import SignMExDPipeline
     from hf_sign.pipelines.pipeline_stable_signer import StableSignerPipeline
 
@@ -54,4 +56,9 @@ def tiny_pipeline_folders(tmp_path_factory):
     StableSignerPipeline(**tiny_components()).save_pretrained(stable_signer)
     sign_mexd = tmp_path_factory.mktemp("sign-mexd-tiny")
     SignMExDPipeline(**make_components()).save_pretrained(sign_mexd)
-    return {"sign-sald": here / "fixtures" / "sign_sald_tiny", "stable-signer": stable_signer, "sign-mexd": sign_mexd}
+    madis = tmp_path_factory.mktemp("madis-tiny")
+    MaDiSPipeline(**madis_components()).save_pretrained(madis)
+    return {
+        "sign-sald": here / "fixtures" / "sign_sald_tiny", "stable-signer": stable_signer, "sign-mexd": sign_mexd,
+        "madis": madis,
+    }

@@ -277,5 +277,6 @@ register_system(SignSystem(
     default_config="small",
     param_report="hf_sign.training.madis_trainer:madis_param_counts",
     metrics_file="madis_metrics.json",
+    demo_repo_id="hf-sign/madis-synthsign",
     description="MaDiS: part-wise VQ-VAE sign tokenizer and text tokenizer (tokenizer stage only, no pipeline yet)",
 ))
