@@ -103,7 +103,8 @@ def main() -> None:
     print()
     print("| decoder | forward passes | seconds per sequence | tokens / s |")
     print("|---|---|---|---|")
-    for name, label, passes in (("mdlm", f"MaDiS, {args.steps} steps", args.steps), ("ar", "AR + KV cache", args.tokens)):
+    rows = (("mdlm", f"MaDiS, {args.steps} steps", args.steps), ("ar", "AR + KV cache", args.tokens))
+    for name, label, passes in rows:
         med = statistics.median(times[name])
         print(f"| {label} | {passes} | {med:.3f} | {args.tokens / med:.1f} |")
     print()

@@ -36,8 +36,8 @@ def tiny_synthsign(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pipeline_folders(tmp_path_factory):
     """`{system name: saved pipeline folder}`, one tiny pipeline per generating system of the registry: Sign-SALD's
-    frozen trained fixture, and Stable Signer's, Sign-MExD's and MaDiS' tiny components (those of their pipeline tests) saved
-    once."""
+    frozen trained fixture, and Stable Signer's, Sign-MExD's and MaDiS' tiny components (those of their pipeline
+    tests) saved once."""
     import sys
     from pathlib import Path
 
