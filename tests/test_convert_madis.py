@@ -181,7 +181,8 @@ def write_release(root, mop: bool = True, leaf_out: bool = False, seed: int = 0)
     lm_state = their_lm_state(len(id_map), vq, g, mop=mop)
     ckpts = root / "experiments" / "madis"
     ckpts.mkdir(parents=True)
-    torch.save(lightning(vq_state), ckpts / "tokenizer.ckpt")
+    tokenizer_stage_lm = {"lm.language_model.shared.weight": torch.zeros(2, 2)}  # the tokenizer stage's idle LM
+    torch.save(lightning({**vq_state, **tokenizer_stage_lm}), ckpts / "tokenizer.ckpt")
     name = "sft_csl.ckpt" if mop else "pretrained.ckpt"
     torch.save(lightning({**vq_state, **lm_state}), ckpts / name)
     mean, std = torch.randn(179, generator=g), torch.rand(179, generator=g) + 0.5
@@ -315,6 +316,7 @@ def test_mapped_tensors_equal_the_sources(release):
     assert pipe.scheduler.config.mask_token_id == num_text and pipe.scheduler.config.temperature == 0.0
     dropped = release["result"].dropped
     assert f"{LM}main_lm.rotary_emb.inv_freq" in dropped and "_losses.losses_train.total" in dropped
+    assert "tokenizer.ckpt: lm.language_model.shared.weight" in dropped
     assert len(release["result"].mapped) == sum(map(len, src["vq"])) + len(src["lm"]) - 1
 
 
@@ -453,11 +455,26 @@ def test_tokenizer_checkpoint_of_another_training_fails(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match="hand_vae.*quantizer.codebook. differs"):
         convert_madis_checkpoint(tmp_path, tmp_path / "out")
+    assert (
+        main(
+            [
+                "convert",
+                "madis-checkpoint",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--tokenizer-checkpoint",
+                "none",
+            ]
+        )
+        == 0
+    )
 
 
 def test_siclip_checkpoint_is_refused(tmp_path):
     write_release(tmp_path)
-    siclip = {"text_proj.linear1.weight": torch.zeros(2, 2), "logit_scale": torch.zeros(1)}
+    siclip = {"lm.model.embed_tokens.weight": torch.zeros(4, 2), "text_proj.linear1.weight": torch.zeros(2, 2)}
+    siclip.update({"vae.encoder.model.0.weight": torch.zeros(2, 43, 3), "logit_scale": torch.zeros(1)})
     torch.save(lightning(siclip), tmp_path / "siclip.ckpt")
     with pytest.raises(ValueError, match="SiCLIP"):
         convert_madis_checkpoint(

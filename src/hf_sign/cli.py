@@ -291,7 +291,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.src,
         args.out,
         lm_checkpoint=args.lm_checkpoint,
-        tokenizer_checkpoint=args.tokenizer_checkpoint,
+        tokenizer_checkpoint=False if args.tokenizer_checkpoint == "none" else args.tokenizer_checkpoint,
         language_model_dir=args.language_model_dir,
         mean=args.mean,
         std=args.std,
@@ -497,7 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     madis.add_argument("src", help="release folder (experiments/madis/, deps/) or a language-model .ckpt")
     madis.add_argument("--out", required=True, help="output pipeline folder")
     madis.add_argument("--lm-checkpoint", default=None, help="sft_csl.ckpt, pretrained.ckpt, ... or a path")
-    madis.add_argument("--tokenizer-checkpoint", default=None, help="default: SRC/experiments/madis/tokenizer.ckpt")
+    madis.add_argument(
+        "--tokenizer-checkpoint",
+        default=None,
+        help="default: SRC/experiments/madis/tokenizer.ckpt if present; 'none': only the LM's own copy",
+    )
     madis.add_argument("--language-model-dir", default=None, help="default: SRC/deps/Qwen3-0.6B-Base-en-zh-de")
     madis.add_argument("--mean", default=None, help="the corpus' mean.pt (default: SRC/mean.pt)")
     madis.add_argument("--std", default=None, help="the corpus' std.pt (default: SRC/std.pt)")

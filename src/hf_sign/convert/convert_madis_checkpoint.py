@@ -30,6 +30,7 @@ which are `part_feature_indices("smplx133")`, so no feature is reordered. The re
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -74,14 +75,18 @@ class MaDiSConversion:
     notes: List[str] = field(default_factory=list)
 
 
-def _resolve(path: Optional[PathLike], base: Path, what: str, flag: str) -> Path:
-    """`path` as given, or relative to the release folder `base`; raises naming the option when absent."""
-    candidates = [Path(path)] if Path(path).is_absolute() else [Path(path), base / path, base / CHECKPOINT_DIR / path]
+def _resolve(given: Optional[PathLike], default: PathLike, base: Path, what: str, flag: str) -> Path:
+    """`given` as a path (else relative to the release folder `base` or its checkpoint folder), or `default` under
+    `base`; raises naming the option when nothing is there."""
+    if given is None:
+        candidates = [base / default]
+    elif Path(given).is_absolute():
+        candidates = [Path(given)]
+    else:
+        candidates = [Path(given), base / given, base / CHECKPOINT_DIR / given]
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} not found (looked in {', '.join(map(str, candidates))}); {flag}."
-        )
+        raise FileNotFoundError(f"{what} not found (looked for {', '.join(map(str, candidates))}); {flag}.")
     return found
 
 
@@ -99,8 +104,10 @@ def _default_lm_checkpoint(base: Path) -> Path:
 def load_release_statistics(path: PathLike, what: str) -> torch.Tensor:
     """A `mean.pt` / `std.pt` of the release as the 133 `smplx133` numbers (179 raw SMPL-X numbers are cut as the
     release does: drop root and lower body `[:36]` and the shape `[-20:-10]`)."""
-    value = torch.load(str(path), map_location="cpu", weights_only=True)
-    value = torch.as_tensor(value, dtype=torch.float32)
+    try:
+        value = torch.as_tensor(torch.load(str(path), map_location="cpu", weights_only=True), dtype=torch.float32)
+    except (pickle.UnpicklingError, RuntimeError, TypeError) as err:
+        raise ValueError(f"`{what}` ({Path(path).name}) is not a tensor saved with torch.save: {err}") from None
     if value.ndim != 1 or value.shape[0] not in (RAW_SMPLX_DIM, SMPLX133_DIM):
         raise ValueError(
             f"`{what}` ({Path(path).name}) must be a vector of {RAW_SMPLX_DIM} raw SMPL-X or {SMPLX133_DIM} smplx133 "
@@ -116,7 +123,7 @@ def convert_madis_checkpoint(
     src: PathLike,
     out_dir: PathLike,
     lm_checkpoint: Optional[PathLike] = None,
-    tokenizer_checkpoint: Optional[PathLike] = None,
+    tokenizer_checkpoint: Union[PathLike, None, bool] = None,
     language_model_dir: Optional[PathLike] = None,
     mean: Optional[PathLike] = None,
     std: Optional[PathLike] = None,
@@ -132,9 +139,10 @@ def convert_madis_checkpoint(
         out_dir (`str` or `Path`): where to write the pipeline folder.
         lm_checkpoint (`str` or `Path`, *optional*): the language model (`sft_csl.ckpt`, `pretrained.ckpt`, ... or a
             path); a bare name is looked up in `src/experiments/madis/`. Needed when `src` holds several.
-        tokenizer_checkpoint (`str` or `Path`, *optional*): the sign tokenizer; defaults to
-            `src/experiments/madis/tokenizer.ckpt` when present. The LM checkpoints hold the same VQ-VAEs: when both
-            are there they must agree (the LM was trained on that tokenizer); the LM's copy is used.
+        tokenizer_checkpoint (`str`, `Path` or `False`, *optional*): the sign tokenizer; defaults to
+            `src/experiments/madis/tokenizer.ckpt` when present, `False` reads none. The LM checkpoints hold the same
+            VQ-VAEs: when both are there they must agree (the LM was trained on that tokenizer); the LM's copy is
+            used, the tokenizer checkpoint's only when the LM checkpoint has none.
         language_model_dir (`str` or `Path`, *optional*): the Qwen3 folder (config.json, tokenizer, map_ids.pkl);
             defaults to `src/deps/Qwen3-0.6B-Base-en-zh-de`.
         mean (`str` or `Path`, *optional*), std (`str` or `Path`, *optional*): the corpus' pose statistics (`mean.pt`,
@@ -156,20 +164,20 @@ def convert_madis_checkpoint(
     if src.is_file():
         lm_path = src
     elif lm_checkpoint is not None:
-        lm_path = _resolve(lm_checkpoint, base, "LM checkpoint", "pass --lm-checkpoint")
+        lm_path = _resolve(lm_checkpoint, "", base, "LM checkpoint", "pass --lm-checkpoint")
     else:
         lm_path = _default_lm_checkpoint(base)
     tok_path = None
-    if tokenizer_checkpoint is not None:
-        tok_path = _resolve(tokenizer_checkpoint, base, "tokenizer checkpoint", "pass --tokenizer-checkpoint")
-    elif (base / CHECKPOINT_DIR / "tokenizer.ckpt").is_file():
+    if tokenizer_checkpoint is not None and tokenizer_checkpoint is not False:
+        tok_path = _resolve(tokenizer_checkpoint, "", base, "tokenizer checkpoint", "pass --tokenizer-checkpoint")
+    elif tokenizer_checkpoint is None and (base / CHECKPOINT_DIR / "tokenizer.ckpt").is_file():
         tok_path = base / CHECKPOINT_DIR / "tokenizer.ckpt"
     lm_dir = _resolve(
-        language_model_dir or LANGUAGE_MODEL_DIR, base, "language model folder", "pass --language-model-dir"
+        language_model_dir, LANGUAGE_MODEL_DIR, base, "language model folder", "pass --language-model-dir"
     )
     stats = {}
     for name, given in (("mean", mean), ("std", std)):
-        stats[name] = _resolve(given or f"{name}.pt", base, f"pose {name}", f"pass --{name} (the corpus' {name}.pt)")
+        stats[name] = _resolve(given, f"{name}.pt", base, f"pose {name}", f"pass --{name} (the corpus' {name}.pt)")
 
     # 2. checkpoints (weights_only) and the id map (no globals)
     report = KeyReport()
@@ -190,7 +198,12 @@ def convert_madis_checkpoint(
             if vq_parts[p] is None:
                 vq_parts[p] = tok_parts[p]
             else:
-                check_same_tensors(vq_parts[p], tok_parts[p], f"`{name}` of {tok_path.name} and {lm_path.name}")
+                check_same_tensors(
+                    vq_parts[p],
+                    tok_parts[p],
+                    f"`{name}` of {tok_path.name} and {lm_path.name} (the LM's own copy is used with "
+                    "tokenizer_checkpoint=False, CLI --tokenizer-checkpoint none)",
+                )
         report.dropped.update({f"{tok_path.name}: {k}": why for k, why in tok_report.dropped.items()})
     if any(p is None for p in vq_parts):
         raise ValueError(f"{lm_path.name} has no (complete) sign tokenizer and no tokenizer checkpoint was given.")
@@ -198,6 +211,10 @@ def convert_madis_checkpoint(
         raise ValueError(
             f"{lm_path.name} has no `lm.language_model.*` weights: not a MaDiS language model (the SiCLIP evaluator "
             "checkpoint is not converted)."
+        )
+    if not (lm_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{lm_dir} has no config.json (the Qwen3 backbone's shape); pass --language-model-dir."
         )
     id_map = load_id_map(lm_dir / "map_ids.pkl")
 

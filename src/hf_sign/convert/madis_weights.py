@@ -137,6 +137,11 @@ def split_state_dict(state: Dict[str, torch.Tensor], report: KeyReport):
             heads[key] = value
         else:
             unexpected.append(key)
+    if unexpected and not lm and any(k.startswith(("text_proj.", "pose_proj.")) for k in state):
+        raise ValueError(
+            "This is the SiCLIP evaluator checkpoint (text_proj / pose_proj over a causal Qwen3), not a MaDiS "
+            "generator; the converter does not convert it."
+        )
     if unexpected:
         raise ValueError(
             f"Unexpected key(s) in the checkpoint: {', '.join(sorted(unexpected)[:10])}"
