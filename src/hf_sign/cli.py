@@ -503,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: SRC/experiments/madis/tokenizer.ckpt if present; 'none': only the LM's own copy",
     )
     madis.add_argument("--language-model-dir", default=None, help="default: SRC/deps/Qwen3-0.6B-Base-en-zh-de")
-    madis.add_argument("--mean", default=None, help="the corpus' mean.pt (default: SRC/mean.pt)")
-    madis.add_argument("--std", default=None, help="the corpus' std.pt (default: SRC/std.pt)")
+    madis.add_argument("--mean", default=None, help="the release's CSL-Daily mean.pt (default: SRC/mean.pt)")
+    madis.add_argument("--std", default=None, help="the release's CSL-Daily std.pt (default: SRC/std.pt)")
     madis.add_argument("--fps", type=float, default=25.0, help="frame rate of the poses (default: 25)")
     madis.add_argument(
         "--allow-global",

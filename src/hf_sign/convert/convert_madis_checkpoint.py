@@ -6,7 +6,8 @@ The release (code: the public 2000ZRL/MaDiS repository; weights on the Hub) is l
     SRC/experiments/madis/pretrained.ckpt       tri-level pretrained LM (no MoP weights)
     SRC/experiments/madis/sft_{csl,phoenix,how2sign}.ckpt   fine-tuned LMs (each also holds the VQ-VAEs)
     SRC/deps/Qwen3-0.6B-Base-en-zh-de/          Qwen3 config.json, tokenizer files, map_ids.pkl
-    <data>/<corpus>/mean.pt, std.pt             pose statistics (179 raw SMPL-X numbers, or the 133 kept)
+    <data>/CSL-Daily/mean.pt, std.pt            pose statistics (179 raw SMPL-X numbers, or the 133 kept); the
+                                                release uses CSL-Daily's for every corpus
 
 and `convert_madis_checkpoint(SRC, OUT, lm_checkpoint="sft_csl.ckpt", mean=..., std=...)` writes OUT as a pipeline
 folder that `MaDiSPipeline.from_pretrained(OUT)` and `DiffusionPipeline.from_pretrained(OUT, trust_remote_code=True)`
@@ -119,6 +120,34 @@ def load_release_statistics(path: PathLike, what: str) -> torch.Tensor:
     return value
 
 
+def _add_tokenizer_checkpoint(
+    vq_parts: List[Optional[dict]], path: Path, lm_name: str, allow_globals: Sequence[str], report: KeyReport
+) -> None:
+    """Read the sign tokenizer checkpoint: it fills the VQ-VAE parts the LM checkpoint lacks, and must agree with
+    the parts it has (the LM was trained on that tokenizer). Its idle `lm.*` weights are dropped."""
+    tok_report = KeyReport()
+    state = load_lightning_state_dict(path, allow_globals)
+    for key in [k for k in state if k.startswith("lm.")]:
+        tok_report.dropped[key] = "the tokenizer stage's language model (not trained in that stage)"
+        del state[key]
+    parts, lm_keys, head_keys = split_state_dict(state, tok_report)
+    if lm_keys or head_keys:
+        raise ValueError(f"{path.name} holds language-model keys; pass it as the LM checkpoint instead.")
+    if any(p is None for p in parts):
+        raise ValueError(f"{path.name} lacks one of vae / hand_vae / rhand_vae.")
+    for p, name in enumerate(("vae", "hand_vae", "rhand_vae")):
+        if vq_parts[p] is None:
+            vq_parts[p] = parts[p]
+        else:
+            check_same_tensors(
+                vq_parts[p],
+                parts[p],
+                f"`{name}` of {path.name} and {lm_name} (the LM's own copy is used with tokenizer_checkpoint=False, "
+                "CLI --tokenizer-checkpoint none)",
+            )
+    report.dropped.update({f"{path.name}: {k}": why for k, why in tok_report.dropped.items()})
+
+
 def convert_madis_checkpoint(
     src: PathLike,
     out_dir: PathLike,
@@ -145,8 +174,9 @@ def convert_madis_checkpoint(
             used, the tokenizer checkpoint's only when the LM checkpoint has none.
         language_model_dir (`str` or `Path`, *optional*): the Qwen3 folder (config.json, tokenizer, map_ids.pkl);
             defaults to `src/deps/Qwen3-0.6B-Base-en-zh-de`.
-        mean (`str` or `Path`, *optional*), std (`str` or `Path`, *optional*): the corpus' pose statistics (`mean.pt`,
-            `std.pt`; 179 or 133 numbers); default `src/mean.pt`, `src/std.pt`.
+        mean (`str` or `Path`, *optional*), std (`str` or `Path`, *optional*): the pose statistics (`mean.pt`,
+            `std.pt`; 179 or 133 numbers); default `src/mean.pt`, `src/std.pt`. The release normalises every corpus
+            with CSL-Daily's (`../data/CSL-Daily/mean.pt` in all its configs).
         fps (`float`, *optional*, defaults to 25.0): frame rate of the poses (CSL-Daily and Phoenix-2014T: 25;
             How2Sign was resampled to 24 by the release).
         max_text_tokens (`int`, *optional*, defaults to 256): the release's tokenizer `max_length`.
@@ -184,27 +214,7 @@ def convert_madis_checkpoint(
     lm_state = load_lightning_state_dict(lm_path, allow_globals)
     vq_parts, lm_keys, head_keys = split_state_dict(lm_state, report)
     if tok_path is not None:
-        tok_report = KeyReport()
-        tok_state = load_lightning_state_dict(tok_path, allow_globals)
-        for key in [k for k in tok_state if k.startswith("lm.")]:
-            tok_report.dropped[key] = "the tokenizer stage's language model (not trained in that stage)"
-            del tok_state[key]
-        tok_parts, tok_lm, tok_heads = split_state_dict(tok_state, tok_report)
-        if tok_lm or tok_heads:
-            raise ValueError(f"{tok_path.name} holds language-model keys; pass it as the LM checkpoint instead.")
-        if any(p is None for p in tok_parts):
-            raise ValueError(f"{tok_path.name} lacks one of vae / hand_vae / rhand_vae.")
-        for p, name in enumerate(("vae", "hand_vae", "rhand_vae")):
-            if vq_parts[p] is None:
-                vq_parts[p] = tok_parts[p]
-            else:
-                check_same_tensors(
-                    vq_parts[p],
-                    tok_parts[p],
-                    f"`{name}` of {tok_path.name} and {lm_path.name} (the LM's own copy is used with "
-                    "tokenizer_checkpoint=False, CLI --tokenizer-checkpoint none)",
-                )
-        report.dropped.update({f"{tok_path.name}: {k}": why for k, why in tok_report.dropped.items()})
+        _add_tokenizer_checkpoint(vq_parts, tok_path, lm_path.name, allow_globals, report)
     if any(p is None for p in vq_parts):
         raise ValueError(f"{lm_path.name} has no (complete) sign tokenizer and no tokenizer checkpoint was given.")
     if not lm_keys:
