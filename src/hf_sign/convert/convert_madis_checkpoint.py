@@ -26,6 +26,13 @@ shape 10, expression 10) without the shape: upper-body joints 12-21, left hand, 
 is exactly `smplx133`. Their body VQ-VAE reads `cat(x[:30], x[120:133])`, their hands `x[30:75]` and `x[75:120]`,
 which are `part_feature_indices("smplx133")`, so no feature is reordered. The release normalises by
 `(x - mean) / (std + 1e-10)`; the normalizer stores `std + 1e-10`.
+
+Sampling. The weights are the release's; `MaDiSPipeline` does not replay the release's `generate` step by step: it
+feeds `[text, <eos>, canvas]` where the release feeds `[text, canvas]` (its Qwen3 tokenizer appends nothing), left-
+rather than right-pads a batch, takes a position's confidence as the product of its three part probabilities where
+the release uses the body head's alone, holds exactly M/4 and M/2 tokens at the checkpoints where the release
+switches its grids after 25% / 50% of a `linspace(1, 1e-5)` schedule, and cuts at the first `<eos>` (a token the
+release never trains: its padded positions are outside the loss, so its canvas is always filled).
 """
 
 from __future__ import annotations
