@@ -14,8 +14,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hf_sign"
 
 # Highest layer first. A part may import its own layer and every layer below it, never one above.
 LAYERS = [
-    # the command line and what it drives (the Gradio Space: its logic here, its launcher in spaces/app.py)
-    {"cli", "demo", "hub", "space"},
+    # the command line and what it drives (the Gradio Space: its logic here, its launcher in spaces/app.py; the
+    # converters of other projects' checkpoints, which write pipeline folders)
+    {"cli", "demo", "hub", "space", "convert"},
     # the registry sits with what it registers: the harness dispatches through it
     {"systems", "pipelines", "training", "evaluation"},
     {"models", "data", "render"},

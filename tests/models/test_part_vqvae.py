@@ -231,3 +231,26 @@ def test_decode_latents_of_code_vectors_equals_decode():
         model.decode_latents([latents[0], latents[1], latents[2][..., :4]])
     with pytest.raises(ValueError, match="part"):
         model.codebook(3)
+
+
+def test_reverse_encoder_dilations_keeps_the_weights_and_reverses_the_encoder_order():
+    """The released T2M-GPT / SOKE / MaDiS encoders run their residual dilations wide to narrow: the option holds the
+    same weights, changes only the encoder's dilation order, and is off by default."""
+    torch.set_num_threads(1)
+    plain = tiny_model(num_res_blocks=2)
+    reverse = tiny_model(num_res_blocks=2, reverse_encoder_dilations=True)
+    assert not plain.config.reverse_encoder_dilations
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in reverse.state_dict().items()}
+    reverse.load_state_dict(plain.state_dict())
+
+    def dilations(stack):
+        return [block.conv1.dilation[0] for block in stack.model]
+
+    assert dilations(plain.encoders[0].model[2][1]) == [1, 3]
+    assert dilations(reverse.encoders[0].model[2][1]) == [3, 1]
+    assert dilations(plain.decoders[0].model[2][0]) == dilations(reverse.decoders[0].model[2][0]) == [3, 1]
+    x = torch.randn(1, 16, 133, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert not torch.allclose(plain(x).sample, reverse(x).sample)
+        ids = plain.encode(x)
+        assert torch.equal(plain.decode(ids), reverse.decode(ids))  # the decoders are the same

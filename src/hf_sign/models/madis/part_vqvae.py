@@ -12,7 +12,8 @@ hand), each a 1D convolutional encoder E_p over time, a codebook C_p and a decod
 * The encoder downsamples time 4x with two stride-2 convolutions (each followed by dilated residual blocks); the
   decoder mirrors it with nearest-neighbour upsampling and convolutions. Module names follow the T2M-GPT / SOKE /
   MaDiS release (`encoder.model.<i>...`, `Resnet1D.model.<j>.conv1/conv2`, quantiser buffer `codebook`), so a
-  released part VQ-VAE's weights map onto `encoders.<p>`, `decoders.<p>` and `quantizers.<p>.codebook` key by key.
+  released part VQ-VAE's weights map onto `encoders.<p>`, `decoders.<p>` and `quantizers.<p>.codebook` key by key
+  (with `reverse_encoder_dilations=True`: their encoders run the dilations wide to narrow; `hf_sign.convert`).
 * Codebooks are updated by exponential moving averages (EMA) of the encodings assigned to each code, not by
   gradients: in training mode every forward pass moves a code toward the mean of its assigned encodings. A code
   whose EMA usage falls below `dead_code_threshold` is re-initialised to a random encoder output of the batch, so
@@ -108,14 +109,17 @@ class ResStack1D(nn.Module):
 
 
 class PartEncoder(nn.Module):
-    """(B, F_p, T) -> (B, code_dim, T / 2**num_down): conv, then per stage a stride-2 conv and residual blocks."""
+    """(B, F_p, T) -> (B, code_dim, T / 2**num_down): conv, then per stage a stride-2 conv and residual blocks
+    (dilations 1, 3, 9, ...; from wide to narrow with `reverse=True`)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int, code_dim: int, num_down: int, num_res_blocks: int):
+    def __init__(
+        self, in_dim: int, hidden_dim: int, code_dim: int, num_down: int, num_res_blocks: int, reverse: bool = False
+    ):
         super().__init__()
         layers: List[nn.Module] = [nn.Conv1d(in_dim, hidden_dim, 3, padding=1), nn.ReLU()]
         for _ in range(num_down):
             stride_conv = nn.Conv1d(hidden_dim, hidden_dim, 4, stride=2, padding=1)
-            layers.append(nn.Sequential(stride_conv, ResStack1D(hidden_dim, num_res_blocks)))
+            layers.append(nn.Sequential(stride_conv, ResStack1D(hidden_dim, num_res_blocks, reverse=reverse)))
         layers += [nn.Conv1d(hidden_dim, code_dim, 3, padding=1)]
         self.model = nn.Sequential(*layers)
 
@@ -227,6 +231,10 @@ class PartVQVAE(ModelMixin, ConfigMixin):
         ema_decay (`float`, *optional*, defaults to 0.99): decay of the codebooks' moving averages.
         dead_code_threshold (`float`, *optional*, defaults to 1.0): a code whose EMA usage (expected assignments per
             batch) falls below it is reset to a random encoder output of the batch; 0 disables resets.
+        reverse_encoder_dilations (`bool`, *optional*, defaults to `False`): run each encoder stage's residual blocks
+            from the widest dilation to the narrowest, as the decoder does. The T2M-GPT / SOKE / MaDiS releases
+            build their encoders this way (block `j` of a stage has dilation `3**(num_res_blocks - 1 - j)`), so
+            their weights need it; `False` runs the encoder from narrow to wide.
     """
 
     @register_to_config
@@ -242,6 +250,7 @@ class PartVQVAE(ModelMixin, ConfigMixin):
         commitment_weight: float = 0.02,
         ema_decay: float = 0.99,
         dead_code_threshold: float = 1.0,
+        reverse_encoder_dilations: bool = False,
     ):
         super().__init__()
         self.feature_dim = get_skeleton(skeleton).feature_dim
@@ -263,7 +272,10 @@ class PartVQVAE(ModelMixin, ConfigMixin):
             # long buffers are never cast by `torch_dtype`; not saved because the config rebuilds them
             self.register_buffer(f"part_index_{p}", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.encoders = nn.ModuleList(
-            [PartEncoder(len(p), hidden_dim, code_dim, num_down, num_res_blocks) for p in parts]
+            [
+                PartEncoder(len(p), hidden_dim, code_dim, num_down, num_res_blocks, reverse=reverse_encoder_dilations)
+                for p in parts
+            ]
         )
         self.decoders = nn.ModuleList(
             [PartDecoder(len(p), hidden_dim, code_dim, num_down, num_res_blocks) for p in parts]
