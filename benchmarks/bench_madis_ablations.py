@@ -1,0 +1,166 @@
+"""MaDiS ablations at an equal budget, as the paper's Tables 2-4: the pretraining levels, the unmasking strategy
+(UTC vs none vs contiguous pivots) and the sign embedding (MoP vs average).
+
+Every variant starts from the same trained tokenizers (the `part_vqvae/`, `normalizer/` and `text_tokenizer/` of a
+MaDiS run, `--tokenizers`), so their sign tokens, and with them SiBLEU, are comparable, and trains the LM stages with
+the same epochs (`--pretrain-epochs`, `--sft-epochs`) through the registry (`hf-sign train madis --stage ...`):
+
+* Table 2, pretraining levels, each followed by the default fine-tuning: `token` (sign tokens masked only),
+  `+text` (text masked too), `+latent` (`L_lat`), `+physical` (`L_phy`, the full MaDiS pretraining);
+* Table 3, unmasking, fine-tuned from the full pretraining: `uniform` (UTC), `none` (vanilla), `contiguous`;
+* Table 4, sign embedding, fine-tuned from the full pretraining: `mop`, `average`.
+
+The default variant (`+physical`, `uniform`, `mop`) is trained once and shared by the three tables. Each variant is
+scored by the benchmark harness on `--split` (validation by default: ablations inform choices, and choices are made on
+validation) with one evaluator folder. Writes `OUT/ablations.md` and `OUT/ablations.json`.
+
+    python benchmarks/bench_madis_ablations.py --dataset DATA --tokenizers RUN --evaluators EVALS --out OUT
+        [--config small] [--pretrain-epochs 4] [--sft-epochs 6] [--split validation] [--max-samples N]
+        [--tables 2 3 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Dict
+
+from hf_sign.evaluation.harness import run_benchmark
+from hf_sign.systems import get_system
+
+TOKENIZER_OUTPUTS = ("part_vqvae", "normalizer", "text_tokenizer", "madis_metrics.json")
+PRETRAINING = {
+    "token": {
+        "pretraining.mask_text": False,
+        "pretraining.latent_loss_weight": 0.0,
+        "pretraining.physical_loss_weight": 0.0,
+    },
+    "+text": {"pretraining.latent_loss_weight": 0.0, "pretraining.physical_loss_weight": 0.0},
+    "+latent": {"pretraining.physical_loss_weight": 0.0},
+    "+physical": {},
+}
+FINE_TUNING = {
+    "uniform": {},
+    "none": {"scheduler.pivot_mode": "none"},
+    "contiguous": {"scheduler.pivot_mode": "contiguous"},
+    "average": {"lm.sign_embedding": "average"},
+}
+TABLES = {
+    2: (
+        "Table 2: pretraining levels",
+        [("token", "uniform"), ("+text", "uniform"), ("+latent", "uniform"), ("+physical", "uniform")],
+    ),
+    3: (
+        "Table 3: unmasking with temporal checkpoints",
+        [("+physical", "none"), ("+physical", "contiguous"), ("+physical", "uniform")],
+    ),
+    4: ("Table 4: sign embedding", [("+physical", "average"), ("+physical", "uniform")]),
+}
+METRICS = (
+    ("dtw_jpe_body", "DTW-JPE Body ↓ (mm)"),
+    ("dtw_jpe_hands", "DTW-JPE Hands ↓ (mm)"),
+    ("sibleu_body", "SiBLEU Body ↑"),
+    ("sibleu_hands", "SiBLEU Hands ↑"),
+    ("siclip_r1", "SiCLIP R@1 ↑"),
+    ("bleu4", "BLEU-4 ↑"),
+)
+
+
+def seed_folder(tokenizers: Path, folder: Path) -> None:
+    """A variant's output folder holding the shared tokenizers (the tokenizer stage's outputs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_OUTPUTS:
+        src, dst = tokenizers / name, folder / name
+        if not src.exists():
+            raise ValueError(f"`--tokenizers` {tokenizers} has no {name}: pass a MaDiS run's output folder.")
+        if dst.exists():
+            continue
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+
+
+def train_variants(args, tables) -> Dict[str, Path]:
+    """Train what `tables` need; returns `{"<pretraining>/<fine-tuning>": pipeline folder}`."""
+    system = get_system("madis")
+    out, tokenizers = Path(args.out), Path(args.tokenizers)
+    budget = {"pretraining.num_train_epochs": args.pretrain_epochs, "sft.num_train_epochs": args.sft_epochs}
+    needed = sorted({pair for t in tables for pair in TABLES[t][1]})
+    folders = {}
+    for pre in sorted({p for p, _ in needed}):
+        pre_dir = out / "pretrain" / pre.lstrip("+")
+        if not (pre_dir / "pretrained_lm" / "config.json").is_file():
+            seed_folder(tokenizers, pre_dir)
+            system.run_training(
+                args.dataset, pre_dir, config=args.config, stage="pretrain", overrides={**budget, **PRETRAINING[pre]}
+            )
+        for pre_name, ft in needed:
+            if pre_name != pre:
+                continue
+            run = out / "runs" / f"{pre.lstrip('+')}-{ft}"
+            if not (run / "model_index.json").is_file():
+                seed_folder(tokenizers, run)
+                if not (run / "pretrained_lm").exists():
+                    shutil.copytree(pre_dir / "pretrained_lm", run / "pretrained_lm")
+                system.run_training(
+                    args.dataset,
+                    run,
+                    config=args.config,
+                    stage="sft",
+                    overrides={**budget, **PRETRAINING[pre], **FINE_TUNING[ft]},
+                )
+            folders[f"{pre}/{ft}"] = run
+    return folders
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--tokenizers", required=True, help="a MaDiS run folder with the trained tokenizers")
+    parser.add_argument("--evaluators", required=True, help="trained evaluator folder (hf-sign train evaluator)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default="small")
+    parser.add_argument("--pretrain-epochs", type=float, default=4.0)
+    parser.add_argument("--sft-epochs", type=float, default=6.0)
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--tables", type=int, nargs="+", default=[2, 3, 4], choices=sorted(TABLES))
+    args = parser.parse_args()
+
+    folders = train_variants(args, args.tables)
+    results = run_benchmark(
+        args.dataset,
+        split=args.split,
+        models={name: str(path) for name, path in folders.items()},
+        baselines=False,
+        evaluator_dir=args.evaluators,
+        out_dir=Path(args.out) / "benchmark",
+        max_samples=args.max_samples,
+        num_examples=0,
+    )
+    scores: Dict[str, Dict[str, Any]] = {s["name"]: s["metrics"] for s in results["systems"]}
+    lines = [
+        f"# MaDiS ablations (`{args.config}` LM, {args.pretrain_epochs:g} pretraining + {args.sft_epochs:g} "
+        f"fine-tuning epochs per variant; {args.split} split, {results['num_samples']} samples)",
+        "",
+    ]
+    for t in args.tables:
+        title, rows = TABLES[t]
+        lines += [
+            title,
+            "",
+            "| pretraining | unmasking / embedding | " + " | ".join(h for _, h in METRICS) + " |",
+            "|---|---|" + "---:|" * len(METRICS),
+        ]
+        for pre, ft in rows:
+            m = scores[f"{pre}/{ft}"]
+            cells = ["–" if m.get(k) is None else f"{m[k]:.2f}" for k, _ in METRICS]
+            lines.append(f"| {pre} | {ft} | " + " | ".join(cells) + " |")
+        lines.append("")
+    Path(args.out, "ablations.md").write_text("\n".join(lines), encoding="utf-8")
+    Path(args.out, "ablations.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
