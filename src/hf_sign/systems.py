@@ -271,6 +271,7 @@ register_system(SignSystem(
 register_system(SignSystem(
     name="madis",
     train="hf_sign.training.madis_trainer:train_madis",
+    pipeline="hf_sign.pipelines.pipeline_madis:MaDiSPipeline",
     conditioning=("text",),
     stages=("tokenizer",),
     default_config="small",

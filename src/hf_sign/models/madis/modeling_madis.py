@@ -36,7 +36,13 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, Qwen3Config, Qwen3ForCausalLM, Qwen3Model
+from transformers import (
+    AutoModel,
+    PreTrainedModel,  # noqa: F401  (diffusers looks up the loading class by name in this module)
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3Model,
+)
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.qwen3.modeling_qwen3 import Qwen3PreTrainedModel
 from transformers.utils import ModelOutput, logging
