@@ -6,9 +6,13 @@
   paper does for its 400-frame limit, so its tokens and `<eos>` fit the canvas. The item keeps the text, the code
   indices per part and the (resampled) standardised poses that `L_phy` compares with.
 * `MaDiSCollator`: the text through `sequences.encode_text` (left-padded, `<eos>` appended), then the sign canvas:
-  the part-wise sign ids (`sequences.codes_to_ids`), `<eos>`, and more `<eos>` up to a multiple of 4 (at most `M`),
-  so the checkpoint sets of a canvas are every 4th and every 2nd position, as in an `M`-token sampler canvas that
-  is cut after its first `<eos>`. Canvases of a batch are right-padded with `<pad>` (attention mask 0).
+  the part-wise sign ids (`sequences.codes_to_ids`), `<eos>`, and more `<eos>`:
+  - `sign_canvas="full"` (masked diffusion): up to `M` positions, the canvas the sampler fills and cuts after its
+    first `<eos>`. The model never learns the length from the number of positions it sees (at inference there are
+    always `M`), and the checkpoint sets are those of the sampler's `M` positions;
+  - `sign_canvas="fit"`: up to the next multiple of 4 (at most `M`), canvases of a batch right-padded with `<pad>`
+    (attention mask 0). Cheaper, and exact for the causal baseline, which never sees the positions after the one it
+    predicts; a bidirectional model would read each clip's length off its canvas.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from ..data.normalization import PoseNormalizer
 from ..models.madis import MaDiSConfig, PartVQVAE
 from ..models.madis.sequences import as_part_wise, codes_to_ids, encode_text
 
-__all__ = ["resample_frames", "build_token_corpus", "MaDiSCollator"]
+__all__ = ["SIGN_CANVASES", "resample_frames", "build_token_corpus", "MaDiSCollator"]
+
+SIGN_CANVASES = ("full", "fit")
 
 
 def resample_frames(poses: np.ndarray, num_frames: int) -> np.ndarray:
@@ -82,7 +88,7 @@ class MaDiSCollator:
     - `attention_mask` (`LongTensor (B, L)`): 1 on text, `<eos>` and canvas positions;
     - `text_length` (`int`): `L_text`, where the canvases start;
     - `sign_lengths` (`LongTensor (B,)`): sign tokens per row (the canvas holds them, then `<eos>`s);
-    - `canvas_lengths` (`LongTensor (B,)`): canvas positions per row (a multiple of 4, at most `M`);
+    - `canvas_lengths` (`LongTensor (B,)`): canvas positions per row (`M`, or a multiple of 4 up to `M`);
     - `poses` (`FloatTensor (B, downsample_rate * L_sign, feature_dim)`) and `frame_mask` (`BoolTensor`, True on
       real frames): the standardised poses behind the canvas, zero-padded.
 
@@ -90,13 +96,21 @@ class MaDiSCollator:
         tokenizer: the text tokenizer (`PreTrainedTokenizerFast`).
         config (`MaDiSConfig`): the LM's config (vocabulary layout, `max_text_tokens`, `max_sign_tokens`).
         downsample_rate (`int`, *optional*, defaults to 4): frames per sign token.
-        canvas_multiple (`int`, *optional*, defaults to 4): canvases are padded with `<eos>` to a multiple of it.
+        sign_canvas (`str`, *optional*, defaults to `"full"`): `"full"` (`M` positions) or `"fit"` (the next
+            multiple of `canvas_multiple`), see the module docstring.
+        canvas_multiple (`int`, *optional*, defaults to 4): with `"fit"`, canvases are padded with `<eos>` to a
+            multiple of it.
     """
 
     tokenizer: Any
     config: MaDiSConfig
     downsample_rate: int = 4
+    sign_canvas: str = "full"
     canvas_multiple: int = 4
+
+    def __post_init__(self):
+        if self.sign_canvas not in SIGN_CANVASES:
+            raise ValueError(f"`sign_canvas` must be one of {SIGN_CANVASES}; got {self.sign_canvas!r}.")
 
     def __call__(self, items: List[Mapping[str, Any]]) -> Dict[str, Any]:
         if not items:
@@ -111,8 +125,11 @@ class MaDiSCollator:
                 f"An item has {int(sign_lengths.max())} sign tokens; the canvas holds at most "
                 f"`max_sign_tokens - 1` = {cfg.max_sign_tokens - 1} and its <eos>."
             )
-        multiple = self.canvas_multiple
-        canvas_lengths = ((sign_lengths + 1 + multiple - 1) // multiple * multiple).clamp(max=cfg.max_sign_tokens)
+        if self.sign_canvas == "full":
+            canvas_lengths = torch.full_like(sign_lengths, cfg.max_sign_tokens)
+        else:
+            multiple = self.canvas_multiple
+            canvas_lengths = ((sign_lengths + multiple) // multiple * multiple).clamp(max=cfg.max_sign_tokens)
         width = int(canvas_lengths.max())
         canvas = torch.full((len(items), width, cfg.num_parts), cfg.pad_token_id, dtype=torch.long)
         canvas_mask = torch.zeros(len(items), width, dtype=torch.long)
