@@ -68,7 +68,7 @@ def test_writes_the_pipeline_folder(trained):
     assert out_tokens.poses[0].ndim == 2 and out_tokens.poses[0].shape[1] == 3
     for stage in ("pretrain", "sft"):
         assert metrics[f"{stage}_global_step"] == 4 * STEPS_PER_EPOCH
-        assert 0 <= metrics[f"{stage}_val_token_accuracy"] <= 1
+        assert 0 <= metrics[f"{stage}_val_code_accuracy"] <= 1 and 0 <= metrics[f"{stage}_val_token_accuracy"] <= 1
         for term in ("loss", "token_loss", "latent_loss", "physical_loss"):
             assert metrics[f"{stage}_val_{term}"] > 0, (stage, term)
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pkl"))

@@ -162,13 +162,14 @@ def test_next_token_loss_predicts_the_following_sign_token():
     logits = torch.full((1, 6, 2, 30), -10.0)
     for i in range(5):  # position i predicts the id at i + 1
         logits[0, i, 0, ids[0, i + 1, 0]] = logits[0, i, 1, ids[0, i + 1, 1]] = 10.0
-    loss, accuracy = next_token_loss(logits, ids, text_length=2, sign_lengths=torch.tensor([2]))
-    assert float(loss) < 1e-6 and float(accuracy) == 1.0
+    loss, accuracy, code_accuracy = next_token_loss(logits, ids, text_length=2, sign_lengths=torch.tensor([2]))
+    assert float(loss) < 1e-6 and float(accuracy) == 1.0 == float(code_accuracy)
     logits[0, 0] = 0.0  # the text is not trained: its prediction does not count
     assert float(next_token_loss(logits, ids, 2, torch.tensor([2]))[0]) < 1e-6
     logits[0, 3, 1] = 0.0  # the first <eos> is trained
-    loss, accuracy = next_token_loss(logits, ids, 2, torch.tensor([2]))
+    loss, accuracy, code_accuracy = next_token_loss(logits, ids, 2, torch.tensor([2]))
     assert float(loss) > 0.5 and float(accuracy) == pytest.approx(5 / 6)  # 3 positions x 2 parts, one wrong
+    assert float(code_accuracy) == 1.0  # ... the <eos>
 
 
 # ------------------------------------------------------------------------------------------------ learning
@@ -215,7 +216,8 @@ def test_losses_fall_on_a_batch_and_not_at_learning_rate_zero(toy, stage):
         if name in before:
             assert float(after[name]) < float(before[name]), name
     assert set(before) >= (
-        {"loss", "token_loss", "token_accuracy"} | ({"latent_loss", "physical_loss"} if stage != "ar" else set())
+        {"loss", "token_loss", "token_accuracy", "code_accuracy"}
+        | ({"latent_loss", "physical_loss"} if stage != "ar" else set())
     )
     frozen_before, frozen_after = _fit(toy, stage, lr=0.0, steps=3)
     assert float(frozen_after["loss"]) == pytest.approx(float(frozen_before["loss"]))

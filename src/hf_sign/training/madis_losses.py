@@ -120,15 +120,18 @@ def next_token_loss(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """The autoregressive baseline: the part heads at position `i` predict the ids at `i + 1`, for the sign tokens
     and the first `<eos>` of the canvas (predicted from the text's `<eos>` on). Returns the cross-entropy (summed over
-    parts, averaged over positions) and the token accuracy."""
+    parts, averaged over positions), the token accuracy and the accuracy on the sign codes alone (`<eos>` left out)."""
     width = input_ids.shape[1] - text_length
     pred = logits[:, text_length - 1 : text_length - 1 + width]
     target = input_ids[:, text_length:]
-    valid = torch.arange(width, device=target.device).unsqueeze(0) <= sign_lengths.unsqueeze(1)
+    index = torch.arange(width, device=target.device).unsqueeze(0)
+    valid = index <= sign_lengths.unsqueeze(1)
+    is_code = (index < sign_lengths.unsqueeze(1))[valid]
     pred, target = pred[valid], target[valid]  # (N, P, V), (N, P)
     nll = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), reduction="sum")
-    accuracy = (pred.argmax(-1) == target).float().mean()
-    return nll / max(int(valid.sum()), 1), accuracy
+    correct = (pred.argmax(-1) == target).float()
+    code_accuracy = correct[is_code].mean() if bool(is_code.any()) else correct.sum() * 0
+    return nll / max(int(valid.sum()), 1), correct.mean(), code_accuracy
 
 
 def madis_lm_loss(
@@ -144,7 +147,8 @@ def madis_lm_loss(
     generator: Optional[torch.Generator] = None,
 ) -> Dict[str, torch.Tensor]:
     """One batch's objective and its terms (`loss`, `token_loss`, `latent_loss`, `physical_loss`,
-    `token_accuracy`: the part heads' argmax at the masked canvas positions).
+    `token_accuracy`: the part heads' argmax at the masked canvas positions, `code_accuracy`: the same at the masked
+    positions that hold sign codes, `<eos>` left out).
 
     A causal model (`config.bidirectional = False`) is trained by `next_token_loss` on the clean sequence (no
     masks, no latent terms). Otherwise the batch is masked by `mask_sequences` and scored by
@@ -155,8 +159,8 @@ def madis_lm_loss(
     # 1. the autoregressive baseline
     if not cfg.bidirectional:
         out = model(clean, attention_mask=batch["attention_mask"])
-        loss, accuracy = next_token_loss(out.logits, clean, text_length, batch["sign_lengths"])
-        return {"loss": loss, "token_loss": loss.detach(), "token_accuracy": accuracy}
+        loss, accuracy, code_accuracy = next_token_loss(out.logits, clean, text_length, batch["sign_lengths"])
+        return {"loss": loss, "token_loss": loss.detach(), "token_accuracy": accuracy, "code_accuracy": code_accuracy}
 
     # 2. mask, predict, L_tok
     noisy, labels, t = mask_sequences(
@@ -170,14 +174,15 @@ def madis_lm_loss(
     # 3. masked sign positions: their accuracy and the latent and physical terms
     sign_noisy, sign_labels = noisy[:, text_length:], labels[:, text_length:]
     masked = (sign_noisy == cfg.mask_token_id).all(-1) & (sign_labels != -100).all(-1)
-    pred = out.logits[:, text_length:].argmax(-1)
-    terms["token_accuracy"] = (pred == sign_labels)[masked].float().mean() if bool(masked.any()) else loss * 0
+    width = clean.shape[1] - text_length
+    is_code = torch.arange(width, device=clean.device).unsqueeze(0) < batch["sign_lengths"].unsqueeze(1)
+    selected = masked & is_code
+    correct = (out.logits[:, text_length:].argmax(-1) == sign_labels).float()
+    terms["token_accuracy"] = correct[masked].mean() if bool(masked.any()) else loss.detach() * 0
+    terms["code_accuracy"] = correct[selected].mean() if bool(selected.any()) else loss.detach() * 0
     if with_latents:
-        width = clean.shape[1] - text_length
-        is_code = torch.arange(width, device=clean.device).unsqueeze(0) < batch["sign_lengths"].unsqueeze(1)
         codes = model.part_ids_to_codes(clean[:, text_length:])
         latents = [x[:, text_length:] for x in out.latents]
-        selected = masked & is_code
         books = [model.codebook(p) for p in range(cfg.num_parts)]
         if latent_loss_weight > 0:
             terms["latent_loss"] = latent_loss(latents, codes, selected, books)

@@ -184,8 +184,8 @@ def train_madis(
     Args:
         dataset_dir (`str` or `Path`): hf-sign dataset folder (or Hub id) with a `train` split (and `validation`).
         output_dir (`str` or `Path`): output folder.
-        config (`str`, `Path` or `dict`, *optional*, defaults to `"tiny"`): `tiny`, `small`, `paper`, a YAML path, or
-            a dict of config sections.
+        config (`str`, `Path` or `dict`, *optional*, defaults to `"tiny"`): `tiny`, `small`, `paper`,
+            `mdlm-baseline`, `ar-baseline`, a YAML path, or a dict of config sections.
         stage (`str`, *optional*): `"tokenizer"`, `"pretrain"` or `"sft"` (each reads what the earlier stages wrote
             into `output_dir`); default: the config's `train_stages` (every stage when empty), in order.
         seed (`int`, *optional*): the run's seed; `None` keeps the config's `seed`.
