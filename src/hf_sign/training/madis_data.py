@@ -118,7 +118,7 @@ class MaDiSCollator:
         cfg = self.config
         # 1. text: left-padded, <eos> appended (one layout for training and the pipeline)
         text_ids, text_mask = encode_text(self.tokenizer, [item["text"] for item in items], cfg)
-        # 2. sign canvases: tokens, <eos>, <eos> up to a multiple of `canvas_multiple` (at most M)
+        # 2. sign canvases: tokens, <eos>, then <eos> up to M ("full") or to a multiple of 4 ("fit")
         sign_lengths = torch.tensor([len(item["codes"]) for item in items])
         if int(sign_lengths.max()) > cfg.max_sign_tokens - 1:
             raise ValueError(
