@@ -273,10 +273,10 @@ register_system(SignSystem(
     train="hf_sign.training.madis_trainer:train_madis",
     pipeline="hf_sign.pipelines.pipeline_madis:MaDiSPipeline",
     conditioning=("text",),
-    stages=("tokenizer",),
+    stages=("tokenizer", "pretrain", "sft"),
     default_config="small",
     param_report="hf_sign.training.madis_trainer:madis_param_counts",
     metrics_file="madis_metrics.json",
     demo_repo_id="hf-sign/madis-synthsign",
-    description="MaDiS: part-wise VQ-VAE sign tokenizer and text tokenizer (tokenizer stage only, no pipeline yet)",
+    description="MaDiS: part-wise VQ-VAE tokens, bidirectional masked diffusion LM (tri-level pretraining, UTC, MoP)",
 ))

@@ -1,5 +1,6 @@
-"""MaDiS's `tokenizer` stage on a toy SynthSign corpus, through the system registry: the saved part VQ-VAE and text
-tokenizer, the validation metrics, learning (and none at learning rate 0), resume, the CLI and bad configs."""
+"""MaDiS's training on a toy SynthSign corpus, through the system registry. The `tokenizer` stage: the saved part
+VQ-VAE and text tokenizer, the validation metrics, learning (and none at learning rate 0), resume, the CLI and bad
+configs. The LM stages (`pretrain`, `sft`) are in `test_train_madis_lm.py`."""
 
 from __future__ import annotations
 
@@ -35,12 +36,12 @@ def trained(tiny_synthsign, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------ the registry
-def test_registered_without_a_pipeline():
-    assert SYSTEM.stages == ("tokenizer",)
-    assert not SYSTEM.generates
+def test_registered_with_its_three_stages():
+    assert SYSTEM.stages == ("tokenizer", "pretrain", "sft")
+    assert SYSTEM.generates
     counts = madis_param_counts("tiny")
     assert counts["part_vqvae"] == sum(counts[f"part_vqvae_{p}"] for p in ("body", "left_hand", "right_hand")) > 0
-    assert set(SYSTEM.parameter_report()["configs"]) == {"tiny", "small", "paper"}
+    assert set(SYSTEM.parameter_report()["configs"]) == {"tiny", "small", "paper", "mdlm-baseline", "ar-baseline"}
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -63,7 +64,7 @@ def test_saves_the_part_vqvae_and_the_metrics(trained, tiny_synthsign):
     saved = json.loads((out / "madis_metrics.json").read_text())
     assert saved["tokenizer_val_mpjpe_mm"] == metrics["tokenizer_val_mpjpe_mm"]
     assert (out / "normalizer" / "config.json").is_file()
-    assert not (out / "model_index.json").exists()  # no pipeline folder yet (no pretrain / sft stages)
+    assert not (out / "model_index.json").exists()  # the pipeline folder is written by the last stage, `sft`
 
 
 def test_logs_the_loss_terms(trained):
@@ -97,17 +98,20 @@ def test_reconstruction_loss_drops_and_not_at_learning_rate_zero(trained, tiny_s
     out, _ = trained
     losses = _recon_losses(out)
     assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5
-    SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", overrides={"tokenizer_training.learning_rate": 0.0})
+    lr0 = {"tokenizer_training.learning_rate": 0.0}
+    SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", stage="tokenizer", overrides=lr0)
     frozen = _recon_losses(tmp_path)
     assert sum(frozen[-5:]) / 5 > 0.95 * sum(frozen[:5]) / 5
 
 
 def test_resume_from_checkpoint(tiny_synthsign, tmp_path):
     one = {"tokenizer_training.num_train_epochs": 1}
-    first = SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", overrides=one)
+    first = SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", stage="tokenizer", overrides=one)
     assert first["tokenizer_global_step"] == STEPS_PER_EPOCH and first["tokenizer_resumed_from"] is None
     two = {"tokenizer_training.num_train_epochs": 2}
-    second = SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", overrides=two, resume_from_checkpoint=True)
+    second = SYSTEM.run_training(
+        tiny_synthsign, tmp_path, config="tiny", stage="tokenizer", overrides=two, resume_from_checkpoint=True
+    )
     assert second["tokenizer_resumed_from"].endswith(f"checkpoint-{STEPS_PER_EPOCH}")
     assert second["tokenizer_global_step"] == 2 * STEPS_PER_EPOCH
     assert PartVQVAE.from_pretrained(str(tmp_path / "part_vqvae")) is not None
@@ -140,4 +144,4 @@ def test_bad_config_is_refused(overrides, field, tiny_synthsign, tmp_path):
 
 def test_unknown_stage_is_refused(tiny_synthsign, tmp_path):
     with pytest.raises(ValueError, match="pretrain"):
-        SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", stage="pretrain")
+        SYSTEM.run_training(tiny_synthsign, tmp_path, config="tiny", stage="finetune")

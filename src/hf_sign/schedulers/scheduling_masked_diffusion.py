@@ -364,5 +364,70 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
             masked = masked.unsqueeze(-1).expand_as(original_samples)
         return torch.where(masked, torch.full_like(original_samples, self.config.mask_token_id), original_samples)
 
+    def add_noise_with_checkpoints(
+        self,
+        original_samples: torch.LongTensor,
+        mask_ratio: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+        sequence_lengths: torch.Tensor | None = None,
+    ) -> torch.LongTensor:
+        """
+        Forward process restricted to the states the checkpoint sampler reaches (the paper's "index masks", the
+        authors' `_utc_mask`): at noise level `t` inside the stage between checkpoints `hi > t >= lo` (with `1` and
+        `0` as the outer ends), the positions of the checkpoint set reached at `hi` are always unmasked, those of the
+        set reached at `lo` (every position for the last stage) are unmasked each with probability
+        `(hi - t) / (hi - lo)`, and all others are masked. The expected masked fraction is `t`, as in [`add_noise`];
+        the sets are [`pivot_positions`] of each row's length. In `"none"` mode this is [`add_noise`].
+
+        Args:
+            original_samples (`torch.LongTensor` of shape `(B, L)` or `(B, L, P)`): clean ids; the parts of a
+                position are masked together.
+            mask_ratio (`float` or `torch.Tensor` of shape `(B,)`): the noise level `t` in [0, 1], one per row.
+            generator (`torch.Generator`, *optional*): randomness of the mask.
+            sequence_lengths (`torch.Tensor` of shape `(B,)`, *optional*): the generated length `M` of each row (its
+                checkpoint sets are those of `M` positions); positions at or after it are padding, left as they are.
+                Defaults to `L` for every row.
+
+        Returns:
+            `torch.LongTensor`: the masked ids, same shape.
+        """
+        if self.config.pivot_mode == "none" and sequence_lengths is None:
+            return self.add_noise(original_samples, mask_ratio, generator)
+        if original_samples.ndim not in (2, 3):
+            raise ValueError(
+                f"`original_samples` must have shape (B, L) or (B, L, P), got {tuple(original_samples.shape)}."
+            )
+        batch, length = original_samples.shape[:2]
+        t = torch.as_tensor(mask_ratio, dtype=torch.float32).cpu()
+        if t.ndim == 0:
+            t = t.expand(batch)
+        if t.shape != (batch,) or bool(((t < 0) | (t > 1)).any()):
+            raise ValueError(f"`mask_ratio` must be a float or a ({batch},) tensor in [0, 1], got {mask_ratio}.")
+        lengths = torch.full((batch,), length) if sequence_lengths is None else torch.as_tensor(sequence_lengths).cpu()
+        if lengths.shape != (batch,) or bool(((lengths < 1) | (lengths > length)).any()):
+            raise ValueError(f"`sequence_lengths` must be a ({batch},) tensor of lengths in [1, {length}].")
+        # 1. per row, the stage each position's token enters in: k for the k-th checkpoint set, K for the last stage
+        pivots = () if self.config.pivot_mode == "none" else self.config.pivot_timesteps
+        entry = torch.full((batch, length), len(pivots), dtype=torch.long)
+        for n in lengths.unique().tolist():
+            row_entry = torch.full((length,), len(pivots), dtype=torch.long)
+            for k, positions in reversed(list(enumerate(self.pivot_positions(n)))):
+                row_entry[positions] = k
+            entry[lengths == n] = row_entry
+        # 2. per row, its stage and the probability that a token entering in that stage is already unmasked
+        levels = torch.tensor([1.0, *pivots, 0.0])
+        stage = (t.unsqueeze(1) < levels[1:-1]).sum(dim=1)
+        hi, lo = levels[stage], levels[stage + 1]
+        keep_probability = ((hi - t) / (hi - lo)).unsqueeze(1)
+        # 3. earlier stages' tokens stay, this stage's with that probability, later ones are masked
+        device = generator.device if generator is not None else original_samples.device
+        draw = torch.rand((batch, length), generator=generator, device=device).cpu()
+        kept = (entry < stage.unsqueeze(1)) | ((entry == stage.unsqueeze(1)) & (draw < keep_probability))
+        kept |= torch.arange(length).unsqueeze(0) >= lengths.unsqueeze(1)
+        masked = (~kept).to(original_samples.device)
+        if original_samples.ndim == 3:
+            masked = masked.unsqueeze(-1).expand_as(original_samples)
+        return torch.where(masked, torch.full_like(original_samples, self.config.mask_token_id), original_samples)
+
     def __len__(self):
         return self.config.num_train_timesteps

@@ -1,4 +1,5 @@
-"""MaDiS's training stages (MaDiS Sec. 3.1 and 3.4). The first one is here: `tokenizer`.
+"""MaDiS's training stages (MaDiS Sec. 3.1-3.3): `tokenizer` is here, `pretrain` and `sft` (the language model) in
+`madis_lm_stages`; `MADIS_STAGES` lists the three in training order.
 
 Stage `tokenizer` (`PartVQVAETrainingArguments`, config section `tokenizer_training`) trains the two tokenizers the
 language model reads and writes:
@@ -29,6 +30,7 @@ from ..models.madis import PartVQVAE
 from ..models.madis.part_vqvae import PART_NAMES
 from ..skeletons.spec import get_skeleton
 from .arguments import StageTrainingArguments
+from .madis_lm_stages import PRETRAIN_STAGE, SFT_STAGE
 from .sign_sald_data import RandomCropCollator
 from .stages import Stage, StageContext
 from .trainer_utils import HfSignTrainer, PoseRows, fit_or_load_normalizer
@@ -232,4 +234,4 @@ def finish_tokenizer_stage(ctx: StageContext, trainer: PartVQVAETrainer) -> Dict
 
 
 TOKENIZER_STAGE = Stage("tokenizer", build_tokenizer_trainer, finish_tokenizer_stage)
-MADIS_STAGES = (TOKENIZER_STAGE,)
+MADIS_STAGES = (TOKENIZER_STAGE, PRETRAIN_STAGE, SFT_STAGE)
