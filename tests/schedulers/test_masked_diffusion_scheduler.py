@@ -165,3 +165,16 @@ def test_unmasking_order_counts_of_eqs_4_and_5():
     # small exact cases: 4! / (2!)^2 = 6 orders; checkpoint at t = 0.5 leaves (2! / 2!)^2 = 1
     assert log10_unmasking_orders(4, 2) == pytest.approx(math.log10(6))
     assert log10_unmasking_orders(4, 2, pivots=(0.5,)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("steps, kept", [(2, [list(range(0, M, 2))]), (1, [])])
+def test_fewer_steps_than_stages_skip_the_earliest_checkpoints(steps, kept):
+    """Two steps: the state after the first is the t = 0.5 checkpoint (every 2nd position); one step fills all."""
+    scheduler = MaskedDiffusionScheduler(mask_token_id=MASK, temperature=0.0)
+    states = run(scheduler, ramp_logits, steps=steps)
+    assert scheduler.skipped_checkpoints == 2 - len(kept)
+    for state, positions in zip(states[1:], kept):
+        assert (state[0] != MASK).nonzero().flatten().tolist() == positions
+    assert int((states[-1] == MASK).sum()) == 0 and len(states) == steps + 1
+    scheduler.set_timesteps(STEPS, sequence_length=M)
+    assert scheduler.skipped_checkpoints == 0

@@ -86,7 +86,9 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
     Schedule. The reverse steps are split between the stages in proportion to their span in `t` (largest
     remainders), and the tokens of a stage as evenly as possible between its steps, so the state after the last step
     of a stage holds exactly `round(M (1 - t_c))` unmasked tokens. All pivot modes use the same schedule, so
-    ablations compare orders at an equal budget; after the last step nothing is masked.
+    ablations compare orders at an equal budget; after the last step nothing is masked. With fewer steps than
+    stages the earliest checkpoints are skipped (`skipped_checkpoints`): two steps reach the `t = 0.5` state first, one
+    step unmasks everything at once.
 
     Pivots. In `"uniform"` mode the positions that may be unmasked before checkpoint `c` are the `n_c =
     round(M (1 - t_c))` positions `floor(j M / n_c)`, nested so that each checkpoint's set contains the previous one
@@ -161,21 +163,25 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         """Unmasked counts at the end of each stage: `round(M (1 - t_c))` per checkpoint, then `M`."""
         return [round(length * (1.0 - t)) for t in self.config.pivot_timesteps] + [length]
 
+    @staticmethod
+    def _num_stages(targets: list) -> int:
+        return sum(b > a for a, b in zip([0] + targets[:-1], targets))
+
     def _build_schedule(self, length: int):
         if length <= 0:
             raise ValueError(f"`sequence_length` must be a positive int, got {length}.")
         steps = self.num_inference_steps
         if steps > length:
             raise ValueError(f"`num_inference_steps` ({steps}) must not exceed `sequence_length` ({length}).")
-        targets = self._stage_targets(length)
+        # 0. fewer steps than checkpoint stages: skip the earliest checkpoints (each later set contains them)
+        all_targets = self._stage_targets(length)
+        skipped = 0
+        while self._num_stages(all_targets[skipped:]) > steps:
+            skipped += 1
+        targets = all_targets[skipped:]
         sizes = [b - a for a, b in zip([0] + targets[:-1], targets)]
-        if steps < sum(size > 0 for size in sizes):
-            raise ValueError(
-                f"`num_inference_steps` ({steps}) must be at least the number of checkpoint stages "
-                f"({sum(size > 0 for size in sizes)}) so that every checkpoint state is reached."
-            )
         # 1. steps per stage in proportion to the stage's span in t (largest remainders), >= 1 per non-empty stage
-        levels = [1.0, *self.config.pivot_timesteps, 0.0]
+        levels = [1.0, *self.config.pivot_timesteps[skipped:], 0.0]
         shares = [steps * (a - b) for a, b in zip(levels[:-1], levels[1:])]
         per_stage = [max(int(s), 1) if size > 0 else 0 for s, size in zip(shares, sizes)]
         by_remainder = sorted(range(len(sizes)), key=lambda i: per_stage[i] - shares[i])
@@ -196,7 +202,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         self.unmasked_counts = torch.tensor(counts, dtype=torch.long)
         self.mask_ratios = 1.0 - torch.tensor([0] + counts[:-1], dtype=torch.float32) / length
         self._stage_of_step = [next(s for s, b in enumerate(targets) if c <= b) for c in counts]
-        self._allowed = self._allowed_positions(length)
+        self._allowed = self._allowed_positions(length)[skipped:]
+        self.skipped_checkpoints = skipped
 
     def pivot_positions(self, sequence_length: int) -> list:
         """
