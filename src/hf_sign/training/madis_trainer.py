@@ -37,6 +37,7 @@ import torch
 from transformers import Qwen3Config
 
 from ..models.madis import MaDiSConfig, MaDiSForMaskedDiffusion, PartVQVAE
+from ..models.madis.configuration_madis import QWEN3_BACKBONE_ARGUMENTS
 from ..models.madis.part_vqvae import PART_NAMES
 from ..schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
 from .arguments import DataArguments, parse_training_run
@@ -50,22 +51,6 @@ __all__ = ["SYSTEM", "STAGES", "CONFIG_SCHEMA", "full_config", "train_madis", "m
 SYSTEM = "madis"
 STAGES = tuple(stage.name for stage in MADIS_STAGES)  # ("tokenizer", "pretrain", "sft")
 
-# The Qwen3 backbone arguments `MaDiSConfig` passes on to `Qwen3Config`, configurable in the `lm` section.
-BACKBONE_ARGUMENTS = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "hidden_act",
-    "max_position_embeddings",
-    "initializer_range",
-    "rms_norm_eps",
-    "rope_parameters",
-    "attention_bias",
-    "attention_dropout",
-)
 # Qwen3-0.6B(-Base), the paper's backbone: the `lm` section's defaults
 QWEN3_0_6B = {
     "hidden_size": 1024,
@@ -82,14 +67,14 @@ _FROM_TOKENIZERS = ("text_vocab_size", "part_codebook_sizes", "code_dim", "mask_
 
 def _lm_arguments() -> type:
     """A `ConfigSection` source for `MaDiSConfig`: its own `__init__` arguments, then the Qwen3 backbone arguments
-    it takes through `**kwargs` (`BACKBONE_ARGUMENTS`). (A transformers config class is a dataclass of
+    it takes through `**kwargs` (`QWEN3_BACKBONE_ARGUMENTS`). (A transformers config class is a dataclass of
     `PreTrainedConfig`'s own fields, which `ConfigSection` would read instead of its arguments.)"""
     own = inspect.signature(MaDiSConfig.__init__).parameters.values()
     qwen = inspect.signature(Qwen3Config.__init__).parameters
     params = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
     params += [
         qwen[name].replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=inspect.Parameter.empty)
-        for name in BACKBONE_ARGUMENTS
+        for name in QWEN3_BACKBONE_ARGUMENTS
     ]
 
     def __init__(self, **kwargs):  # noqa: N807 - only its signature is read
@@ -98,7 +83,7 @@ def _lm_arguments() -> type:
     __init__.__signature__ = inspect.Signature(params)
     hints = dict(typing.get_type_hints(MaDiSConfig.__init__))
     hints.update(
-        {n: (Optional[dict] if n == "rope_parameters" else type(qwen[n].default)) for n in BACKBONE_ARGUMENTS}
+        {n: (Optional[dict] if n == "rope_parameters" else type(qwen[n].default)) for n in QWEN3_BACKBONE_ARGUMENTS}
     )
     __init__.__annotations__ = hints
     return type(MaDiSConfig.__name__, (), {"__init__": __init__})

@@ -12,9 +12,27 @@ from typing import List, Optional, Sequence
 
 from transformers import AutoConfig, Qwen3Config
 
-__all__ = ["MaDiSConfig", "SIGN_EMBEDDINGS"]
+__all__ = ["MaDiSConfig", "QWEN3_BACKBONE_ARGUMENTS", "SIGN_EMBEDDINGS"]
 
 SIGN_EMBEDDINGS = ("mop", "average")
+
+# The Qwen3 backbone arguments `MaDiSConfig` passes on to `Qwen3Config`, which the training config's `lm`
+# section sets and `MaDiSForMaskedDiffusion.from_causal_lm` copies from a causal LM.
+QWEN3_BACKBONE_ARGUMENTS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "hidden_act",
+    "max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "rope_parameters",
+    "attention_bias",
+    "attention_dropout",
+)
 
 
 class MaDiSConfig(Qwen3Config):

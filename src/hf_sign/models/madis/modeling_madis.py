@@ -47,7 +47,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.qwen3.modeling_qwen3 import Qwen3PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
-from .configuration_madis import MaDiSConfig
+from .configuration_madis import QWEN3_BACKBONE_ARGUMENTS, MaDiSConfig
 
 __all__ = ["MaDiSForMaskedDiffusion", "MaDiSOutput", "MixtureOfPartsEmbedding", "MaDiSConnector"]
 
@@ -356,23 +356,7 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
         src: Qwen3Config = lm.config
         lm_vocab = src.vocab_size
         text_vocab = lm_vocab if mask_token_id is not None else lm_vocab + 1
-        backbone = {
-            k: getattr(src, k)
-            for k in (
-                "hidden_size",
-                "intermediate_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "num_key_value_heads",
-                "head_dim",
-                "hidden_act",
-                "max_position_embeddings",
-                "rms_norm_eps",
-                "rope_parameters",
-                "attention_bias",
-                "initializer_range",
-            )
-        }
+        backbone = {k: getattr(src, k) for k in QWEN3_BACKBONE_ARGUMENTS}
         eos = src.eos_token_id[0] if isinstance(src.eos_token_id, list) else src.eos_token_id
         pad = src.pad_token_id if src.pad_token_id is not None else eos
         config = MaDiSConfig(
