@@ -77,7 +77,14 @@ def seed_folder(tokenizers: Path, folder: Path) -> None:
             raise ValueError(f"`--tokenizers` {tokenizers} has no {name}: pass a MaDiS run's output folder.")
         if dst.exists():
             continue
-        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+        if name == "madis_metrics.json":  # the tokenizer stage's metrics only: the LM stages have not run here
+            metrics = json.loads(src.read_text(encoding="utf-8"))
+            kept = {k: v for k, v in metrics.items() if k.startswith(("tokenizer_", "text_tokenizer_"))}
+            dst.write_text(json.dumps(kept, indent=2), encoding="utf-8")
+        elif src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
 
 
 def train_variants(args, tables) -> Dict[str, Path]:

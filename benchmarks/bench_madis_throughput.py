@@ -37,13 +37,15 @@ PROMPT = "the weather tomorrow will be rainy"
 TEXTS = [PROMPT, "my sister went to the store yesterday", "do you like coffee in the morning"]
 
 
-def build_pipeline(config: str, bidirectional: bool, seed: int = 0) -> MaDiSPipeline:
+def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0) -> MaDiSPipeline:
     """A randomly initialised pipeline of `config`'s shapes (seeded); greedy unmasking."""
     torch.manual_seed(seed)
     cfg = full_config(config)
     tokenizer = build_text_tokenizer(TEXTS * 4, TextTokenizerArguments(vocab_size=cfg["text_tokenizer"]["vocab_size"]))
     vqvae = PartVQVAE(**cfg["part_vqvae"]).eval()
-    lm_args = {**cfg["lm"], "bidirectional": bidirectional}
+    # room for the timed canvas: the position table is a shape, not something trained here
+    positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens)
+    lm_args = {**cfg["lm"], "bidirectional": bidirectional, "max_position_embeddings": positions}
     lm_config = MaDiSConfig(
         text_vocab_size=len(tokenizer), part_codebook_sizes=list(vqvae.config.codebook_sizes),
         code_dim=vqvae.config.code_dim, **lm_args,
@@ -89,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    mdlm, ar = build_pipeline(args.config, True), build_pipeline(args.config, False)
+    mdlm, ar = build_pipeline(args.config, True, args.tokens), build_pipeline(args.config, False, args.tokens)
     for pipe in (mdlm, ar):
         seconds(pipe, args.tokens, args.steps)  # warm-up
     times = {"mdlm": [], "ar": []}

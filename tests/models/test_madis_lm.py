@@ -206,3 +206,13 @@ def test_from_causal_lm_copies_the_backbone_and_makes_it_bidirectional(tmp_path)
     a = model(ids).text_logits[0, 0]
     b = model(torch.tensor([[5, 6, 7, 9]])).text_logits[0, 0]
     assert (a - b).nan_to_num().abs().max() > 1e-4  # bidirectional
+
+
+def test_logits_to_keep_gives_the_last_positions_logits():
+    model = tiny_model()
+    x = sequence(model)
+    full, last = model(x).logits, model(x, logits_to_keep=6).logits
+    assert last.shape[1] == 6
+    torch.testing.assert_close(last, full[:, -6:])
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(x, labels=x, logits_to_keep=6)

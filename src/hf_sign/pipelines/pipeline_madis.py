@@ -179,7 +179,9 @@ class MaDiSPipeline(SignPipeline):
         )
         sample = canvas
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            logits = self.lm(torch.cat([prefix, sample], dim=1), attention_mask=attention).logits[:, prefix.shape[1] :]
+            logits = self.lm(
+                torch.cat([prefix, sample], dim=1), attention_mask=attention, logits_to_keep=sample.shape[1]
+            ).logits
             logits[:, 0, :, cfg.eos_token_id] = -float("inf")  # at least one token is signed
             if not allow_eos:
                 logits[..., cfg.eos_token_id] = -float("inf")
@@ -205,7 +207,9 @@ class MaDiSPipeline(SignPipeline):
         inputs, mask, cache = as_part_wise(text_ids, cfg), text_mask, None
         positions = (text_mask.long().cumsum(-1) - 1).clamp(min=0)
         for i in self.progress_bar(range(length)):
-            res = self.lm(inputs, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+            res = self.lm(
+                inputs, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+            )
             cache = res.cache
             logits = res.logits[:, -1].float()  # (B, P, V)
             if i == 0 or not allow_eos:

@@ -209,6 +209,7 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
         labels: Optional[torch.LongTensor] = None,
         mask_ratio: Optional[torch.Tensor] = None,
         output_latents: bool = False,
+        logits_to_keep: int = 0,
         cache=None,
         use_cache: bool = False,
         return_dict: bool = True,
@@ -226,6 +227,9 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
             mask_ratio (`torch.Tensor` of shape `(B,)`, *optional*): the noise level `t` of each row; the loss is
                 weighted by `1 / t` (no weight when omitted).
             output_latents (`bool`, *optional*, defaults to `False`): also return the latent heads' outputs.
+            logits_to_keep (`int`, *optional*, defaults to 0): compute the logits of the last `logits_to_keep`
+                positions only (the sign canvas when sampling, the last position when decoding); 0 keeps all. The
+                latents and the loss need every position.
             cache (`transformers.Cache`, *optional*) and use_cache (`bool`, *optional*, defaults to `False`): the KV
                 cache of the causal baseline (a bidirectional model has no cache: every step sees every position).
             return_dict (`bool`, *optional*, defaults to `True`): return a [`MaDiSOutput`] or a tuple.
@@ -269,7 +273,10 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
         hidden = out.last_hidden_state
 
         # 4. output layer tied to the input embedding; part heads restricted to their codes and <eos>
-        text_logits = F.linear(hidden, self.model.embed_tokens.weight).float()
+        if logits_to_keep and (labels is not None or output_latents):
+            raise ValueError("`logits_to_keep` computes part of the logits; not with `labels` or `output_latents`.")
+        kept = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
+        text_logits = F.linear(kept, self.model.embed_tokens.weight).float()
         text_logits[..., self.config.mask_token_id] = -float("inf")
         logits = text_logits.unsqueeze(2) + self.head_mask(text_logits.device)
         latents = tuple(head(hidden) for head in self.latent_heads) if output_latents else None
