@@ -49,12 +49,12 @@ EXAMPLE_DOC_STRING = """
 
         >>> pipe = MaDiSPipeline.from_pretrained("outputs/madis-small")  # `hf-sign train madis ...`
         >>> out = pipe("the weather tomorrow will be rainy", generator=torch.Generator().manual_seed(0))
-        >>> out.poses[0].shape  # (4 x tokens, 133) smplx133 axis-angles
-        (88, 133)
-        >>> out.sign_tokens[0]["left_hand"][:5]  # the left hand's VQ codes
-        [17, 17, 102, 56, 56]
-        >>> pipe("good morning", num_inference_steps=10, output_type="tokens").poses[0].shape  # (tokens, parts)
-        (20, 3)
+        >>> out.poses[0].shape[0] == 4 * out.info[0]["num_tokens"]  # 4 frames per token, 133 smplx133 features
+        True
+        >>> sorted(out.sign_tokens[0])  # each part's VQ codes, for SiBLEU
+        ['body', 'left_hand', 'right_hand']
+        >>> pipe("good morning", num_inference_steps=10, output_type="tokens").poses[0].shape[1]  # (tokens, parts)
+        3
         ```
 """
 

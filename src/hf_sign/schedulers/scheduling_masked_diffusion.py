@@ -354,19 +354,28 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         Returns:
             `torch.LongTensor`: the masked ids, same shape.
         """
+        t = self._check_noise_inputs(original_samples, mask_ratio).to(original_samples.device)
+        device = generator.device if generator is not None else original_samples.device
+        draw = torch.rand(original_samples.shape[:2], generator=generator, device=device).to(original_samples.device)
+        return self._mask(original_samples, draw < t.unsqueeze(1))
+
+    def _check_noise_inputs(self, original_samples: torch.LongTensor, mask_ratio) -> torch.Tensor:
+        """Checks the shapes of a forward-process call; returns `t` as a `(B,)` float tensor on the CPU."""
         if original_samples.ndim not in (2, 3):
             raise ValueError(
                 f"`original_samples` must have shape (B, L) or (B, L, P), got {tuple(original_samples.shape)}."
             )
-        batch, length = original_samples.shape[:2]
-        t = torch.as_tensor(mask_ratio, dtype=torch.float32, device=original_samples.device)
+        batch = original_samples.shape[0]
+        t = torch.as_tensor(mask_ratio, dtype=torch.float32).cpu()
         if t.ndim == 0:
             t = t.expand(batch)
         if t.shape != (batch,) or bool(((t < 0) | (t > 1)).any()):
             raise ValueError(f"`mask_ratio` must be a float or a ({batch},) tensor in [0, 1], got {mask_ratio}.")
-        device = generator.device if generator is not None else original_samples.device
-        draw = torch.rand((batch, length), generator=generator, device=device).to(original_samples.device)
-        masked = draw < t.unsqueeze(1)
+        return t
+
+    def _mask(self, original_samples: torch.LongTensor, masked: torch.Tensor) -> torch.LongTensor:
+        """`mask_token_id` where `masked` `(B, L)` is True (on every part of a position)."""
+        masked = masked.to(original_samples.device)
         if original_samples.ndim == 3:
             masked = masked.unsqueeze(-1).expand_as(original_samples)
         return torch.where(masked, torch.full_like(original_samples, self.config.mask_token_id), original_samples)
@@ -400,16 +409,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         """
         if self.config.pivot_mode == "none" and sequence_lengths is None:
             return self.add_noise(original_samples, mask_ratio, generator)
-        if original_samples.ndim not in (2, 3):
-            raise ValueError(
-                f"`original_samples` must have shape (B, L) or (B, L, P), got {tuple(original_samples.shape)}."
-            )
+        t = self._check_noise_inputs(original_samples, mask_ratio)
         batch, length = original_samples.shape[:2]
-        t = torch.as_tensor(mask_ratio, dtype=torch.float32).cpu()
-        if t.ndim == 0:
-            t = t.expand(batch)
-        if t.shape != (batch,) or bool(((t < 0) | (t > 1)).any()):
-            raise ValueError(f"`mask_ratio` must be a float or a ({batch},) tensor in [0, 1], got {mask_ratio}.")
         lengths = torch.full((batch,), length) if sequence_lengths is None else torch.as_tensor(sequence_lengths).cpu()
         if lengths.shape != (batch,) or bool(((lengths < 1) | (lengths > length)).any()):
             raise ValueError(f"`sequence_lengths` must be a ({batch},) tensor of lengths in [1, {length}].")
@@ -431,10 +432,7 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         draw = torch.rand((batch, length), generator=generator, device=device).cpu()
         kept = (entry < stage.unsqueeze(1)) | ((entry == stage.unsqueeze(1)) & (draw < keep_probability))
         kept |= torch.arange(length).unsqueeze(0) >= lengths.unsqueeze(1)
-        masked = (~kept).to(original_samples.device)
-        if original_samples.ndim == 3:
-            masked = masked.unsqueeze(-1).expand_as(original_samples)
-        return torch.where(masked, torch.full_like(original_samples, self.config.mask_token_id), original_samples)
+        return self._mask(original_samples, ~kept)
 
     def __len__(self):
         return self.config.num_train_timesteps
