@@ -169,6 +169,32 @@ def test_bad_inputs(kwargs, match):
         make_pipe()(**kwargs)
 
 
+def test_first_step_length_mode_samples_the_predicted_length(monkeypatch):
+    """`length_mode="first_step"`: each row's length is the scheduler's reading of one pass on the fully masked canvas,
+    then that many tokens are sampled without <eos>; a row does not depend on the others."""
+    pipe = make_pipe(temperature=0.0)
+    pipe.scheduler = MaskedDiffusionScheduler.from_config(pipe.scheduler.config, length_mode="first_step")
+    cfg = pipe.lm.config
+    seen = []
+
+    def lengths(logits):  # row-dependent lengths in [2, 9] from each row's own first-step logits
+        assert logits.shape[1] == cfg.max_sign_tokens and bool((logits[..., cfg.mask_token_id] == -float("inf")).all())
+        seen.append(2 + (logits[:, 0, 0].max(-1).values * 1e4).long() % 8)
+        return seen[-1]
+
+    monkeypatch.setattr(pipe.scheduler, "sequence_lengths", lengths)
+    out = pipe(TEXTS[:3], output_type="tokens")
+    assert [i["num_tokens"] for i in out.info] == seen[0].tolist()
+    assert len(set(seen[0].tolist())) > 1
+    assert [p.shape[0] for p in out.poses] == seen[0].tolist()  # nothing cut: <eos> was never sampled
+    single = pipe(TEXTS[1], output_type="tokens")
+    assert np.array_equal(single.poses[0], out.poses[1])
+    # the paper's mode never asks for a length
+    pipe.scheduler = MaskedDiffusionScheduler.from_config(pipe.scheduler.config, length_mode="eos")
+    monkeypatch.setattr(pipe.scheduler, "sequence_lengths", lambda logits: pytest.fail("eos mode read a length"))
+    pipe(TEXTS[0], output_type="tokens")
+
+
 def test_scheduler_of_another_vocabulary_is_refused():
     pipe = make_pipe()
     pipe.scheduler = MaskedDiffusionScheduler(mask_token_id=1)

@@ -178,3 +178,19 @@ def test_fewer_steps_than_stages_skip_the_earliest_checkpoints(steps, kept):
     assert int((states[-1] == MASK).sum()) == 0 and len(states) == steps + 1
     scheduler.set_timesteps(STEPS, sequence_length=M)
     assert scheduler.skipped_checkpoints == 0
+
+
+def test_first_step_lengths_read_the_eos_probabilities():
+    """The length is the first position whose part-averaged <eos> probability exceeds 1/2; never 0."""
+    eos = 3
+    scheduler = MaskedDiffusionScheduler(mask_token_id=MASK, eos_token_id=eos, length_mode="first_step")
+    logits = torch.zeros(3, 6, 2, VOCAB)  # (B, M, P, V): uniform, P(eos) = 0.1 everywhere
+    logits[0, 4:, :, eos] = 10.0  # both parts sure of <eos> from position 4
+    logits[1, 2, 0, eos] = 10.0  # one part sure, the other uniform: mean about 0.55 > 1/2
+    logits[1, 0, :, eos] = 10.0  # position 0 never ends a sequence
+    assert scheduler.sequence_lengths(logits).tolist() == [4, 2, 6]
+    assert scheduler.sequence_lengths(logits[:, :, 0]).tolist() == [4, 2, 6]  # (B, M, V) without parts
+    with pytest.raises(ValueError, match="length_mode"):
+        MaskedDiffusionScheduler(mask_token_id=MASK, eos_token_id=eos, length_mode="oracle")
+    with pytest.raises(ValueError, match="eos_token_id"):
+        MaskedDiffusionScheduler(mask_token_id=MASK, length_mode="first_step")

@@ -11,7 +11,8 @@ Steps of `__call__` (on the hf-sign pipeline base, `pipeline_utils.SignPipeline`
    every masked position, and the scheduler unmasks the most confident ones, through the temporal checkpoints. The
    first position never ends the sequence (at least one token is signed); what follows the first `<eos>` is
    discarded. With `num_frames` (or `duration_s`) the canvas holds `ceil(num_frames / 4)` tokens and `<eos>` is not
-   sampled, so the sequence has that length.
+   sampled, so the sequence has that length. With the scheduler's `length_mode="first_step"` one extra LM pass on the
+   fully masked canvas gives each row's length (its `<eos>` probabilities), which is then sampled the same way.
    A causal LM (`lm.config.bidirectional = False`, the autoregressive baseline) decodes token by token with its KV
    cache instead, until `<eos>` or the canvas is full;
 4. decode the part tokens with the frozen part-wise VQ-VAE (4 frames per token) and map them back to the dataset's
@@ -173,15 +174,9 @@ class MaDiSPipeline(SignPipeline):
         """Fill the masked canvas `(B, M, P)` with the scheduler (step 3 of the module docstring)."""
         cfg = self.lm.config
         self.scheduler.set_timesteps(steps, sequence_length=canvas.shape[1], device=canvas.device)
-        prefix = as_part_wise(text_ids, cfg)
-        attention = torch.cat(
-            [text_mask, torch.ones(canvas.shape[:2], dtype=text_mask.dtype, device=canvas.device)], 1
-        )
         sample = canvas
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            logits = self.lm(
-                torch.cat([prefix, sample], dim=1), attention_mask=attention, logits_to_keep=sample.shape[1]
-            ).logits
+            logits = self._canvas_logits(text_ids, text_mask, sample)
             logits[:, 0, :, cfg.eos_token_id] = -float("inf")  # at least one token is signed
             if not allow_eos:
                 logits[..., cfg.eos_token_id] = -float("inf")
@@ -196,6 +191,21 @@ class MaDiSPipeline(SignPipeline):
                 sample = self.scheduler.step(logits, t, sample, generator=generator).prev_sample
             sample = self.run_step_callback(callback, i, t, cb_inputs, {"sample": sample})["sample"]
         return sample
+
+    def _masked_canvas(self, batch: int, num_tokens: int, device) -> torch.LongTensor:
+        cfg = self.lm.config
+        return torch.full((batch, num_tokens, cfg.num_parts), cfg.mask_token_id, dtype=torch.long, device=device)
+
+    def _canvas_logits(self, text_ids, text_mask, sample) -> torch.Tensor:
+        """The part heads' logits `(B, M, P, V)` on the canvas `sample` `(B, M, P)` read after the text."""
+        ones = torch.ones(sample.shape[:2], dtype=text_mask.dtype, device=sample.device)
+        inputs = torch.cat([as_part_wise(text_ids, self.lm.config), sample], dim=1)
+        return self.lm(inputs, attention_mask=torch.cat([text_mask, ones], 1), logits_to_keep=sample.shape[1]).logits
+
+    def _first_step_lengths(self, text_ids, text_mask, num_tokens: int) -> List[int]:
+        """Per row, the sign length the LM predicts on a fully masked canvas of `num_tokens` positions."""
+        canvas = self._masked_canvas(text_ids.shape[0], num_tokens, text_ids.device)
+        return self.scheduler.sequence_lengths(self._canvas_logits(text_ids, text_mask, canvas)).tolist()
 
     def _autoregressive(self, text_ids, text_mask, length, allow_eos, generator):
         """Causal baseline: one position (three part tokens) per step with the KV cache, until `<eos>` everywhere."""
@@ -324,6 +334,12 @@ class MaDiSPipeline(SignPipeline):
             lengths = [math.ceil(n / rate) for n in requested]
         else:
             lengths = [num_tokens or cfg.max_sign_tokens] * total
+        # the scheduler's `length_mode="first_step"`: the length is read once from the fully masked canvas, then
+        # each row is sampled at that length without <eos>
+        sample_eos = requested is None
+        if sample_eos and cfg.bidirectional and self.scheduler.config.length_mode == "first_step":
+            lengths = self._first_step_lengths(text_ids, text_mask, lengths[0])
+            sample_eos = False
         ids: List[Optional[torch.Tensor]] = [None] * total
         for length in sorted(set(lengths)):
             rows = [i for i, n in enumerate(lengths) if n == length]
@@ -338,21 +354,18 @@ class MaDiSPipeline(SignPipeline):
                 )
             gen = [generator[i] for i in rows] if isinstance(generator, list) else generator
             if cfg.bidirectional:
-                canvas = torch.full(
-                    (len(rows), length, cfg.num_parts), cfg.mask_token_id, dtype=torch.long, device=device
-                )
                 group = self._masked_diffusion(
                     text_ids[rows],
                     text_mask[rows],
-                    canvas,
+                    self._masked_canvas(len(rows), length, device),
                     steps,
-                    requested is None,
+                    sample_eos,
                     gen,
                     callback_on_step_end,
                     callback_on_step_end_tensor_inputs,
                 )
             else:
-                group = self._autoregressive(text_ids[rows], text_mask[rows], length, requested is None, gen)
+                group = self._autoregressive(text_ids[rows], text_mask[rows], length, sample_eos, gen)
             for i, row in zip(rows, group):
                 ids[i] = row
 

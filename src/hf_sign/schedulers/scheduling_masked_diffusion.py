@@ -18,6 +18,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 PIVOT_MODES = ("uniform", "contiguous", "none")
+LENGTH_MODES = ("eos", "first_step")
 
 
 def log10_unmasking_orders(num_tokens: int, tokens_per_step: int, pivots=None) -> float:
@@ -101,6 +102,12 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
     eos of a row, so what follows the end of the sign sequence is discarded; earlier steps leave it untouched so the
     schedule stays exact.
 
+    Length. In `length_mode="eos"` (the paper's) the length is wherever the sampled `<eos>` lands. Confidence-based
+    unmasking favours `<eos>` (one sure token against a spread over the codes), so the end creeps inwards as the
+    canvas fills. `"first_step"` reads the length once from the fully masked canvas instead
+    ([`~MaskedDiffusionScheduler.sequence_lengths`]) and the caller then samples that many tokens with `<eos>`
+    excluded.
+
     Args:
         mask_token_id (`int`): id of the mask token (required).
         num_train_timesteps (`int`, *optional*, defaults to 1000): number of discrete noise levels of training; kept
@@ -111,6 +118,9 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         eos_token_id (`int`, *optional*, defaults to `None`): end-of-sequence id; `None` disables truncation.
         temperature (`float`, *optional*, defaults to `1.0`): sampling temperature of the token predictions; `0`
             takes the argmax (confidence is then the maximum probability, as in the paper).
+        length_mode (`str`, *optional*, defaults to `"eos"`): `"eos"` (the paper's: the sequence ends at the first
+            sampled `eos_token_id`) or `"first_step"` (the length is read from the model's `<eos>` probabilities on
+            the fully masked canvas, see [`~MaskedDiffusionScheduler.sequence_lengths`]).
     """
 
     order = 1
@@ -124,6 +134,7 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         pivot_mode: str = "uniform",
         eos_token_id: int | None = None,
         temperature: float = 1.0,
+        length_mode: str = "eos",
     ):
         if mask_token_id is None or int(mask_token_id) < 0:
             raise ValueError(f"`mask_token_id` must be set to a non-negative token id, got {mask_token_id}.")
@@ -132,9 +143,37 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         _validate_pivots(pivot_timesteps, "pivot_timesteps")
         if temperature < 0:
             raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
+        if length_mode not in LENGTH_MODES:
+            raise ValueError(f"`length_mode` must be one of {LENGTH_MODES}, got {length_mode!r}.")
+        if length_mode == "first_step" and eos_token_id is None:
+            raise ValueError("`length_mode='first_step'` reads the `<eos>` probabilities: set `eos_token_id`.")
         self.num_inference_steps = None
         self.sequence_length = None
         self.timesteps = None
+
+    def sequence_lengths(self, model_output: torch.Tensor) -> torch.LongTensor:
+        """
+        The lengths that `length_mode="first_step"` samples: per row, the first position whose `<eos>` probability,
+        averaged over the parts, exceeds one half (at least 1; the whole canvas if none does).
+
+        Args:
+            model_output (`torch.Tensor` of shape `(B, M, V)` or `(B, M, P, V)`): the logits on the fully masked
+                canvas (`-inf` allowed).
+
+        Returns:
+            `torch.LongTensor` of shape `(B,)`.
+        """
+        if self.config.eos_token_id is None:
+            raise ValueError("`sequence_lengths` reads the `<eos>` probabilities: set `eos_token_id`.")
+        if model_output.ndim not in (3, 4):
+            raise ValueError(f"`model_output` must be (B, M, V) or (B, M, P, V), got {tuple(model_output.shape)}.")
+        p_eos = model_output.float().softmax(-1)[..., self.config.eos_token_id]
+        if p_eos.ndim == 3:
+            p_eos = p_eos.mean(-1)
+        ended = p_eos > 0.5
+        ended[:, 0] = False  # at least one token is signed
+        first = ended.float().argmax(dim=1)  # the first maximum: the first ended position
+        return torch.where(ended.any(dim=1), first, torch.full_like(first, p_eos.shape[1]))
 
     # ----------------------------------------------------------------------------------------------- schedule
 
