@@ -11,8 +11,8 @@ Steps of `__call__` (on the hf-sign pipeline base, `pipeline_utils.SignPipeline`
    every masked position, and the scheduler unmasks the most confident ones, through the temporal checkpoints. The
    first position never ends the sequence (at least one token is signed); what follows the first `<eos>` is
    discarded. With `num_frames` (or `duration_s`) the canvas holds `ceil(num_frames / 4)` tokens and `<eos>` is not
-   sampled, so the sequence has that length. With the scheduler's `length_mode="first_step"` one extra LM pass on the
-   fully masked canvas gives each row's length (its `<eos>` probabilities), which is then sampled the same way.
+   sampled, so the sequence has that length. With the scheduler's `length_mode="first_step"` the first step's `<eos>`
+   probabilities fix each row's length: `<eos>` is then certain after it and impossible before it.
    A causal LM (`lm.config.bidirectional = False`, the autoregressive baseline) decodes token by token with its KV
    cache instead, until `<eos>` or the canvas is full;
 4. decode the part tokens with the frozen part-wise VQ-VAE (4 frames per token) and map them back to the dataset's
@@ -174,12 +174,20 @@ class MaDiSPipeline(SignPipeline):
         """Fill the masked canvas `(B, M, P)` with the scheduler (step 3 of the module docstring)."""
         cfg = self.lm.config
         self.scheduler.set_timesteps(steps, sequence_length=canvas.shape[1], device=canvas.device)
-        sample = canvas
+        sample, lengths = canvas, None
+        positions = torch.arange(canvas.shape[1], device=canvas.device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             logits = self._canvas_logits(text_ids, text_mask, sample)
             logits[:, 0, :, cfg.eos_token_id] = -float("inf")  # at least one token is signed
             if not allow_eos:
                 logits[..., cfg.eos_token_id] = -float("inf")
+            elif self.scheduler.config.length_mode == "first_step":
+                # each row's length is read once, on the fully masked canvas; from then on <eos> is certain after it
+                # and impossible before it, so the unmasking order (and the checkpoints) run as usual
+                lengths = self.scheduler.sequence_lengths(logits) if lengths is None else lengths
+                ended = (positions >= lengths.unsqueeze(1)).unsqueeze(-1)  # (B, M, 1)
+                logits.masked_fill_(ended.unsqueeze(-1), -float("inf"))
+                logits[..., cfg.eos_token_id] = torch.where(ended, 0.0, -float("inf"))
             if isinstance(generator, list):
                 sample = torch.cat(
                     [
@@ -201,11 +209,6 @@ class MaDiSPipeline(SignPipeline):
         ones = torch.ones(sample.shape[:2], dtype=text_mask.dtype, device=sample.device)
         inputs = torch.cat([as_part_wise(text_ids, self.lm.config), sample], dim=1)
         return self.lm(inputs, attention_mask=torch.cat([text_mask, ones], 1), logits_to_keep=sample.shape[1]).logits
-
-    def _first_step_lengths(self, text_ids, text_mask, num_tokens: int) -> List[int]:
-        """Per row, the sign length the LM predicts on a fully masked canvas of `num_tokens` positions."""
-        canvas = self._masked_canvas(text_ids.shape[0], num_tokens, text_ids.device)
-        return self.scheduler.sequence_lengths(self._canvas_logits(text_ids, text_mask, canvas)).tolist()
 
     def _autoregressive(self, text_ids, text_mask, length, allow_eos, generator):
         """Causal baseline: one position (three part tokens) per step with the KV cache, until `<eos>` everywhere."""
@@ -334,12 +337,6 @@ class MaDiSPipeline(SignPipeline):
             lengths = [math.ceil(n / rate) for n in requested]
         else:
             lengths = [num_tokens or cfg.max_sign_tokens] * total
-        # the scheduler's `length_mode="first_step"`: the length is read once from the fully masked canvas, then
-        # each row is sampled at that length without <eos>
-        sample_eos = requested is None
-        if sample_eos and cfg.bidirectional and self.scheduler.config.length_mode == "first_step":
-            lengths = self._first_step_lengths(text_ids, text_mask, lengths[0])
-            sample_eos = False
         ids: List[Optional[torch.Tensor]] = [None] * total
         for length in sorted(set(lengths)):
             rows = [i for i, n in enumerate(lengths) if n == length]
@@ -359,13 +356,13 @@ class MaDiSPipeline(SignPipeline):
                     text_mask[rows],
                     self._masked_canvas(len(rows), length, device),
                     steps,
-                    sample_eos,
+                    requested is None,
                     gen,
                     callback_on_step_end,
                     callback_on_step_end_tensor_inputs,
                 )
             else:
-                group = self._autoregressive(text_ids[rows], text_mask[rows], length, sample_eos, gen)
+                group = self._autoregressive(text_ids[rows], text_mask[rows], length, requested is None, gen)
             for i, row in zip(rows, group):
                 ids[i] = row
 
