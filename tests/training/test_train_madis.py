@@ -44,6 +44,13 @@ def test_registered_with_its_three_stages():
     assert set(SYSTEM.parameter_report()["configs"]) == {"tiny", "small", "paper", "mdlm-baseline", "ar-baseline"}
 
 
+def test_the_paper_config_keeps_the_paper_sampler():
+    """Options the paper lacks stay off in `paper`; `small` reads the length on the fully masked canvas."""
+    assert full_config("paper")["scheduler"]["length_mode"] == "eos"
+    assert full_config("paper")["scheduler"]["pivot_mode"] == "uniform"
+    assert full_config("small")["scheduler"]["length_mode"] == "first_step"
+
+
 # ------------------------------------------------------------------------------------------------ the run
 def test_saves_the_part_vqvae_and_the_metrics(trained, tiny_synthsign):
     out, metrics = trained

@@ -128,7 +128,7 @@ def full_config(
     PretrainingArguments(**cfg["pretraining"])
     sft = SFTArguments(**cfg["sft"])
     lm = lm_config(cfg)
-    MaskedDiffusionScheduler(mask_token_id=lm.mask_token_id, **cfg["scheduler"])
+    MaskedDiffusionScheduler(mask_token_id=lm.mask_token_id, eos_token_id=lm.eos_token_id, **cfg["scheduler"])
     if lm.max_position_embeddings < lm.max_text_tokens + lm.max_sign_tokens:
         raise ValueError(
             f"`lm.max_position_embeddings` ({lm.max_position_embeddings}) must hold `lm.max_text_tokens` + "
