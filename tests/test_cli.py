@@ -92,10 +92,11 @@ def test_train_generate_and_benchmark_end_to_end(tmp_path, capsys):
     assert (model / "model_index.json").is_file()
     capsys.readouterr()
     assert main(["generate", "--model", str(model), "--text", "my sister is tall", "--out", str(tmp_path / "gen"),
-                 "--format", "npz,pose", "--num-inference-steps", "2", "--num-frames", "20"]) == 0
+                 "--format", "npz,pose,bvh", "--num-inference-steps", "2", "--num-frames", "20"]) == 0
     z = np.load(tmp_path / "gen" / "sample-000.npz", allow_pickle=False)
     assert z["poses"].shape == (20, 133) and np.isfinite(z["poses"]).all() and str(z["representation"]) == "smplx133"
     assert Pose.read((tmp_path / "gen" / "sample-000.pose").read_bytes()).body.data.shape[0] == 20
+    assert "Frames: 20\n" in (tmp_path / "gen" / "sample-000.bvh").read_text()  # hf_sign.render.bvh_export
     assert main(["generate", "--model", str(model), "--text", "x", "--out", str(tmp_path / "g2"),
                  "--format", "avi"]) == 2
     assert "--format" in capsys.readouterr().err
