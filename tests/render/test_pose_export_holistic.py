@@ -163,10 +163,17 @@ def test_holistic_export_reads_back_through_pose_to_holistic(tmp_path):
     spec = get_skeleton("holistic")
     positions = features.reshape(len(features), spec.num_position_joints, 3)
     path = render_to_file(features, spec, tmp_path / "h.pose", fps=25)
+    pose = read(path)
+    size = np.array([pose.header.dimensions.width, pose.header.dimensions.height])
+    assert (size >= 500).all() and (size >= positions[..., :2].max((0, 1))).all()  # covers every point
     back, confidence = pose_to_holistic(read_pose_file(path))  # every holistic point written: nothing missing
-    back = back.reshape(positions.shape)
     assert (confidence == 1).all()
+    # MediaPipe pixels are written as they are: the features come back bit for bit (the neck re-derived the same)
+    np.testing.assert_array_equal(back, features)
     mapped = sorted({j for j, _, _ in mediapipe_mapping(spec)})
-    scale, offset = fit_projection(positions[:, mapped], np.ones((len(positions), len(mapped)), bool))
-    np.testing.assert_allclose(back, scale * positions + offset, atol=1e-3)  # the neck is re-derived identically
-    np.testing.assert_allclose(pose_to_positions(read(path), spec)[:, mapped], positions[:, mapped], atol=1e-3)
+    np.testing.assert_array_equal(pose_to_positions(pose, spec)[:, mapped], positions[:, mapped])
+    # centred (negative) image-axis coordinates are not pixels: projected into the canvas like metric ones
+    centred = positions - positions.mean((0, 1))
+    back, _ = pose_to_holistic(read_pose_file(render_to_file(centred, spec, tmp_path / "c.pose", fps=25)))
+    scale, offset = fit_projection(centred[:, mapped], np.ones((len(centred), len(mapped)), bool))
+    np.testing.assert_allclose(back.reshape(centred.shape), scale * centred + offset, atol=1e-3)

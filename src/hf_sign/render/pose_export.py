@@ -37,9 +37,12 @@ skeleton's own origin). The pixel components hold the orthographic projection `p
 a `CANVAS_SIZE` x `CANVAS_SIZE` (500 x 500, as spoken-to-signed's files) header, one `scale` and `offset` per file:
 `scale = CANVAS_FILL * CANVAS_SIZE / max(x extent, y extent)` over every written point of every frame, x and y
 centred on the canvas, z centred on 0 and on the same pixel scale as x (MediaPipe's convention). The header depth
-is 0, as in spoken-to-signed's files. `pose_to_positions` inverts the projection (it fits `scale` and `offset` from
-the body points present in both the pixel and the world component), so files written here read back to the input
-positions (to float32 rounding) at every mapped joint.
+is 0, as in spoken-to-signed's files. Positions that are pixels already, i.e. an image-axis skeleton whose written
+x and y are all non-negative (`holistic` read from MediaPipe `.pose` files, and what models trained on it generate),
+are written unchanged (`scale` 1, `offset` 0) in a header of at least 500 x 500 that covers them, so that a
+`holistic` sequence reads back in its dataset's units. `pose_to_positions` inverts the projection (it fits `scale`
+and `offset` from the body points present in both the pixel and the world component), so files written here read
+back to the input positions (to float32 rounding) at every mapped joint.
 """
 
 from __future__ import annotations
@@ -187,7 +190,8 @@ def positions_to_pose(positions, spec: SkeletonSpec, fps: float, confidence: Opt
             joints; joints with NaN/inf coordinates always get 0 (their coordinates are written as 0).
 
     Returns:
-        `pose_format.Pose` with one person, 586 points of format `XYZC`, a 500 x 500 header and a `NumPyPoseBody`.
+        `pose_format.Pose` with one person, 586 points of format `XYZC`, a 500 x 500 header (larger for pixel
+        positions beyond it) and a `NumPyPoseBody`.
 
     Raises:
         `ValueError` for a wrong shape, an empty sequence, a non-positive `fps`, a `confidence` of the wrong shape, or
@@ -226,7 +230,12 @@ def positions_to_pose(positions, spec: SkeletonSpec, fps: float, confidence: Opt
         )
     visible = np.zeros_like(finite)
     visible[:, used] = finite[:, used]
-    scale, offset = fit_projection(world, visible)
+    if spec.y_down and (world[visible][:, :2] >= 0).all():  # pixels already (module docstring): unchanged
+        scale, offset = 1.0, np.zeros(3)
+        width, height = (max(CANVAS_SIZE, int(np.ceil(v))) for v in world[visible][:, :2].max(0))
+    else:
+        scale, offset = fit_projection(world, visible)
+        width = height = CANVAS_SIZE
     pixels = (scale * world.astype(np.float64) + offset).astype(np.float32)
 
     layout = component_points()
@@ -250,7 +259,7 @@ def positions_to_pose(positions, spec: SkeletonSpec, fps: float, confidence: Opt
         )
         for name, points, limbs, part in layout
     ]
-    dims = PoseHeaderDimensions(width=CANVAS_SIZE, height=CANVAS_SIZE, depth=0)
+    dims = PoseHeaderDimensions(width=width, height=height, depth=0)
     header = PoseHeader(version=0.2, dimensions=dims, components=components)
     body = NumPyPoseBody(fps=float(fps), data=data, confidence=point_conf)
     return Pose(header, body)
