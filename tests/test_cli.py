@@ -9,7 +9,6 @@ from pose_format import Pose
 
 from hf_sign.cli import main
 from hf_sign.render import save_npz
-from hf_sign.skeletons import get_skeleton
 from hf_sign.skeletons.smplx133 import pose_features, rest_pose_features
 
 
@@ -43,8 +42,7 @@ def test_render_npz_to_gif_mp4_and_pose(tmp_path, capsys):
     assert main(["render", str(tmp_path / "x.npz"), "--out", str(tmp_path / "x.pose")]) == 0
     pose = Pose.read((tmp_path / "x.pose").read_bytes())
     assert pose.body.data.shape[0] == 12 and pose.body.fps == 24.0
-    spec = get_skeleton("smplx133")
-    assert pose.body.data.shape[2] == spec.num_position_joints
+    assert pose.body.data.shape[2] == 586  # MediaPipe Holistic layout (hf_sign.render.pose_export)
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
@@ -94,10 +92,11 @@ def test_train_generate_and_benchmark_end_to_end(tmp_path, capsys):
     assert (model / "model_index.json").is_file()
     capsys.readouterr()
     assert main(["generate", "--model", str(model), "--text", "my sister is tall", "--out", str(tmp_path / "gen"),
-                 "--format", "npz,pose", "--num-inference-steps", "2", "--num-frames", "20"]) == 0
+                 "--format", "npz,pose,bvh", "--num-inference-steps", "2", "--num-frames", "20"]) == 0
     z = np.load(tmp_path / "gen" / "sample-000.npz", allow_pickle=False)
     assert z["poses"].shape == (20, 133) and np.isfinite(z["poses"]).all() and str(z["representation"]) == "smplx133"
     assert Pose.read((tmp_path / "gen" / "sample-000.pose").read_bytes()).body.data.shape[0] == 20
+    assert "Frames: 20\n" in (tmp_path / "gen" / "sample-000.bvh").read_text()  # hf_sign.render.bvh_export
     assert main(["generate", "--model", str(model), "--text", "x", "--out", str(tmp_path / "g2"),
                  "--format", "avi"]) == 2
     assert "--format" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from hf_sign import demo as demo_module
 from hf_sign.cli import main
 from hf_sign.demo import run_demo, slugify
 from hf_sign.pipelines.hub_cache import cached_repo_path
-from hf_sign.render import pose_to_positions
+from hf_sign.render import mediapipe_mapping, pose_to_positions
 from hf_sign.skeletons import get_skeleton
 from hf_sign.systems import SignSystem, get_system, list_systems
 
@@ -75,8 +75,10 @@ def test_first_run_trains_caches_and_writes_files(first_run, dirs, capsys):
     assert n > 0 and r["fps"] == 24.0
     pose = read_pose(r["pose"])
     assert pose.body.data.shape[:2] == (n, 1) and pose.body.fps == 24.0
-    positions = pose_to_positions(pose, get_skeleton("smplx133"))
-    assert positions.shape == (n, 54, 3) and np.isfinite(positions).all()
+    spec = get_skeleton("smplx133")
+    positions = pose_to_positions(pose, spec)
+    mapped = sorted({j for j, _, _ in mediapipe_mapping(spec)})  # the joints with a MediaPipe point
+    assert positions.shape == (n, 54, 3) and np.isfinite(positions[:, mapped]).all()
     gif = iio.imread(r["gif"], plugin="pillow", index=None)
     assert gif.ndim == 4 and 1 <= gif.shape[0] <= n  # Pillow merges identical consecutive frames
     reader = iio2.get_reader(str(r["mp4"]), format="FFMPEG")

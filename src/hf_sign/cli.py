@@ -9,7 +9,7 @@ hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --o
     [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
 hf-sign train SYSTEM --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage S] [--set key=value ...]
-hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,npz]
+hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,bvh,npz]
 hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
 hf-sign models params [SYSTEM] [--config NAME]
 hf-sign plot routing --model DIR|REPO --gloss "..." --out FILE.png [--layer K] [--num-inference-steps N] [--seed N]
@@ -132,9 +132,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .systems import system_for_pipeline
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - {"gif", "mp4", "pose", "npz"})
+    unknown = sorted(set(formats) - {"gif", "mp4", "pose", "bvh", "npz"})
     if unknown or not formats:
-        raise ValueError(f"`--format` must be a comma-separated subset of gif,mp4,pose,npz; got {args.format!r}.")
+        raise ValueError(f"`--format` must be a comma-separated subset of gif,mp4,pose,bvh,npz; got {args.format!r}.")
     if bool(args.text) == bool(args.gloss):
         raise ValueError("Give the input as `--text` or `--gloss` (repeatable), not both and not neither.")
     pipe = load_sign_pipeline(args.model)
@@ -320,9 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.set_defaults(func=cmd_data)
 
-    render = sub.add_parser("render", help="render a dataset row or a saved .npz to GIF/MP4/.pose")
+    render = sub.add_parser("render", help="render a dataset row or a saved .npz to GIF/MP4/.pose/.bvh")
     render.add_argument("input", help="dataset directory or .npz file")
-    render.add_argument("--out", required=True, help="output file (.gif, .mp4 or .pose)")
+    render.add_argument("--out", required=True, help="output file (.gif, .mp4, .pose or .bvh)")
     render.add_argument("--split", default="test")
     render.add_argument("--index", type=int, default=0)
     render.add_argument("--reference", default=None, help="second input drawn beside the first ('reference | input')")
@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--text", action="append", default=[], help="sentence to sign (repeatable)")
     gen.add_argument("--gloss", action="append", default=[], help="space-separated glosses to sign (repeatable)")
     gen.add_argument("--out", required=True, help="output folder")
-    gen.add_argument("--format", default="gif,pose,npz", help="comma-separated: gif, mp4, pose, npz")
+    gen.add_argument("--format", default="gif,pose,npz", help="comma-separated: gif, mp4, pose, bvh, npz")
     gen.add_argument("--num-inference-steps", type=int, default=None)
     gen.add_argument("--num-frames", type=int, default=None)
     gen.add_argument("--guidance-scale", type=float, default=None)

@@ -1,37 +1,42 @@
-"""`.pose` export through pose-format (hf_sign.render.pose_export)."""
+"""`.pose` export through pose-format (hf_sign.render.pose_export): layout, projection, round trips, bad inputs."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from pose_format import Pose
 
-from hf_sign.render import component_layout, pose_to_positions, positions_to_pose, save_pose
-from hf_sign.render.pose_export import MEDIAPIPE_HAND_POINTS
+from hf_sign.render import mediapipe_mapping, pose_to_positions, positions_to_pose, save_pose
+from hf_sign.render.pose_export import (
+    BODY_POINTS,
+    CANVAS_FILL,
+    CANVAS_SIZE,
+    MEDIAPIPE_HAND_POINTS,
+    POSE_WORLD,
+    fit_projection,
+)
 from hf_sign.skeletons.spec import SkeletonSpec, get_skeleton
 
 
-def make_spec(y_down=False, mediapipe_hand=False) -> SkeletonSpec:
-    """pelvis -> neck -> head; neck -> left hand (1 joint, or 21 in MediaPipe order); neck -> right hand."""
-    names = ["pelvis", "neck", "head"]
-    parents = [-1, 0, 1]
-    parts = {"body": [0, 1], "face": [2]}
-    if mediapipe_hand:
-        base = len(names)
-        local_parents = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
-        names += [f"lh_{i}" for i in range(21)]
-        parents += [1 if p < 0 else base + p for p in local_parents]
-        parts["left_hand"] = list(range(base, base + 21))
-    else:
-        names.append("left_hand")
-        parents.append(1)
-        parts["left_hand"] = [len(names) - 1]
-    names.append("right_hand")
-    parents.append(1)
-    parts["right_hand"] = [len(names) - 1]
-    parts = {k: tuple(v) for k, v in parts.items()}
+def make_spec(y_down=False) -> SkeletonSpec:
+    """neck -> shoulders -> elbows -> left wrist; neck -> head (no MediaPipe point); right arm ends at the elbow."""
+    names = ("neck", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist")
+    parents = (-1, 0, 0, 0, 2, 3, 4)
+    parts = {"body": tuple(range(7))}
     return SkeletonSpec(
-        name="toy", joint_names=tuple(names), parents=tuple(parents), joint_dims=(3,) * len(names), parts=parts,
-        pooling_groups={}, atomic_joint_names={}, position_joint_names=tuple(names), position_parents=tuple(parents),
-        position_parts=parts, root_index=0, wrist_indices=(3, len(names) - 1), y_down=y_down,
+        name="toy",
+        joint_names=names,
+        parents=parents,
+        joint_dims=(3,) * 7,
+        parts=parts,
+        pooling_groups={},
+        atomic_joint_names={},
+        position_joint_names=names,
+        position_parents=parents,
+        position_parts=parts,
+        root_index=0,
+        wrist_indices=(6, 6),
+        y_down=y_down,
     )
 
 
@@ -44,76 +49,104 @@ def read(path):
         return Pose.read(fh.read())
 
 
-def test_round_trip_through_file_is_exact(tmp_path):
+def arrays(pose):
+    return np.asarray(pose.body.data.data), np.asarray(pose.body.confidence)
+
+
+def test_round_trip_through_file(tmp_path):
     spec = make_spec()
     pos = random_positions(spec)
-    path = save_pose(pos, spec, fps=24.0, path=tmp_path / "out" / "a.pose")
-    pose = read(path)
-    assert pose.body.fps == 24.0
-    assert pose.body.data.shape == (5, 1, spec.num_position_joints, 3)
+    pose = read(save_pose(pos, spec, fps=24.0, path=tmp_path / "out" / "a.pose"))
+    assert pose.body.fps == 24.0 and pose.body.data.shape == (5, 1, 586, 3)
     back = pose_to_positions(pose, spec)
-    assert back.dtype == np.float32 and np.array_equal(back, pos)
+    assert back.dtype == np.float32 and back.shape == pos.shape
+    assert np.isnan(back[:, :2]).all()  # neck and head have no MediaPipe point
+    np.testing.assert_array_equal(back[:, 2:], pos[:, 2:])  # body points come back from the world component
 
 
-def test_components_points_and_limbs():
+def test_toy_mapping_world_and_projection():
     spec = make_spec()
-    pose = positions_to_pose(random_positions(spec), spec, fps=25)
-    comps = {c.name: c for c in pose.header.components}
-    assert list(comps) == ["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS", "FACE_LANDMARKS"]
-    assert comps["POSE_LANDMARKS"].points == ["PELVIS", "NECK"]
-    assert [tuple(limb) for limb in comps["POSE_LANDMARKS"].limbs] == [(0, 1)]
-    assert [len(comps[n].points) for n in comps] == [2, 1, 1, 1]
-    assert pose.header.total_points() == spec.num_position_joints
-
-
-def test_mediapipe_hand_names():
-    spec = make_spec(mediapipe_hand=True)
-    layout = {name: names for name, _, names, _, _ in component_layout(spec)}
-    assert layout["LEFT_HAND_LANDMARKS"] == list(MEDIAPIPE_HAND_POINTS)
-    assert layout["RIGHT_HAND_LANDMARKS"] == ["RIGHT_HAND"]  # not a 21-joint MediaPipe hand
-    pos = random_positions(spec, 3)
-    assert np.array_equal(pose_to_positions(positions_to_pose(pos, spec, 25), spec), pos)
-
-
-def test_axes_nan_and_confidence(tmp_path):
-    spec = make_spec(y_down=False)
+    assert [(j, c, p) for j, c, p in mediapipe_mapping(spec)] == [
+        (2, "POSE_LANDMARKS", "LEFT_SHOULDER"),
+        (3, "POSE_LANDMARKS", "RIGHT_SHOULDER"),
+        (4, "POSE_LANDMARKS", "LEFT_ELBOW"),
+        (5, "POSE_LANDMARKS", "RIGHT_ELBOW"),
+        (6, "POSE_LANDMARKS", "LEFT_WRIST"),
+    ]
     pos = random_positions(spec, 4)
-    pos[1, 2] = np.nan
-    pose = read(save_pose(pos, spec, 25, tmp_path / "a.pose"))
-    # y-up skeleton written in image axes: (x, -y, -z)
-    first = component_layout(spec)[0][1][0]
-    assert np.array_equal(np.asarray(pose.body.data.data)[0, 0, 0], pos[0, first] * np.float32([1, -1, -1]))
-    conf = np.asarray(pose.body.confidence)
-    assert conf[1, 0].min() == 0.0 and conf[0, 0].min() == 1.0
-    back = pose_to_positions(pose, spec)
-    assert np.isnan(back[1, 2]).all()
-    ok = np.isfinite(pos)
-    assert np.array_equal(back[ok], pos[ok])
-    # y-down skeleton: written unchanged
+    data, conf = arrays(positions_to_pose(pos, spec, 25))
+    world = data[:, 0, 586 - 33 + BODY_POINTS.index("LEFT_ELBOW")]
+    np.testing.assert_array_equal(world, pos[:, 4] * np.float32([1, -1, -1]))  # y-up skeleton in image axes
+    # hand-computed projection: the larger of the x/y extents of the written joints fills 90% of 500 pixels
+    img = pos[:, 2:] * np.float32([1, -1, -1])
+    lo, hi = img.reshape(-1, 3).min(0), img.reshape(-1, 3).max(0)
+    scale = 0.9 * 500 / max(hi[0] - lo[0], hi[1] - lo[1])
+    expected = scale * (img[:, 2] - (lo + hi) / 2) + np.array([250, 250, 0])
+    np.testing.assert_allclose(data[:, 0, BODY_POINTS.index("LEFT_ELBOW")], expected, atol=1e-3)
+    assert conf[:, 0, BODY_POINTS.index("NOSE")].max() == 0 and conf[:, 0, BODY_POINTS.index("LEFT_ELBOW")].min() == 1
+    # y-down skeleton: image axes already
     down = make_spec(y_down=True)
-    raw = np.asarray(positions_to_pose(pos, down, 25).body.data.data)[0, 0, 0]
-    assert np.array_equal(raw, pos[0, first])
+    data, _ = arrays(positions_to_pose(pos, down, 25))
+    np.testing.assert_array_equal(data[:, 0, 586 - 33 + BODY_POINTS.index("LEFT_ELBOW")], pos[:, 4])
+
+
+def test_fit_projection_hand_values():
+    world = np.array([[[0.0, 0.0, 0.0], [2.0, 1.0, 4.0]]])
+    scale, offset = fit_projection(world, np.ones((1, 2), bool))
+    assert scale == pytest.approx(CANVAS_FILL * CANVAS_SIZE / 2.0)
+    np.testing.assert_allclose(scale * world[0] + offset, [[25, 137.5, -450], [475, 362.5, 450]])
+
+
+def test_nan_joints_get_confidence_zero_and_come_back_nan(tmp_path):
+    spec = make_spec()
+    pos = random_positions(spec, 4)
+    pos[1, 4] = np.nan
+    pose = read(save_pose(pos, spec, 25, tmp_path / "a.pose"))
+    data, conf = arrays(pose)
+    elbow = BODY_POINTS.index("LEFT_ELBOW")
+    assert conf[1, 0, elbow] == 0 and conf[1, 0, 586 - 33 + elbow] == 0 and (data[1, 0, elbow] == 0).all()
+    assert conf[0, 0, elbow] == 1
+    back = pose_to_positions(pose, spec)
+    assert np.isnan(back[1, 4]).all() and np.isfinite(back[0, 4]).all()
     with pytest.raises(ValueError, match="confidence"):
         positions_to_pose(pos, spec, 25, confidence=np.ones((4, 2)))
 
 
-def test_wrong_skeleton_raises():
-    spec, other = make_spec(), make_spec(mediapipe_hand=True)
-    pose = positions_to_pose(random_positions(spec, 2), spec, 25)
-    with pytest.raises(ValueError, match="LEFT_HAND_LANDMARKS"):
-        pose_to_positions(pose, other)
+def test_bad_inputs_raise():
+    spec = make_spec()
     with pytest.raises(ValueError, match="positions"):
-        positions_to_pose(np.zeros((2, 3, 3)), spec, 25)
+        positions_to_pose(np.zeros((2, 3, 3)), spec, 25)  # wrong joint count
+    with pytest.raises(ValueError, match="num_frames >= 1"):
+        positions_to_pose(np.zeros((0, 7, 3)), spec, 25)  # empty sequence
+    with pytest.raises(ValueError, match="no finite joint"):
+        positions_to_pose(np.full((3, 7, 3), np.nan), spec, 25)  # every frame NaN
+    with pytest.raises(ValueError, match="fps"):
+        positions_to_pose(random_positions(spec), spec, 0)
+    with pytest.raises(ValueError, match="no joint with a MediaPipe"):
+        positions_to_pose(random_positions(spec), replace(spec, position_joint_names=tuple("abcdefg")), 25)
+    with pytest.raises(ValueError, match="Unknown skeleton"):
+        get_skeleton("smplx999")
 
 
-def test_smplx133_export(tmp_path):
+def test_reading_another_layout_raises():
+    spec = make_spec()
+    pose = positions_to_pose(random_positions(spec, 2), spec, 25)
+    pose = pose.get_components(["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS"])
+    with pytest.raises(ValueError, match="FACE_LANDMARKS"):
+        pose_to_positions(pose, spec)
+
+
+def test_smplx133_export_reads_back(tmp_path):
     spec = get_skeleton("smplx133")
     features = np.random.default_rng(0).normal(scale=0.1, size=(3, spec.feature_dim)).astype(np.float32)
     pos = np.asarray(spec.to_positions(features), dtype=np.float32)
     pose = read(save_pose(pos, spec, spec.fps, tmp_path / "smplx.pose"))
     comps = {c.name: c for c in pose.header.components}
     assert comps["LEFT_HAND_LANDMARKS"].points == list(MEDIAPIPE_HAND_POINTS)
-    assert comps["RIGHT_HAND_LANDMARKS"].points == list(MEDIAPIPE_HAND_POINTS)
-    assert len(comps["POSE_LANDMARKS"].points) == spec.num_position_joints - 42
-    assert "LEFT_SHOULDER" in comps["POSE_LANDMARKS"].points
-    assert np.array_equal(pose_to_positions(pose, spec), pos)
+    assert len(comps["POSE_LANDMARKS"].points) == 33 and len(comps[POSE_WORLD].points) == 33
+    back = pose_to_positions(pose, spec)
+    mapped = sorted({j for j, _, _ in mediapipe_mapping(spec)})
+    assert len(mapped) == 46  # 54 minus pelvis, spine1-3, neck, collars, head
+    assert np.isnan(np.delete(back, mapped, axis=1)).all()
+    # body points exactly (world component), hands through the inverse projection (float32 pixels)
+    np.testing.assert_allclose(back[:, mapped], pos[:, mapped], atol=1e-5, rtol=0)

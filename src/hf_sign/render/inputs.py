@@ -18,12 +18,13 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from ..skeletons.spec import SkeletonSpec
+from .bvh_export import save_bvh
 from .frames import draw_frames, render_panels
 from .pose_export import save_pose
 from .video import VIDEO_EXTENSIONS, save_video
 
 NPZ_REQUIRED_KEYS = ("poses", "representation", "fps")
-OUTPUT_EXTENSIONS = VIDEO_EXTENSIONS + (".pose",)
+OUTPUT_EXTENSIONS = VIDEO_EXTENSIONS + (".pose", ".bvh")
 
 
 @dataclass
@@ -166,13 +167,14 @@ def render_to_file(
     view: str = "front",
     show_progress: Optional[bool] = None,
 ) -> Path:
-    """Render a sequence to `.gif`/`.mp4` (stick figure) or export it to `.pose`, by `out_path`'s extension.
+    """Render a sequence to `.gif`/`.mp4` (stick figure) or export it to `.pose` or `.bvh`, by `out_path`'s extension.
 
     Args:
         features_or_positions: features `(T, spec.feature_dim)` (mapped with `spec.to_positions`) or
             positions `(T, J, 3)`.
         spec (`SkeletonSpec`): the sequence's skeleton.
-        out_path (`str` or `Path`): output file ending in `.gif`, `.mp4` or `.pose`.
+        out_path (`str` or `Path`): output file ending in `.gif`, `.mp4`, `.pose` (MediaPipe Holistic layout,
+            `hf_sign.render.pose_export`) or `.bvh` (`hf_sign.render.bvh_export`).
         fps (`float`): frame rate.
         reference (*optional*): a second sequence (features or positions, same skeleton) drawn in a panel to
             the left, e.g. the ground truth; videos only.
@@ -193,12 +195,14 @@ def render_to_file(
             f"Unsupported output extension {ext or '(none)'!r} for {str(out_path)!r}; expected one of "
             f"{OUTPUT_EXTENSIONS}."
         )
+    if ext in (".pose", ".bvh") and reference is not None:
+        raise ValueError(
+            f"`reference` cannot be written into a {ext} file; export it with its own render_to_file call."
+        )
+    if ext == ".bvh":  # features as they are: smplx133 rotations go into the BVH unchanged
+        return save_bvh(features_or_positions, spec, out_path, fps)
     positions = _to_positions(features_or_positions, spec, "features_or_positions")
     if ext == ".pose":
-        if reference is not None:
-            raise ValueError(
-                "`reference` cannot be written into a .pose file; export it with its own render_to_file call."
-            )
         return save_pose(positions, spec, fps, out_path)
     if reference is not None:
         ref = _to_positions(reference, spec, "reference")
