@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hf_sign.cli import main as hf_sign
+from hf_sign.cli import build_parser, main as hf_sign
 from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.evaluation.evaluate_command import evaluate_predictions, parse_prediction_sources
 from hf_sign.evaluation.harness import GROUND_TRUTH
@@ -131,6 +131,8 @@ def test_bad_sources_and_options(corpus, tmp_path, capsys):
     with pytest.raises(ValueError, match="`conventions` has unknown entries \\['dtw-jpe'\\]"):
         evaluate_predictions({"o": str(tmp_path / "other")}, data, tmp_path / "o", conventions="soke,dtw-jpe")
     assert parse_prediction_sources(["runs/mine/", "B=x.npz"]) == {"mine": "runs/mine/", "B": "x.npz"}
+    bench = build_parser().parse_args(["benchmark", "--dataset", data, "--out", "o", "--conventions", "slrtp"])
+    assert bench.conventions == "slrtp"
     # the command line reports the error in one line
     code = hf_sign(["evaluate", "--predictions", str(tmp_path / "empty"), "--dataset", data, "--out",
                     str(tmp_path / "o"), "--evaluator", ev])
