@@ -254,7 +254,7 @@ def convention_notes(conventions: Sequence[str], fps: Optional[float]) -> List[s
     if "slrtp" in conventions:
         k = slrtp_stride(fps) if fps else None
         notes.append(
-            f"SLRTP (2025 challenge): every {k}th frame kept (~12 fps), exact DTW on unaligned positions "
+            f"SLRTP (2025 challenge): 1 frame in {k} kept (~12 fps), exact DTW on unaligned positions "
             "(flattened Euclidean frame cost), DTW-MJE = mean joint error over all aligned frame pairs pooled; "
             "wrist path ratio = mean wrist travel of the outputs / of the references (1 is the reference's motion)."
         )
