@@ -110,11 +110,12 @@ def expect_error(corpus, tmp_path, make, match):
         (lambda d, i: np.save(d / f"{i}.npy", np.where(np.arange(5)[:, None] == 3, np.nan, np.zeros((5, 133)))),
          "NaN or inf values in 1 frame\\(s\\), the first at frame 3"),
         (lambda d, i: (d / f"{i}.npz").write_bytes(b"not a zip file"), "1 unreadable"),
+        (lambda d, i: (d / f"{i}.npz").write_bytes(b"PK\x03\x04cut"), "Unreadable .*BadZipFile"),
         (lambda d, i: (d / f"{i}.pose").write_bytes(b"\x00\x01"), "'smplx133'; .pose predictions need a 'holistic'"),
         (lambda d, i: np.savez(d / f"{i}.npz", poses=np.zeros((5, 216), np.float32), representation="holistic"),
          "skeleton 'holistic' cannot be converted to the dataset's 'smplx133'"),
     ],
-    ids=["width", "nan", "unreadable", "pose-for-smplx", "no-mapping"],
+    ids=["width", "nan", "unreadable", "truncated-zip", "pose-for-smplx", "no-mapping"],
 )
 def test_bad_predictions_are_named(corpus, tmp_path, make, match):
     expect_error(corpus, tmp_path, make, match)

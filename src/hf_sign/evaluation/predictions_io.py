@@ -26,6 +26,7 @@ extra ids (no sample of the split), and unreadable or invalid files with the rea
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -154,9 +155,9 @@ def _prepare(arr, fps: Optional[float], representation: Optional[str], spec, dat
             f"{where}: wrong frame width: {arr.shape[1]} features per frame, but the dataset's skeleton "
             f"{spec.name!r} has {spec.feature_dim}."
         )
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"{where}: `fps` must be a positive number; got {fps}.")
     if fps is not None and abs(float(fps) - float(dataset_fps)) > 1e-6:
-        if not (np.isfinite(fps) and fps > 0):
-            raise ValueError(f"{where}: `fps` must be a positive number; got {fps}.")
         kind = "linear" if spec.feature_kind == "position" else "nearest"
         arr = resample_sequence(arr, float(fps), float(dataset_fps), kind=kind)
         report.resampled[sid] = float(fps)
@@ -202,9 +203,12 @@ def _entries(source: Path):
             )
         return "folder", entries, ignored
     if source.suffix == ".npz":
-        with np.load(source, allow_pickle=False) as z:
-            fps, rep = _scalar(z, "fps", float), _scalar(z, "representation", str)
-            entries = {k: (np.asarray(z[k]), fps, rep) for k in z.files if k not in ("fps", "representation")}
+        try:
+            with np.load(source, allow_pickle=False) as z:
+                fps, rep = _scalar(z, "fps", float), _scalar(z, "representation", str)
+                entries = {k: (np.asarray(z[k]), fps, rep) for k in z.files if k not in ("fps", "representation")}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{source}: cannot read the predictions .npz ({type(err).__name__}: {err}).") from err
         return "npz", entries, []
     if source.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -265,7 +269,8 @@ def load_predictions(
         try:
             arr, seq_fps, rep = _read_one(entry, spec, report, sid) if isinstance(entry, Path) else entry
             out[sid] = _prepare(arr, seq_fps, rep, spec, fps, where, report, sid)
-        except (ValueError, OSError) as err:
-            report.unreadable[sid] = str(err)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:  # corrupt or truncated files
+            reason = str(err) if isinstance(err, ValueError) else f"{where}: {type(err).__name__}: {err}"
+            report.unreadable[sid] = reason
     report.matched = list(out)
     return out, report
