@@ -190,6 +190,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         evaluator_config=args.evaluator_config,
         device=args.device,
         train_evaluators=train_evaluators,
+        conventions=args.conventions,
     )
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
     print(f"wrote {args.out}/results.md, results.json, per_sample.csv ({results['total_seconds']} s)")
@@ -286,6 +287,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .convert.command import add_convert_command
+    from .evaluation.evaluate_command import add_evaluate_command
     from .systems import list_systems
 
     parser = argparse.ArgumentParser(prog="hf-sign", description="Sign language production on the Hugging Face stack.")
@@ -387,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--num-examples", type=int, default=3, help="samples rendered to OUT/examples")
     bench.add_argument("--batch-size", type=int, default=16)
     bench.add_argument("--device", default=None, help="device of models and evaluators (default: cuda if available)")
+    bench.add_argument("--conventions", default="soke", help="pose-error conventions (see hf-sign evaluate --help)")
     bench.set_defaults(func=cmd_benchmark)
 
     models = sub.add_parser("models", help="model facts")
@@ -471,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub.set_defaults(func=cmd_hub)
 
     add_convert_command(sub)  # hf_sign.convert.command
+    add_evaluate_command(sub)  # hf_sign.evaluation.evaluate_command
     return parser
 
 

@@ -100,8 +100,8 @@ def test_writes_tables_json_csv_and_examples_with_ground_truth_first(setup):
     names = [s["name"] for s in results["systems"]]
     assert names == [GROUND_TRUTH] + BASELINE_ROWS + ["Mean (saved)", "Tokens"]
     md = (out / "results.md").read_text()
-    for header in ("BLEU-1 ↑", "BLEU-4 ↑", "ROUGE-L ↑", "DTW-JPE Body ↓ (mm)", "DTW-JPE Hands ↓ (mm)",
-                   "DTW-JPE Σ Body ↓ (m)", "MPJPE Body ↓ (mm)", "MPJPE Hands ↓ (mm)", "FID ↓", "SiCLIP R@1 ↑",
+    for header in ("BLEU-1 ↑", "BLEU-4 ↑", "ROUGE-L ↑", "SOKE DTW-JPE Body ↓ (mm)", "SOKE DTW-JPE Hands ↓ (mm)",
+                   "SOKE DTW-JPE Σ Body ↓ (m)", "MPJPE Body ↓ (mm)", "MPJPE Hands ↓ (mm)", "FID ↓", "SiCLIP R@1 ↑",
                    "SiCLIP R@5 ↑", "SiBLEU-4 ↑"):
         assert header in md
     tables = [block for block in md.split("\n\n") if block.startswith("| Method")]

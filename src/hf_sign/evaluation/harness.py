@@ -69,13 +69,15 @@ from ..data.io import load_corpus, split_rows
 from ..skeletons.spec import get_skeleton
 from .baseline_utils import load_split
 from .baselines import GlossConcatenationBaseline, MeanPoseBaseline, NearestSentenceBaseline
+from .conventions import DEFAULT_CONVENTIONS, parse_conventions, position_units
 from .report import UNITS, format_markdown, standard_notes, write_per_sample_csv, write_results_json
 from .scoring import Evaluators, PoseScorer, load_evaluators, prepare_evaluators
-from .systems_io import _HUB_ID, _generate, _System, conditioning_of, load_system
+from .systems_io import _HUB_ID, _generate, _System, _to_numpy_poses, conditioning_of, load_system
 
 __all__ = [
     "BASELINE_KEYS",
     "GROUND_TRUTH",
+    "load_eval_data",
     "parse_model_specs",
     "run_benchmark",
 ]
@@ -164,6 +166,10 @@ def run_benchmark(
     device: Optional[Union[str, torch.device]] = None,
     show_progress: bool = True,
     train_evaluators: Optional[Callable[..., Any]] = None,
+    conventions: Sequence[str] = DEFAULT_CONVENTIONS,
+    predictions: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+    sample_ids: Optional[Sequence[str]] = None,
+    extra_notes: Sequence[str] = (),
 ) -> Dict[str, Any]:
     """Generate with every system on `split` of `dataset_dir`, score them all, write the tables.
 
@@ -197,6 +203,15 @@ def run_benchmark(
             `out_dir/evaluators` holds none, called as `train_evaluators(dataset_dir, out_dir/evaluators,
             config=evaluator_config, seed=evaluator_seed)`; pass `hf_sign.training.evaluator_trainer.train_evaluators`.
             Without it, `evaluator_dir` (or evaluators left in `out_dir/evaluators`) is required.
+        conventions (`Sequence[str]`, *optional*, defaults to `("soke",)`): pose-error conventions of
+            `hf_sign.evaluation.conventions` (`soke`, `progressive-transformers`, `slrtp`, `pose-evaluation`).
+        predictions (`Dict[str, Dict[str, np.ndarray]]`, *optional*): rows of outputs made elsewhere, row name ->
+            sample id -> `(T, D)` features in the split's skeleton and frame rate (what `hf-sign evaluate` loads).
+            They replace the generation step of a model row and are scored by the same code; rows appear after
+            the models. Every evaluated sample needs one.
+        sample_ids (`Sequence[str]`, *optional*): evaluate only these samples of the split (in split order; every
+            id must exist); applied before `max_samples`.
+        extra_notes (`Sequence[str]`, *optional*): notes appended under the tables.
 
     Returns:
         `dict`: the content of `results.json` (metadata, `systems` with their `metrics`, `notes`, timings).
@@ -204,17 +219,22 @@ def run_benchmark(
     t_start = time.time()
     baseline_keys = _check_arguments(split, max_samples, batch_size, num_examples, num_frames, baselines)
     models = dict(models or {})
+    predictions = dict(predictions or {})
+    conventions = parse_conventions(conventions)
     reserved = {GROUND_TRUTH} | {v[0] for v in BASELINE_KEYS.values()}
-    clash = [n for n in models if n in reserved]
+    clash = [n for n in list(models) + list(predictions) if n in reserved or (n in models and n in predictions)]
     if clash:
-        raise ValueError(f"`models` names {clash} are reserved for the Ground Truth and baseline rows; rename them.")
+        raise ValueError(
+            f"`models`/`predictions` names {clash} are reserved for the Ground Truth and baseline rows or given "
+            "twice; rename them."
+        )
     device = (
         torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    data = _load_eval_data(dataset_dir, split, max_samples)
+    data = load_eval_data(dataset_dir, split, max_samples, sample_ids)
     rows, spec = data["rows"], data["spec"]
     ev_path, trained_here = prepare_evaluators(
         dataset_dir, evaluator_dir, out, evaluator_config, evaluator_seed, train_evaluators=train_evaluators
@@ -223,10 +243,11 @@ def run_benchmark(
     ev.trained_here = trained_here
     _check_evaluators(ev, data, split)
     systems, notes = _build_systems(data, split, baseline_keys, models, device)
+    systems += [_predictions_system(name, by_id, rows, data["feature_dim"]) for name, by_id in predictions.items()]
 
     scorer = PoseScorer(
         [r["poses"] for r in rows], [str(r["text"]) for r in rows], [r["gloss"] for r in rows], spec, ev,
-        batch_size=batch_size, ids=[str(r["id"]) for r in rows],
+        batch_size=batch_size, ids=[str(r["id"]) for r in rows], fps=data["fps"], conventions=conventions,
     )
     results_systems, per_sample_rows, positions = [], [], {}
     for system in tqdm(systems, desc="systems", unit="system", disable=not show_progress):
@@ -234,6 +255,8 @@ def run_benchmark(
         tokens = ref_tokens = None
         if system.kind == "ground_truth":
             preds, infos = [r["poses"] for r in rows], [{} for _ in rows]
+        elif system.kind == "predictions":  # made elsewhere: loading replaces the generation step
+            preds, infos = system.obj, [{} for _ in rows]
         else:
             preds, infos, tokens = _generate(
                 system, rows, seed=seed, batch_size=batch_size, num_inference_steps=num_inference_steps,
@@ -304,11 +327,13 @@ def run_benchmark(
         },
         "hf_sign_version": _version(),
         "units": dict(UNITS),
+        "position_units": list(position_units(spec)[:2]),
+        "conventions": list(conventions),
         "systems": results_systems,
         "notes": [],
         "examples": [str(p.relative_to(out)) for p in examples],
     }
-    results["notes"] = standard_notes(results, num_candidates=len(scorer.candidate_texts)) + notes
+    results["notes"] = standard_notes(results, num_candidates=len(scorer.candidate_texts)) + notes + list(extra_notes)
     results["total_seconds"] = round(time.time() - t_start, 1)
     (out / "results.md").write_text(format_markdown(results), encoding="utf-8")
     write_results_json(out / "results.json", results)
@@ -316,8 +341,11 @@ def run_benchmark(
     return results
 
 
-def _load_eval_data(dataset_dir, split: str, max_samples: Optional[int]) -> Dict[str, Any]:
-    """The corpus, the evaluated rows (first `max_samples`), their skeleton, feature dim and fps."""
+def load_eval_data(
+    dataset_dir, split: str, max_samples: Optional[int] = None, sample_ids: Optional[Sequence[str]] = None
+) -> Dict[str, Any]:
+    """The corpus, the evaluated rows (those in `sample_ids`, then the first `max_samples`), their skeleton, feature
+    dim and fps, as a dict with keys `dataset`, `name`, `rows`, `spec`, `representation`, `feature_dim`, `fps`."""
     if isinstance(dataset_dir, (str, os.PathLike)):
         path = str(dataset_dir)
         if not os.path.isdir(path) and (os.path.isabs(path) or not _HUB_ID.match(path)):
@@ -330,6 +358,16 @@ def _load_eval_data(dataset_dir, split: str, max_samples: Optional[int]) -> Dict
     else:
         dataset, name = dataset_dir, "dataset"
     rows = split_rows(load_split(dataset, split), split)
+    if sample_ids is not None:
+        wanted = {str(i) for i in sample_ids}
+        unknown = sorted(wanted - {str(r["id"]) for r in rows})
+        if unknown or not wanted:
+            raise ValueError(
+                f"`sample_ids` has ids that split {split!r} does not have: {unknown[:5]}"
+                if unknown
+                else "`sample_ids` is empty; expected at least one sample id."
+            )
+        rows = [r for r in rows if str(r["id"]) in wanted]
     if max_samples is not None:
         rows = rows[: int(max_samples)]
     reps = {r.get("representation", "") for r in rows}
@@ -397,6 +435,18 @@ def _build_systems(
         systems.append(_System(str(name), "model", obj, source=source, short=str(name)[:24],
                                oracle_gloss="gloss" in reads, reads_text="text" in reads))
     return systems, notes
+
+
+def _predictions_system(name: str, by_id: Mapping[str, np.ndarray], rows, feature_dim: int) -> _System:
+    """A row of outputs made elsewhere: the sequences of the evaluated samples, checked like generated ones."""
+    ids = [str(r["id"]) for r in rows]
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(
+            f"`predictions[{name!r}]` has no sequence for {len(missing)} evaluated sample(s), e.g. {missing[:5]}."
+        )
+    poses = _to_numpy_poses([by_id[i] for i in ids], name, ids, feature_dim)
+    return _System(str(name), "predictions", poses, source="predictions made elsewhere", short=str(name)[:24])
 
 
 # ------------------------------------------------------------------------------------ command line

@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .conventions import convention_columns, convention_notes
+
 __all__ = [
     "PER_SAMPLE_COLUMNS",
     "TABLES",
@@ -47,10 +49,10 @@ TABLES: List[Tuple[str, str, List[Tuple[str, str, int]]]] = [
         "pose_error",
         "Pose error",
         [
-            ("dtw_jpe_body", "DTW-JPE Body ↓ (mm)", 2),
-            ("dtw_jpe_hands", "DTW-JPE Hands ↓ (mm)", 2),
-            ("dtw_jpe_body_sum", "DTW-JPE Σ Body ↓ (m)", 2),
-            ("dtw_jpe_hands_sum", "DTW-JPE Σ Hands ↓ (m)", 2),
+            ("dtw_jpe_body", "SOKE DTW-JPE Body ↓ (mm)", 2),
+            ("dtw_jpe_hands", "SOKE DTW-JPE Hands ↓ (mm)", 2),
+            ("dtw_jpe_body_sum", "SOKE DTW-JPE Σ Body ↓ (m)", 2),
+            ("dtw_jpe_hands_sum", "SOKE DTW-JPE Σ Hands ↓ (m)", 2),
             ("mpjpe_body", "MPJPE Body ↓ (mm)", 2),
             ("mpjpe_hands", "MPJPE Hands ↓ (mm)", 2),
         ],
@@ -84,7 +86,11 @@ PER_SAMPLE_COLUMNS = [
     "num_frames_generated",
     "num_frames_reference",
     "unknown_glosses",
+    "pt_dtw",
+    "slrtp_dtw_mje",
+    "pose_eval_dtw",
 ]
+_SOKE_KEYS = ("dtw_jpe_body", "dtw_jpe_hands", "dtw_jpe_body_sum", "dtw_jpe_hands_sum")
 
 
 UNITS = {
@@ -102,6 +108,7 @@ UNITS = {
 def standard_notes(results: Dict[str, Any], num_candidates: int) -> List[str]:
     """The notes under the tables: how each metric was computed, from the result metadata."""
     ev, split = results["evaluators"], results["split"]
+    units = results.get("position_units") or ["m", "mm"]
     oracle = any(s.get("oracle_gloss") for s in results["systems"])
     reference = (
         "the reference gloss sequences"
@@ -129,6 +136,12 @@ def standard_notes(results: Dict[str, Any], num_candidates: int) -> List[str]:
         f"{split} texts "
         "(ties count against).",
         "SiBLEU-4: '–' for systems without part-wise sign tokens.",
+        *convention_notes(results.get("conventions", ["soke"]), results.get("fps")),
+        *(
+            [f"Positions of `{results['representation']}` are in {units[0]}: the length columns hold {units[0]}."]
+            if units[0] != "m"
+            else []
+        ),
         f"Evaluators were trained on ground-truth train poses only{provenance}.",
         "Baselines are fitted on the train split; gloss concatenation joins one typical training clip per gloss with "
         "minimum-jerk transitions.",
@@ -156,6 +169,25 @@ def _label(system: Dict[str, Any]) -> str:
     return system["name"] + (" †" if system.get("oracle_gloss") else "")
 
 
+def _tables(results: Dict[str, Any]) -> List[Tuple[str, str, List[Tuple[str, str, int]]]]:
+    """The tables of `results`: SOKE columns only when `soke` is selected, units of the positions in the headers
+    (mm / m for metric skeletons, px for MediaPipe pixels) and a table for the other selected conventions."""
+    conventions = results.get("conventions", ["soke"])
+    big, small = (results.get("position_units") or ["m", "mm"])[:2]
+    tables = []
+    for key, title, columns in TABLES:
+        columns = [
+            (k, h.replace("(mm)", f"({small})").replace("(m)", f"({big})"), d)
+            for k, h, d in columns
+            if "soke" in conventions or k not in _SOKE_KEYS
+        ]
+        tables.append((key, title, columns))
+    others = convention_columns(conventions, big)
+    if others:
+        tables.append(("conventions", "Pose error in other conventions", others))
+    return tables
+
+
 def format_markdown(results: Dict[str, Any]) -> str:
     """The `results.md` text for a `run_benchmark` result dict."""
     systems = results["systems"]
@@ -168,7 +200,7 @@ def format_markdown(results: Dict[str, Any]) -> str:
         f"{results['num_inference_steps'] or 'model default'}.",
         "",
     ]
-    for number, (_, title, columns) in enumerate(TABLES, start=1):
+    for number, (_, title, columns) in enumerate(_tables(results), start=1):
         lines.append(f"Table {number}: {title} on {results['dataset_name']} ({results['split']}).")
         lines.append("")
         lines.append("| Method | " + " | ".join(h for _, h, _ in columns) + " |")

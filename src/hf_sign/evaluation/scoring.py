@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..skeletons.spec import SkeletonSpec
+from .conventions import DEFAULT_CONVENTIONS, convention_metrics, parse_conventions, position_units
 from .metrics import back_translation, dtw_jpe, fid, mpjpe, sibleu, siclip_retrieval
 
 logger = logging.getLogger(__name__)
@@ -147,10 +148,22 @@ class PoseScorer:
         evaluators ([`Evaluators`]): recogniser + contrastive model.
         batch_size (`int`, *optional*, defaults to 32): evaluator batch size.
         ids (`List[str]`, *optional*): sample ids for messages.
+        fps (`float`, *optional*): frame rate of the references and predictions (SLRTP's 12 fps); default `spec.fps`.
+        conventions (`Sequence[str]`, *optional*, defaults to `("soke",)`): pose-error conventions of
+            `hf_sign.evaluation.conventions` computed besides the harness' own DTW-JPE (SOKE) and MPJPE.
     """
 
     def __init__(
-        self, references, texts, glosses, spec: SkeletonSpec, evaluators: Evaluators, batch_size: int = 32, ids=None
+        self,
+        references,
+        texts,
+        glosses,
+        spec: SkeletonSpec,
+        evaluators: Evaluators,
+        batch_size: int = 32,
+        ids=None,
+        fps: Optional[float] = None,
+        conventions: Sequence[str] = DEFAULT_CONVENTIONS,
     ):
         n = len(references)
         for field_name, values in (("texts", texts), ("glosses", glosses)):
@@ -163,6 +176,10 @@ class PoseScorer:
         self.references = [np.asarray(r, dtype=np.float32) for r in references]
         self.ids = list(ids) if ids is not None else [str(i) for i in range(n)]
         self.spec, self.ev, self.batch_size = spec, evaluators, batch_size
+        self.fps = float(fps if fps is not None else spec.fps)
+        self.conventions = parse_conventions(conventions)
+        # "mm" columns hold small units per position unit: millimetres for metric skeletons, pixels stay pixels
+        self.small_units = position_units(spec)[2]
         target = getattr(evaluators.recognizer.config, "target", "gloss")
         rows = [{"id": i, "text": t, "gloss": list(g)} for i, t, g in zip(self.ids, texts, glosses)]
         self.bt_references = [_bt_reference(r, target) for r in rows]
@@ -193,11 +210,14 @@ class PoseScorer:
         hyps = self.ev.recognizer.generate(preds, batch_size=self.batch_size)
         m.update(back_translation(hyps, self.bt_references, tokenize="none"))
         dtw = dtw_jpe(pos, self.ref_positions, skeleton=self.spec, per_sample=True, units="m")
-        mp = mpjpe(pos, self.ref_positions, skeleton=self.spec, scale=1000.0, units="mm", per_sample=True)
+        small = self.small_units
+        mp = mpjpe(pos, self.ref_positions, skeleton=self.spec, scale=small, units="mm", per_sample=True)
         for g in ("body", "hands"):
-            m[f"dtw_jpe_{g}"] = 1000.0 * dtw[f"dtw_jpe_{g}_normalized"]
+            m[f"dtw_jpe_{g}"] = small * dtw[f"dtw_jpe_{g}_normalized"]
             m[f"dtw_jpe_{g}_sum"] = dtw[f"dtw_jpe_{g}"]
             m[f"mpjpe_{g}"] = mp[f"mpjpe_{g}"]
+        conv = convention_metrics(self.conventions, pos, self.ref_positions, self.spec, self.fps)
+        m.update({k: v for k, v in conv.items() if not k.endswith("_per_sample")})
         emb = self._pose_embeddings(preds)
         m["fid"] = fid(emb, self.ref_embeddings) if len(preds) >= 2 else None
         sim = emb @ self.text_embeddings.T
@@ -215,14 +235,15 @@ class PoseScorer:
                 "id": sid,
                 "reference_gloss": ref,
                 "hypothesis_gloss": hyp,
-                "dtw_jpe_body_mm": 1000.0 * dtw["dtw_jpe_body_normalized_per_sample"][i],
-                "dtw_jpe_hands_mm": 1000.0 * dtw["dtw_jpe_hands_normalized_per_sample"][i],
+                "dtw_jpe_body_mm": small * dtw["dtw_jpe_body_normalized_per_sample"][i],
+                "dtw_jpe_hands_mm": small * dtw["dtw_jpe_hands_normalized_per_sample"][i],
                 "dtw_jpe_body_sum_m": dtw["dtw_jpe_body_per_sample"][i],
                 "dtw_jpe_hands_sum_m": dtw["dtw_jpe_hands_per_sample"][i],
                 "mpjpe_body_mm": mp["mpjpe_body_per_sample"][i],
                 "mpjpe_hands_mm": mp["mpjpe_hands_per_sample"][i],
                 "num_frames_generated": lengths[i],
                 "num_frames_reference": int(self.references[i].shape[0]),
+                **{k[: -len("_per_sample")]: v[i] for k, v in conv.items() if k.endswith("_per_sample")},
             }
             for i, (sid, ref, hyp) in enumerate(zip(self.ids, self.bt_references, hyps))
         ]
