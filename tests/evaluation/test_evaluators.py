@@ -202,6 +202,13 @@ def test_loss_decreases_over_a_few_steps():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_retrieval_ties_between_distinct_texts_count_against():
+    """Texts that all embed alike (e.g. every held-out word an unknown token) retrieve nothing, not everything."""
+    text_emb = torch.ones(4, 8)
+    m = SignTextContrastiveModel.retrieval_metrics(torch.randn(4, 8), text_emb, ["a", "b", "c", "d"], ks=(1, 4))
+    assert m["R@1"] == 0.0 and m["R@4"] == 100.0
+
+
 def test_retrieval_metrics_handle_duplicate_texts():
     texts = ["a", "b", "a", "c"]
     emb = torch.eye(4)[[0, 1, 0, 2]]

@@ -383,7 +383,8 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
         """Sign-to-text retrieval recall: row i of `pose_embeds` should retrieve `texts[i]` among `texts`.
 
         Candidates are the *distinct* strings of `texts` (embedded by row `text_embeds`), so a corpus where one
-        sentence is signed several times is not penalised for ties between identical texts. Returns
+        sentence is signed several times is not penalised for ties between identical texts; ties between distinct
+        texts count against (as in the benchmark harness). Returns
         `{"R@k": percent}` for each k, and `"num_candidates"`.
         """
         if pose_embeds.shape[0] != len(texts) or text_embeds.shape[0] != len(texts):
@@ -396,7 +397,8 @@ class SignTextContrastiveModel(PoseStatisticsMixin, PreTrainedModel):
         cand_index = {t: j for j, t in enumerate(first)}
         sims = pose_embeds.float() @ text_embeds[cand_rows].float().t()  # (N, C)
         target = torch.tensor([cand_index[t] for t in texts])
-        rank = (sims > sims[torch.arange(len(texts)), target][:, None]).sum(1)  # 0 = retrieved first
+        # 0 = retrieved first; ties count against (texts that all embed alike retrieve nothing, not everything)
+        rank = (sims >= sims[torch.arange(len(texts)), target][:, None]).sum(1) - 1
         metrics = {f"R@{k}": float((rank < k).float().mean() * 100) for k in ks}
         metrics["num_candidates"] = len(cand_rows)
         return metrics
