@@ -86,6 +86,8 @@ def main() -> int:
     command += ["--conventions", args.conventions, "--num-examples", "2", "--allow-missing"]
     if args.evaluator:
         command += ["--evaluator", args.evaluator]
+    else:  # held-out words: SiCLIP's text side reads characters
+        command += ["--evaluator-config", "fingerspelling"]
     return hf_sign(command)
 
 
