@@ -6,14 +6,16 @@ depend on training once the length is fixed, so every call generates exactly `--
 (`num_frames = 4 x tokens`, `<eos>` not sampled) with `output_type="tokens"` (the VQ decoder is the same for both and
 left out). The two are timed alternately, `--repeats` times each after a warm-up, so drifts of a shared machine hit
 both alike. Tokens per second count sign positions (three part tokens each). The paper reports 1.4x (MDLM vs
-SOKE's AR decoding, on GPUs).
+SOKE's AR decoding, on GPUs). MaDiS is timed twice, with the paper's exact sampler and with the approximate KV cache
+(the scheduler's `kv_cache="delayed"`, a full pass every `--kv-cache-refresh` steps, 0: the first only), on the same
+LM, interleaved with the other two.
 
 With `--pipeline DIR --dataset DIR` (a trained MaDiS folder and its corpus) the trade-off table also scores SiBLEU-4
 of each step count on the first `--samples` validation sentences (tokens against the VQ-VAE's tokens of the
 reference poses; the sentence's own length, `<eos>` sampled).
 
     python benchmarks/bench_madis_throughput.py [--config small] [--tokens 100] [--steps 25] [--repeats 5]
-        [--threads 1] [--pipeline DIR --dataset DIR --samples 50]
+        [--threads 1] [--kv-cache-refresh 0] [--pipeline DIR --dataset DIR --samples 50]
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0)
     positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens)
     lm_args = {**cfg["lm"], "bidirectional": bidirectional, "max_position_embeddings": positions}
     lm_config = MaDiSConfig(
-        text_vocab_size=len(tokenizer), part_codebook_sizes=list(vqvae.config.codebook_sizes),
-        code_dim=vqvae.config.code_dim, **lm_args,
+        text_vocab_size=len(tokenizer),
+        part_codebook_sizes=list(vqvae.config.codebook_sizes),
+        code_dim=vqvae.config.code_dim,
+        **lm_args,
     )
     lm = MaDiSForMaskedDiffusion(lm_config).eval()
     lm.set_codebooks([vqvae.codebook(p) for p in range(3)])
@@ -59,6 +63,16 @@ def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0)
     pipe = MaDiSPipeline(lm, vqvae, tokenizer, scheduler, normalizer)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def with_kv_cache(pipe: MaDiSPipeline, refresh: int) -> MaDiSPipeline:
+    """The same components, sampled with the approximate KV cache."""
+    cached = MaDiSPipeline(**pipe.components)  # the components carry the settings (fps, skeleton)
+    cached.scheduler = MaskedDiffusionScheduler.from_config(
+        pipe.scheduler.config, kv_cache="delayed", kv_cache_refresh=refresh
+    )
+    cached.set_progress_bar_config(disable=True)
+    return cached
 
 
 def seconds(pipe: MaDiSPipeline, tokens: int, steps: int) -> float:
@@ -85,6 +99,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="MaDiS unmasking steps (paper: 25)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--kv-cache-refresh", type=int, default=0, help="full pass every N steps with the cache")
     parser.add_argument("--pipeline", default=None, help="a trained MaDiS folder for the SiBLEU column")
     parser.add_argument("--dataset", default=None, help="its corpus folder (validation split)")
     parser.add_argument("--samples", type=int, default=50)
@@ -92,41 +107,67 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     mdlm, ar = build_pipeline(args.config, True, args.tokens), build_pipeline(args.config, False, args.tokens)
-    for pipe in (mdlm, ar):
+    cached = with_kv_cache(mdlm, args.kv_cache_refresh)
+    pipes = {"mdlm": mdlm, "cached": cached, "ar": ar}
+    for pipe in pipes.values():
         seconds(pipe, args.tokens, args.steps)  # warm-up
-    times = {"mdlm": [], "ar": []}
+    times = {name: [] for name in pipes}
     for _ in range(args.repeats):
-        times["mdlm"].append(seconds(mdlm, args.tokens, args.steps))
-        times["ar"].append(seconds(ar, args.tokens, args.steps))
-    ratios = [a / m for m, a in zip(times["mdlm"], times["ar"])]
+        for name, pipe in pipes.items():
+            times[name].append(seconds(pipe, args.tokens, args.steps))
+
+    def ratio(fast: str, slow: str) -> float:  # median of per-round ratios: both timed in the same round
+        return statistics.median(s / f for f, s in zip(times[fast], times[slow]))
+
     params = sum(p.numel() for p in mdlm.lm.parameters())
-    print(f"# MaDiS throughput, config `{args.config}` LM ({params / 1e6:.2f} M parameters), {args.tokens} tokens, "
-          f"{args.threads} thread(s), median of {args.repeats}")
+    print(
+        f"# MaDiS throughput, config `{args.config}` LM ({params / 1e6:.2f} M parameters), {args.tokens} tokens, "
+        f"{args.threads} thread(s), median of {args.repeats}"
+    )
     print()
     print("| decoder | forward passes | seconds per sequence | tokens / s |")
     print("|---|---|---|---|")
-    rows = (("mdlm", f"MaDiS, {args.steps} steps", args.steps), ("ar", "AR + KV cache", args.tokens))
+    refresh = f", full pass every {args.kv_cache_refresh}" if args.kv_cache_refresh else ""
+    rows = (
+        ("mdlm", f"MaDiS, {args.steps} steps", args.steps),
+        ("cached", f"MaDiS, {args.steps} steps, KV cache (delayed{refresh})", args.steps),
+        ("ar", "AR + KV cache", args.tokens),
+    )
     for name, label, passes in rows:
         med = statistics.median(times[name])
         print(f"| {label} | {passes} | {med:.3f} | {args.tokens / med:.1f} |")
     print()
-    print(f"MaDiS / AR throughput: {statistics.median(ratios):.2f}x (median of per-pair ratios; paper 1.4x)")
+    print(f"MaDiS / AR throughput: {ratio('mdlm', 'ar'):.2f}x (median of per-round ratios; paper 1.4x)")
+    print(f"MaDiS with KV cache / AR throughput: {ratio('cached', 'ar'):.2f}x")
+    print(f"MaDiS with KV cache / exact MaDiS: {ratio('cached', 'mdlm'):.2f}x")
 
     trained = None
     if args.pipeline:
         trained = MaDiSPipeline.from_pretrained(args.pipeline)
         trained.set_progress_bar_config(disable=True)
+        trained_cached = with_kv_cache(trained, args.kv_cache_refresh)
     print()
-    header = "| steps | seconds per sequence | tokens / s |" + (" SiBLEU-4 (validation) |" if trained else "")
+    header = "| steps | seconds per sequence | tokens / s | seconds, KV cache | tokens / s, KV cache | speed-up |"
+    if trained:
+        header += " SiBLEU-4 (validation) | SiBLEU-4, KV cache |"
     print(header)
-    print("|---|---|---|" + ("---|" if trained else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|" if trained else ""))
     for steps in (100, 50, 25, 10):
         if steps > args.tokens:
             continue
-        med = statistics.median(seconds(mdlm, args.tokens, steps) for _ in range(max(1, args.repeats // 2)))
-        row = f"| {steps} | {med:.3f} | {args.tokens / med:.1f} |"
+        rounds = [
+            (seconds(mdlm, args.tokens, steps), seconds(cached, args.tokens, steps))
+            for _ in range(max(1, args.repeats // 2))
+        ]
+        exact, fast = (statistics.median(r[i] for r in rounds) for i in (0, 1))
+        speedup = statistics.median(e / f for e, f in rounds)
+        row = (
+            f"| {steps} | {exact:.3f} | {args.tokens / exact:.1f} | {fast:.3f} | {args.tokens / fast:.1f} | "
+            f"{speedup:.2f}x |"
+        )
         if trained:
-            row += f" {validation_sibleu(trained, args.dataset, args.samples, steps):.2f} |"
+            scores = [validation_sibleu(p, args.dataset, args.samples, steps) for p in (trained, trained_cached)]
+            row += " " + " | ".join(f"{v:.2f}" for v in scores) + " |"
         print(row)
 
 
