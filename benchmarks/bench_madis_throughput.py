@@ -4,18 +4,19 @@ baseline on the same backbone with a KV cache, in one run; then the steps trade-
 Both pipelines are built from one config's LM shape (`small` by default) with random weights: throughput does not
 depend on training once the length is fixed, so every call generates exactly `--tokens` part-wise tokens
 (`num_frames = 4 x tokens`, `<eos>` not sampled) with `output_type="tokens"` (the VQ decoder is the same for both and
-left out). The two are timed alternately, `--repeats` times each after a warm-up, so drifts of a shared machine hit
-both alike. Tokens per second count sign positions (three part tokens each). The paper reports 1.4x (MDLM vs
-SOKE's AR decoding, on GPUs). MaDiS is timed twice, with the paper's exact sampler and with the approximate KV cache
-(the scheduler's `kv_cache="delayed"`, a full pass every `--kv-cache-refresh` steps, 0: the first only), on the same
-LM, interleaved with the other two.
+left out). MaDiS runs twice on the same LM: with the paper's exact sampler and with the approximate KV cache (the
+scheduler's `kv_cache`: `--kv-cache delayed` or `stage`, a full pass every `--kv-cache-refresh` steps, 0: no more).
+The three decoders are timed in turn, `--repeats` rounds after a warm-up, and ratios are medians of per-round ratios,
+so drifts of a shared machine hit all alike. Tokens per second count sign positions (three part tokens each). The
+paper reports 1.4x (MDLM vs SOKE's AR decoding, on GPUs).
 
 With `--pipeline DIR --dataset DIR` (a trained MaDiS folder and its corpus) the trade-off table also scores SiBLEU-4
 of each step count on the first `--samples` validation sentences (tokens against the VQ-VAE's tokens of the
-reference poses; the sentence's own length, `<eos>` sampled).
+reference poses; the sentence's own length, `<eos>` sampled), with and without the KV cache, at the same tokens per
+step on that LM's canvas (`max_sign_tokens`, 48 at `small`: 48/24/12/5 steps for the 100/50/25/10 rows).
 
     python benchmarks/bench_madis_throughput.py [--config small] [--tokens 100] [--steps 25] [--repeats 5]
-        [--threads 1] [--kv-cache-refresh 0] [--pipeline DIR --dataset DIR --samples 50]
+        [--threads 1] [--kv-cache delayed|stage] [--kv-cache-refresh 0] [--pipeline DIR --dataset DIR --samples 50]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from hf_sign.data.io import load_corpus
 from hf_sign.data.normalization import PoseNormalizer
 from hf_sign.evaluation.text_metrics import sibleu
 from hf_sign.models.madis import MaDiSConfig, MaDiSForMaskedDiffusion, PartVQVAE
@@ -65,11 +67,11 @@ def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0)
     return pipe
 
 
-def with_kv_cache(pipe: MaDiSPipeline, refresh: int) -> MaDiSPipeline:
+def with_kv_cache(pipe: MaDiSPipeline, mode: str, refresh: int) -> MaDiSPipeline:
     """The same components, sampled with the approximate KV cache."""
     cached = MaDiSPipeline(**pipe.components)  # the components carry the settings (fps, skeleton)
     cached.scheduler = MaskedDiffusionScheduler.from_config(
-        pipe.scheduler.config, kv_cache="delayed", kv_cache_refresh=refresh
+        pipe.scheduler.config, kv_cache=mode, kv_cache_refresh=refresh
     )
     cached.set_progress_bar_config(disable=True)
     return cached
@@ -84,9 +86,7 @@ def seconds(pipe: MaDiSPipeline, tokens: int, steps: int) -> float:
 
 
 def validation_sibleu(pipe: MaDiSPipeline, dataset: str, samples: int, steps: int) -> float:
-    from datasets import load_from_disk
-
-    rows = load_from_disk(dataset)["validation"].select(range(samples))
+    rows = load_corpus(dataset)["validation"].select(range(samples))
     refs = pipe.tokenize_poses([np.asarray(r["poses"], dtype=np.float32) for r in rows])
     out = pipe([r["text"] for r in rows], num_inference_steps=steps, output_type="tokens")
     return sibleu(out.sign_tokens, refs)["sibleu"]
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="MaDiS unmasking steps (paper: 25)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--kv-cache", default="delayed", choices=("delayed", "stage"), help="the cached sampler")
     parser.add_argument("--kv-cache-refresh", type=int, default=0, help="full pass every N steps with the cache")
     parser.add_argument("--pipeline", default=None, help="a trained MaDiS folder for the SiBLEU column")
     parser.add_argument("--dataset", default=None, help="its corpus folder (validation split)")
@@ -107,7 +108,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     mdlm, ar = build_pipeline(args.config, True, args.tokens), build_pipeline(args.config, False, args.tokens)
-    cached = with_kv_cache(mdlm, args.kv_cache_refresh)
+    cached = with_kv_cache(mdlm, args.kv_cache, args.kv_cache_refresh)
     pipes = {"mdlm": mdlm, "cached": cached, "ar": ar}
     for pipe in pipes.values():
         seconds(pipe, args.tokens, args.steps)  # warm-up
@@ -130,7 +131,7 @@ def main() -> None:
     refresh = f", full pass every {args.kv_cache_refresh}" if args.kv_cache_refresh else ""
     rows = (
         ("mdlm", f"MaDiS, {args.steps} steps", args.steps),
-        ("cached", f"MaDiS, {args.steps} steps, KV cache (delayed{refresh})", args.steps),
+        ("cached", f"MaDiS, {args.steps} steps, KV cache ({args.kv_cache}{refresh})", args.steps),
         ("ar", "AR + KV cache", args.tokens),
     )
     for name, label, passes in rows:
@@ -145,7 +146,7 @@ def main() -> None:
     if args.pipeline:
         trained = MaDiSPipeline.from_pretrained(args.pipeline)
         trained.set_progress_bar_config(disable=True)
-        trained_cached = with_kv_cache(trained, args.kv_cache_refresh)
+        trained_cached = with_kv_cache(trained, args.kv_cache, args.kv_cache_refresh)
     print()
     header = "| steps | seconds per sequence | tokens / s | seconds, KV cache | tokens / s, KV cache | speed-up |"
     if trained:
@@ -165,9 +166,11 @@ def main() -> None:
             f"| {steps} | {exact:.3f} | {args.tokens / exact:.1f} | {fast:.3f} | {args.tokens / fast:.1f} | "
             f"{speedup:.2f}x |"
         )
-        if trained:
-            scores = [validation_sibleu(p, args.dataset, args.samples, steps) for p in (trained, trained_cached)]
-            row += " " + " | ".join(f"{v:.2f}" for v in scores) + " |"
+        if trained:  # the same tokens per step on the trained LM's canvas
+            canvas = trained.lm.config.max_sign_tokens
+            n = max(1, round(steps * canvas / args.tokens))
+            scores = [validation_sibleu(p, args.dataset, args.samples, n) for p in (trained, trained_cached)]
+            row += " " + " | ".join(f"{v:.2f} ({n} steps / {canvas})" for v in scores) + " |"
         print(row)
 
 

@@ -26,14 +26,17 @@ def with_cache(pipe, kv_cache="delayed", kv_cache_refresh=0):
     return pipe
 
 
-def record_steps(pipe, monkeypatch):
-    """Per scheduler step, the logits at the positions still masked, and per LM call its input length."""
+def record_steps(pipe, monkeypatch, only_unmaskable=False):
+    """Per scheduler step, the logits at the positions still masked (and, with `only_unmaskable`, that the step may
+    unmask), and per LM call its input length."""
     steps, lengths = [], []
     step, forward = pipe.scheduler.step, pipe.lm.forward
 
     def spy_step(model_output, timestep, sample, **kwargs):
-        masked = (sample == pipe.lm.config.mask_token_id).all(-1)
-        steps.append(model_output[masked].clone())
+        read = (sample == pipe.lm.config.mask_token_id).all(-1)
+        if only_unmaskable:
+            read &= pipe.scheduler.unmaskable_positions(timestep)
+        steps.append(model_output[read].clone())
         return step(model_output, timestep, sample, **kwargs)
 
     def spy_forward(input_ids, *args, **kwargs):
@@ -45,9 +48,9 @@ def record_steps(pipe, monkeypatch):
     return steps, lengths
 
 
-def run(pipe, monkeypatch, kv_cache="none", kv_cache_refresh=0, **call):
+def run(pipe, monkeypatch, kv_cache="none", kv_cache_refresh=0, only_unmaskable=False, **call):
     with_cache(pipe, kv_cache, kv_cache_refresh)
-    steps, lengths = record_steps(pipe, monkeypatch)
+    steps, lengths = record_steps(pipe, monkeypatch, only_unmaskable)
     out = pipe(TEXTS[:2], num_inference_steps=6, output_type="tokens", **call)
     monkeypatch.undo()
     return out, steps, lengths
@@ -92,6 +95,10 @@ def test_active_positions_are_masked_or_changed():
     assert active_canvas_positions(now, now, mask).tolist() == [[2, 4], [0, 0]]
     done = torch.ones_like(now)
     assert active_canvas_positions(done, done, mask).shape == (2, 0)
+    # "stage": only the masked positions the step may unmask (here 4), and the changed ones
+    unmaskable = torch.tensor([False, False, False, False, True])
+    assert active_canvas_positions(now, seen, mask, unmaskable).tolist() == [[0, 4], [1, 1]]
+    assert active_canvas_positions(now, now, mask, unmaskable).tolist() == [[4], [0]]
 
 
 def test_partial_pass_over_unchanged_tokens_is_the_full_pass():
@@ -127,19 +134,22 @@ def test_partial_pass_over_unchanged_tokens_is_the_full_pass():
 # ------------------------------------------------------------------------------------------------- sampling
 
 
+@pytest.mark.parametrize("mode", ["delayed", "stage"])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_one_layer_lm_samples_exactly_what_the_exact_sampler_does(temperature, monkeypatch):
-    """With one layer, a key or value depends on its own token and position only, so the delayed cache (recompute
-    the masked and just-unmasked positions) is exact: same logits at every masked position, same tokens. Forgetting
-    to recompute a just-unmasked position would leave the key of its <mask> in the store."""
+def test_one_layer_lm_samples_exactly_what_the_exact_sampler_does(mode, temperature, monkeypatch):
+    """With one layer, a key or value depends on its own token and position only, so both caches (recompute the
+    just-unmasked positions; a masked one keeps the key of its <mask>) are exact: same logits at every masked
+    position the scheduler reads, same tokens. Forgetting to recompute a just-unmasked position would leave the key
+    of its <mask> in the store."""
     pipe = make_pipe(temperature=temperature, num_hidden_layers=1)
-    exact, exact_steps, exact_lengths = run(pipe, monkeypatch, generator=[gen(0), gen(1)])
-    cached, cached_steps, cached_lengths = run(pipe, monkeypatch, "delayed", generator=[gen(0), gen(1)])
+    read = mode == "stage"  # only the logits of the positions the step may unmask are computed
+    exact, exact_steps, exact_lengths = run(pipe, monkeypatch, only_unmaskable=read, generator=[gen(0), gen(1)])
+    cached, cached_steps, cached_lengths = run(pipe, monkeypatch, mode, 0, read, generator=[gen(0), gen(1)])
     assert max_step_difference(exact_steps, cached_steps) < 1e-5
     assert all(np.array_equal(a, b) for a, b in zip(exact.poses, cached.poses))
-    # one full pass, then passes over the canvas positions still to decide only
+    # full passes, then passes over the canvas positions still to decide only
     assert len(cached_lengths) == len(exact_lengths) == 6 and cached_lengths[0] == exact_lengths[0]
-    assert cached_lengths[1:] == sorted(cached_lengths[1:], reverse=True) and cached_lengths[-1] < 12
+    assert min(cached_lengths) < 12
 
 
 def test_refresh_every_step_is_the_exact_sampler(monkeypatch):
@@ -165,8 +175,27 @@ def test_deeper_lm_is_approximated_and_refreshed_on_schedule(monkeypatch):
     assert [i for i, n in enumerate(lengths) if n == full] == [0, 3] and full > 12
 
 
-def test_cached_sampling_is_deterministic_batch_equals_single_and_unmasks_everything():
-    pipe = with_cache(make_pipe(temperature=1.0))
+def test_stage_cache_runs_a_full_pass_at_each_checkpoint_stage(monkeypatch):
+    """`"stage"`: full passes where the scheduler's unmaskable set changes (the checkpoint stages), in between only
+    the masked positions of the stage and the just-unmasked ones, fewer than `"delayed"` recomputes."""
+    pipe = make_pipe(temperature=0.0)
+    sched = MaskedDiffusionScheduler.from_config(pipe.scheduler.config)
+    sched.set_timesteps(6, 12)
+    sets = [sched.unmaskable_positions(t) for t in sched.timesteps]
+    assert sets[0].nonzero().flatten().tolist() == sched.pivot_positions(12)[0].tolist() == [0, 4, 8]
+    assert bool(sets[-1].all())
+    starts = [i for i in range(6) if i == 0 or not torch.equal(sets[i], sets[i - 1])]
+    assert len(starts) == 3
+    _, _, lengths = run(pipe, monkeypatch, "stage")
+    _, _, delayed = run(pipe, monkeypatch, "delayed")
+    assert [i for i, n in enumerate(lengths) if n == max(lengths)] == starts
+    inside = [i for i in range(6) if i not in starts]
+    assert all(lengths[i] <= delayed[i] for i in inside) and any(lengths[i] < delayed[i] for i in inside)
+
+
+@pytest.mark.parametrize("mode", ["delayed", "stage"])
+def test_cached_sampling_is_deterministic_batch_equals_single_and_unmasks_everything(mode):
+    pipe = with_cache(make_pipe(temperature=1.0), mode)
     finals = []
 
     def callback(p, step, t, tensors):
@@ -205,6 +234,7 @@ def test_setting_is_saved_and_reaches_the_training_config(tmp_path):
     "kwargs, match",
     [
         (dict(kv_cache="greedy"), "kv_cache"),
+        (dict(kv_cache="Stage"), "kv_cache"),
         (dict(kv_cache=True), "kv_cache"),
         (dict(kv_cache_refresh=-1), "kv_cache_refresh"),
         (dict(kv_cache_refresh=1.5), "kv_cache_refresh"),

@@ -15,7 +15,8 @@ Steps of `__call__` (on the hf-sign pipeline base, `pipeline_utils.SignPipeline`
    fully masked canvas gives each row's length (its `<eos>` probabilities), which is then sampled the same way.
    With the scheduler's `kv_cache="delayed"` (approximate, off by default) only the first step (and every
    `kv_cache_refresh`-th) runs over the whole sequence; the others recompute the masked positions and those unmasked
-   at the previous step, against a `MaskedDiffusionCache` of the other positions' keys and values.
+   at the previous step, against a `MaskedDiffusionCache` of the other positions' keys and values. `"stage"` runs a
+   full pass at the start of each checkpoint stage and recomputes only the masked positions the stage may unmask.
    A causal LM (`lm.config.bidirectional = False`, the autoregressive baseline) decodes token by token with its KV
    cache instead, until `<eos>` or the canvas is full;
 4. decode the part tokens with the frozen part-wise VQ-VAE (4 frames per token) and map them back to the dataset's
@@ -177,16 +178,19 @@ class MaDiSPipeline(SignPipeline):
         """Fill the masked canvas `(B, M, P)` with the scheduler (step 3 of the module docstring)."""
         cfg = self.lm.config
         self.scheduler.set_timesteps(steps, sequence_length=canvas.shape[1], device=canvas.device)
-        cached, refresh = self.scheduler.config.kv_cache == "delayed", self.scheduler.config.kv_cache_refresh
-        sample, cache, seen = canvas, None, None
+        mode, refresh = self.scheduler.config.kv_cache, self.scheduler.config.kv_cache_refresh
+        sample, cache, seen, stage = canvas, None, None, None
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            if not cached:
+            unmaskable = self.scheduler.unmaskable_positions(t) if mode == "stage" else None
+            new_stage = unmaskable is not None and stage is not None and not torch.equal(unmaskable, stage)
+            stage = unmaskable
+            if mode == "none":
                 logits = self._canvas_logits(text_ids, text_mask, sample)
-            elif cache is None or (refresh and i % refresh == 0):  # a full pass fills a fresh store
+            elif cache is None or (refresh and i % refresh == 0) or new_stage:  # a full pass fills a fresh store
                 cache = MaskedDiffusionCache(cfg.num_hidden_layers)
                 logits = self._canvas_logits(text_ids, text_mask, sample, cache)
             else:
-                logits = self._partial_canvas_logits(text_ids, text_mask, sample, seen, cache)
+                logits = self._partial_canvas_logits(text_ids, text_mask, sample, seen, cache, unmaskable)
             seen = sample.clone()  # the canvas the store now holds (a callback may edit `sample` in place)
             logits[:, 0, :, cfg.eos_token_id] = -float("inf")  # at least one token is signed
             if not allow_eos:
@@ -215,13 +219,14 @@ class MaDiSPipeline(SignPipeline):
         mask = torch.cat([text_mask, ones], 1)
         return self.lm(inputs, attention_mask=mask, logits_to_keep=sample.shape[1], cache=cache).logits
 
-    def _partial_canvas_logits(self, text_ids, text_mask, sample, seen, cache) -> torch.Tensor:
-        """`_canvas_logits` from a partial pass over the masked positions and those changed since `seen` (the
-        canvas `cache` holds); the others' logits are zeros, which the scheduler never reads (it only unmasks)."""
+    def _partial_canvas_logits(self, text_ids, text_mask, sample, seen, cache, unmaskable=None) -> torch.Tensor:
+        """`_canvas_logits` from a partial pass over the masked positions (those in `unmaskable` when given) and those
+        changed since `seen` (the canvas `cache` holds); the others' logits are zeros, which the scheduler never reads
+        (it only unmasks where it may)."""
         cfg = self.lm.config
         batch, length, parts = sample.shape
         logits = torch.zeros(batch, length, parts, cfg.vocab_size, device=sample.device)
-        order = active_canvas_positions(sample, seen, cfg.mask_token_id)  # (B, q) canvas indices
+        order = active_canvas_positions(sample, seen, cfg.mask_token_id, unmaskable)  # (B, q) canvas indices
         if order.shape[1] == 0:
             return logits
         mask = torch.cat([text_mask, torch.ones(batch, length, dtype=text_mask.dtype, device=sample.device)], 1)

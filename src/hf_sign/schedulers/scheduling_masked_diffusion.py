@@ -19,7 +19,7 @@ from diffusers.utils import BaseOutput
 
 PIVOT_MODES = ("uniform", "contiguous", "none")
 LENGTH_MODES = ("eos", "first_step")
-KV_CACHE_MODES = ("none", "delayed")
+KV_CACHE_MODES = ("none", "delayed", "stage")
 
 
 def log10_unmasking_orders(num_tokens: int, tokens_per_step: int, pivots=None) -> float:
@@ -123,12 +123,13 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
             sampled `eos_token_id`) or `"first_step"` (the length is read from the model's `<eos>` probabilities on
             the fully masked canvas, see [`~MaskedDiffusionScheduler.sequence_lengths`]).
         kv_cache (`str`, *optional*, defaults to `"none"`): how the caller runs the model between steps: `"none"`
-            (the paper's exact sampler: every step over the whole sequence) or `"delayed"` (approximate, dKV-Cache
+            (the paper's exact sampler: every step over the whole sequence), `"delayed"` (approximate, dKV-Cache
             style: after a full pass only the masked positions and those unmasked at the previous step are
-            recomputed, against the stored keys and values of the others; see `MaskedDiffusionCache`).
-        kv_cache_refresh (`int`, *optional*, defaults to 0): with `kv_cache="delayed"`, a full pass every
-            `kv_cache_refresh` steps (1: every step, the exact sampler); 0: only the first step. Ignored with
-            `kv_cache="none"`.
+            recomputed, against the stored keys and values of the others; see `MaskedDiffusionCache`) or `"stage"`
+            (Fast-dLLM style, the checkpoint stages as blocks: a full pass at the start of each stage, then only the
+            masked positions the stage may unmask, see [`unmaskable_positions`], and those just unmasked).
+        kv_cache_refresh (`int`, *optional*, defaults to 0): with a cache, also a full pass every `kv_cache_refresh`
+            steps (1: every step, the exact sampler; 0: no more). Ignored with `kv_cache="none"`.
     """
 
     order = 1
@@ -257,6 +258,10 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         self._stage_of_step = [next(s for s, b in enumerate(targets) if c <= b) for c in counts]
         self._allowed = self._allowed_positions(length)[skipped:]
         self.skipped_checkpoints = skipped
+
+    def unmaskable_positions(self, timestep: int | torch.Tensor) -> torch.BoolTensor:
+        """`(M,)`: where step `timestep` may unmask (its stage's checkpoint set; every position in the last stage)."""
+        return self._allowed[self._stage_of_step[self.num_inference_steps - 1 - int(timestep)]]
 
     def pivot_positions(self, sequence_length: int) -> list:
         """

@@ -8,7 +8,9 @@ and lets a later pass run the backbone on a few *active* positions only: their n
 the store at their positions, and their queries attend over the whole store. The caller chooses the active positions
 ([`active_canvas_positions`]): the still-masked ones (their predictions are needed) and those whose token changed since
 the store last saw them (a token unmasked at the previous step is recomputed once with its real token, then frozen:
-the delay of dKV-Cache, which is what makes the first layer exact). The text is never recomputed.
+the delay of dKV-Cache, which is what makes the first layer exact). The text is never recomputed. Restricted to the
+masked positions that the current checkpoint stage may unmask, with a full pass at each stage's start, this is
+Fast-dLLM's block-wise cache with the stages as blocks.
 """
 
 from __future__ import annotations
@@ -94,13 +96,20 @@ class MaskedDiffusionCache(Cache):
         return layer.update(key_states, value_states, self.positions if layer.is_initialized else None)
 
 
-def active_canvas_positions(sample: torch.LongTensor, seen: torch.LongTensor, mask_token_id: int) -> torch.LongTensor:
-    """The canvas positions a partial pass recomputes: masked, or changed since the cache saw them.
+def active_canvas_positions(
+    sample: torch.LongTensor,
+    seen: torch.LongTensor,
+    mask_token_id: int,
+    unmaskable: Optional[torch.BoolTensor] = None,
+) -> torch.LongTensor:
+    """The canvas positions a partial pass recomputes: masked (and unmaskable), or changed since the cache saw them.
 
     Args:
         sample (`torch.LongTensor` of shape `(B, M, P)`): the canvas now.
         seen (`torch.LongTensor` of shape `(B, M, P)`): the canvas whose keys and values the cache holds.
         mask_token_id (`int`): the `<mask>` id.
+        unmaskable (`torch.BoolTensor` of shape `(M,)`, *optional*): only the masked positions the step may unmask
+            are recomputed (the others keep their stored keys and values); all masked positions by default.
 
     Returns:
         `torch.LongTensor` of shape `(B, q)`: per row its active positions in increasing order, `q` the largest
@@ -108,7 +117,10 @@ def active_canvas_positions(sample: torch.LongTensor, seen: torch.LongTensor, ma
         result), a row with none recomputes its position 0 (only a callback that rewrites the canvas can cause it).
         `q` is 0 when no row has an active position.
     """
-    active = (sample == mask_token_id).all(dim=-1) | (sample != seen).any(dim=-1)
+    masked = (sample == mask_token_id).all(dim=-1)
+    if unmaskable is not None:
+        masked &= unmaskable.to(masked.device)
+    active = masked | (sample != seen).any(dim=-1)
     counts = active.sum(dim=1, keepdim=True)
     order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, : int(counts.max())]
     slot = torch.arange(order.shape[1], device=order.device)
