@@ -185,6 +185,9 @@ def test_stage_cache_runs_a_full_pass_at_each_checkpoint_stage(monkeypatch):
     assert sets[0].nonzero().flatten().tolist() == sched.pivot_positions(12)[0].tolist() == [0, 4, 8]
     assert bool(sets[-1].all())
     starts = [i for i in range(6) if i == 0 or not torch.equal(sets[i], sets[i - 1])]
+    sched.set_timesteps(6)
+    with pytest.raises(ValueError, match="sequence_length"):
+        sched.unmaskable_positions(5)
     assert len(starts) == 3
     _, _, lengths = run(pipe, monkeypatch, "stage")
     _, _, delayed = run(pipe, monkeypatch, "delayed")

@@ -261,6 +261,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
 
     def unmaskable_positions(self, timestep: int | torch.Tensor) -> torch.BoolTensor:
         """`(M,)`: where step `timestep` may unmask (its stage's checkpoint set; every position in the last stage)."""
+        if self.sequence_length is None:
+            raise ValueError("`unmaskable_positions` needs the schedule: `set_timesteps(..., sequence_length=M)`.")
         return self._allowed[self._stage_of_step[self.num_inference_steps - 1 - int(timestep)]]
 
     def pivot_positions(self, sequence_length: int) -> list:
