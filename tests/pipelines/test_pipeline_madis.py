@@ -24,7 +24,9 @@ TEXTS = ["the weather tomorrow will be rainy", "do you like coffee?", "my sister
 SIZES = [8, 12, 12]
 
 
-def make_components(seed: int = 0, bidirectional: bool = True, temperature: float = 1.0) -> dict:
+def make_components(
+    seed: int = 0, bidirectional: bool = True, temperature: float = 1.0, num_hidden_layers: int = 2
+) -> dict:
     torch.manual_seed(seed)
     tokenizer = build_text_tokenizer(TEXTS * 3, TextTokenizerArguments(vocab_size=300))
     vqvae = PartVQVAE(codebook_sizes=tuple(SIZES), code_dim=16, hidden_dim=16, num_res_blocks=1).eval()
@@ -34,7 +36,7 @@ def make_components(seed: int = 0, bidirectional: bool = True, temperature: floa
         code_dim=16,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=8,

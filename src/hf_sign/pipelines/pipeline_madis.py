@@ -13,6 +13,10 @@ Steps of `__call__` (on the hf-sign pipeline base, `pipeline_utils.SignPipeline`
    discarded. With `num_frames` (or `duration_s`) the canvas holds `ceil(num_frames / 4)` tokens and `<eos>` is not
    sampled, so the sequence has that length. With the scheduler's `length_mode="first_step"` the first step's `<eos>`
    probabilities fix each row's length: `<eos>` is then certain after it and impossible before it.
+   With the scheduler's `kv_cache="delayed"` (approximate, off by default) only the first step (and every
+   `kv_cache_refresh`-th) runs over the whole sequence; the others recompute the masked positions and those unmasked
+   at the previous step, against a `MaskedDiffusionCache` of the other positions' keys and values. `"stage"` runs a
+   full pass at the start of each checkpoint stage and recomputes only the masked positions the stage may unmask.
    A causal LM (`lm.config.bidirectional = False`, the autoregressive baseline) decodes token by token with its KV
    cache instead, until `<eos>` or the canvas is full;
 4. decode the part tokens with the frozen part-wise VQ-VAE (4 frames per token) and map them back to the dataset's
@@ -34,7 +38,7 @@ from diffusers.utils import replace_example_docstring
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from ..data.normalization import PoseNormalizer
-from ..models.madis import MaDiSForMaskedDiffusion, PartVQVAE
+from ..models.madis import MaDiSForMaskedDiffusion, MaskedDiffusionCache, PartVQVAE, active_canvas_positions
 from ..models.madis.part_vqvae import PART_NAMES
 from ..models.madis.sequences import as_part_wise, encode_text, ids_to_codes
 from ..schedulers import MaskedDiffusionScheduler
@@ -174,10 +178,21 @@ class MaDiSPipeline(SignPipeline):
         """Fill the masked canvas `(B, M, P)` with the scheduler (step 3 of the module docstring)."""
         cfg = self.lm.config
         self.scheduler.set_timesteps(steps, sequence_length=canvas.shape[1], device=canvas.device)
-        sample, lengths = canvas, None
+        mode, refresh = self.scheduler.config.kv_cache, self.scheduler.config.kv_cache_refresh
+        sample, cache, seen, stage, lengths = canvas, None, None, None, None
         positions = torch.arange(canvas.shape[1], device=canvas.device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            logits = self._canvas_logits(text_ids, text_mask, sample)
+            unmaskable = self.scheduler.unmaskable_positions(t) if mode == "stage" else None
+            new_stage = unmaskable is not None and stage is not None and not torch.equal(unmaskable, stage)
+            stage = unmaskable
+            if mode == "none":
+                logits = self._canvas_logits(text_ids, text_mask, sample)
+            elif cache is None or (refresh and i % refresh == 0) or new_stage:  # a full pass fills a fresh store
+                cache = MaskedDiffusionCache(cfg.num_hidden_layers)
+                logits = self._canvas_logits(text_ids, text_mask, sample, cache)
+            else:
+                logits = self._partial_canvas_logits(text_ids, text_mask, sample, seen, cache, unmaskable)
+            seen = sample.clone()  # the canvas the store now holds (a callback may edit `sample` in place)
             logits[:, 0, :, cfg.eos_token_id] = -float("inf")  # at least one token is signed
             if not allow_eos:
                 logits[..., cfg.eos_token_id] = -float("inf")
@@ -204,11 +219,31 @@ class MaDiSPipeline(SignPipeline):
         cfg = self.lm.config
         return torch.full((batch, num_tokens, cfg.num_parts), cfg.mask_token_id, dtype=torch.long, device=device)
 
-    def _canvas_logits(self, text_ids, text_mask, sample) -> torch.Tensor:
-        """The part heads' logits `(B, M, P, V)` on the canvas `sample` `(B, M, P)` read after the text."""
+    def _canvas_logits(self, text_ids, text_mask, sample, cache=None) -> torch.Tensor:
+        """The part heads' logits `(B, M, P, V)` on the canvas `sample` `(B, M, P)` read after the text (filling
+        `cache`, a fresh `MaskedDiffusionCache`, when given)."""
         ones = torch.ones(sample.shape[:2], dtype=text_mask.dtype, device=sample.device)
         inputs = torch.cat([as_part_wise(text_ids, self.lm.config), sample], dim=1)
-        return self.lm(inputs, attention_mask=torch.cat([text_mask, ones], 1), logits_to_keep=sample.shape[1]).logits
+        mask = torch.cat([text_mask, ones], 1)
+        return self.lm(inputs, attention_mask=mask, logits_to_keep=sample.shape[1], cache=cache).logits
+
+    def _partial_canvas_logits(self, text_ids, text_mask, sample, seen, cache, unmaskable=None) -> torch.Tensor:
+        """`_canvas_logits` from a partial pass over the masked positions (those in `unmaskable` when given) and those
+        changed since `seen` (the canvas `cache` holds); the others' logits are zeros, which the scheduler never reads
+        (it only unmasks where it may)."""
+        cfg = self.lm.config
+        batch, length, parts = sample.shape
+        logits = torch.zeros(batch, length, parts, cfg.vocab_size, device=sample.device)
+        order = active_canvas_positions(sample, seen, cfg.mask_token_id, unmaskable)  # (B, q) canvas indices
+        if order.shape[1] == 0:
+            return logits
+        mask = torch.cat([text_mask, torch.ones(batch, length, dtype=text_mask.dtype, device=sample.device)], 1)
+        positions = order + text_ids.shape[1]  # indices into [text, canvas]
+        cache.set_positions(positions)
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0).gather(1, positions)  # their RoPE positions
+        inputs = sample.gather(1, order.unsqueeze(-1).expand(-1, -1, parts))
+        out = self.lm(inputs, attention_mask=mask, position_ids=position_ids, cache=cache).logits
+        return logits.scatter_(1, order[..., None, None].expand_as(out), out)
 
     def _autoregressive(self, text_ids, text_mask, length, allow_eos, generator):
         """Causal baseline: one position (three part tokens) per step with the KV cache, until `<eos>` everywhere."""

@@ -19,6 +19,7 @@ from diffusers.utils import BaseOutput
 
 PIVOT_MODES = ("uniform", "contiguous", "none")
 LENGTH_MODES = ("eos", "first_step")
+KV_CACHE_MODES = ("none", "delayed", "stage")
 
 
 def log10_unmasking_orders(num_tokens: int, tokens_per_step: int, pivots=None) -> float:
@@ -121,6 +122,14 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         length_mode (`str`, *optional*, defaults to `"eos"`): `"eos"` (the paper's: the sequence ends at the first
             sampled `eos_token_id`) or `"first_step"` (the length is read from the model's `<eos>` probabilities on
             the fully masked canvas, see [`~MaskedDiffusionScheduler.sequence_lengths`]).
+        kv_cache (`str`, *optional*, defaults to `"none"`): how the caller runs the model between steps: `"none"`
+            (the paper's exact sampler: every step over the whole sequence), `"delayed"` (approximate, dKV-Cache
+            style: after a full pass only the masked positions and those unmasked at the previous step are
+            recomputed, against the stored keys and values of the others; see `MaskedDiffusionCache`) or `"stage"`
+            (Fast-dLLM style, the checkpoint stages as blocks: a full pass at the start of each stage, then only the
+            masked positions the stage may unmask, see [`unmaskable_positions`], and those just unmasked).
+        kv_cache_refresh (`int`, *optional*, defaults to 0): with a cache, also a full pass every `kv_cache_refresh`
+            steps (1: every step, the exact sampler; 0: no more). Ignored with `kv_cache="none"`.
     """
 
     order = 1
@@ -135,6 +144,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         eos_token_id: int | None = None,
         temperature: float = 1.0,
         length_mode: str = "eos",
+        kv_cache: str = "none",
+        kv_cache_refresh: int = 0,
     ):
         if mask_token_id is None or int(mask_token_id) < 0:
             raise ValueError(f"`mask_token_id` must be set to a non-negative token id, got {mask_token_id}.")
@@ -147,6 +158,10 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"`length_mode` must be one of {LENGTH_MODES}, got {length_mode!r}.")
         if length_mode == "first_step" and eos_token_id is None:
             raise ValueError("`length_mode='first_step'` reads the `<eos>` probabilities: set `eos_token_id`.")
+        if kv_cache not in KV_CACHE_MODES:
+            raise ValueError(f"`kv_cache` must be one of {KV_CACHE_MODES}, got {kv_cache!r}.")
+        if isinstance(kv_cache_refresh, bool) or not isinstance(kv_cache_refresh, int) or kv_cache_refresh < 0:
+            raise ValueError(f"`kv_cache_refresh` must be an int >= 0 (0: never refresh), got {kv_cache_refresh!r}.")
         self.num_inference_steps = None
         self.sequence_length = None
         self.timesteps = None
@@ -243,6 +258,12 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         self._stage_of_step = [next(s for s, b in enumerate(targets) if c <= b) for c in counts]
         self._allowed = self._allowed_positions(length)[skipped:]
         self.skipped_checkpoints = skipped
+
+    def unmaskable_positions(self, timestep: int | torch.Tensor) -> torch.BoolTensor:
+        """`(M,)`: where step `timestep` may unmask (its stage's checkpoint set; every position in the last stage)."""
+        if self.sequence_length is None:
+            raise ValueError("`unmaskable_positions` needs the schedule: `set_timesteps(..., sequence_length=M)`.")
+        return self._allowed[self._stage_of_step[self.num_inference_steps - 1 - int(timestep)]]
 
     def pivot_positions(self, sequence_length: int) -> list:
         """

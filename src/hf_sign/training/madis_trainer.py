@@ -102,7 +102,7 @@ CONFIG_SCHEMA = ConfigSchema(
         # `mask_token_id` and `eos_token_id` are the text tokenizer's; the authors' sampler takes the argmax
         "scheduler": ConfigSection(
             MaskedDiffusionScheduler,
-            include=("pivot_timesteps", "pivot_mode", "temperature", "length_mode"),
+            include=("pivot_timesteps", "pivot_mode", "temperature", "length_mode", "kv_cache", "kv_cache_refresh"),
             defaults={"temperature": 0.0},
         ),
         "pretraining": ConfigSection(PretrainingArguments),

@@ -9,7 +9,8 @@ Section 3 of the paper. The backbone is transformers' own `Qwen3Model`, made bid
    and the SDPA / flash kernels would otherwise fall back to their causal mode.
 
 With `config.bidirectional = False` neither is done: the same model is the causal autoregressive baseline (SOKE
-style, with Qwen3's KV cache).
+style, with Qwen3's KV cache). The bidirectional model takes an approximate cache instead, for sampling:
+[`~canvas_cache.MaskedDiffusionCache`] (a full pass fills it, later passes recompute a few positions against it).
 
 Around the backbone:
 
@@ -47,6 +48,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.qwen3.modeling_qwen3 import Qwen3PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
+from .canvas_cache import MaskedDiffusionCache
 from .configuration_madis import QWEN3_BACKBONE_ARGUMENTS, MaDiSConfig
 
 __all__ = ["MaDiSForMaskedDiffusion", "MaDiSOutput", "MixtureOfPartsEmbedding", "MaDiSConnector"]
@@ -231,7 +233,11 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
                 positions only (the sign canvas when sampling, the last position when decoding); 0 keeps all. The
                 latents and the loss need every position.
             cache (`transformers.Cache`, *optional*) and use_cache (`bool`, *optional*, defaults to `False`): the KV
-                cache of the causal baseline (a bidirectional model has no cache: every step sees every position).
+                cache of the causal baseline. A bidirectional model has no exact cache; it takes a
+                [`~canvas_cache.MaskedDiffusionCache`] (approximate sampling): a fresh one is filled by a full pass,
+                a filled one makes this a partial pass, where `input_ids` hold only the positions set with its
+                `set_positions`, `position_ids` (required) their real positions and `attention_mask` the padding of
+                the whole stored sequence.
             return_dict (`bool`, *optional*, defaults to `True`): return a [`MaDiSOutput`] or a tuple.
         """
         # 1. check the inputs; broadcast text-only ids to every part
@@ -246,9 +252,20 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
             raise ValueError(f"`input_ids` must be ids in [0, {self.config.vocab_size}).")
         if use_cache and self.config.bidirectional:
             raise ValueError("`use_cache` needs the causal baseline (`config.bidirectional=False`).")
+        if self.config.bidirectional and cache is not None and not isinstance(cache, MaskedDiffusionCache):
+            raise ValueError(f"A bidirectional model takes a `MaskedDiffusionCache`; got {type(cache).__name__}.")
         batch, length = input_ids.shape[:2]
+        # a partial pass (a filled MaskedDiffusionCache) attends over the whole stored sequence
+        partial = self.config.bidirectional and cache is not None and cache.is_initialized
+        stored = cache.get_seq_length() if partial else length
         if attention_mask is None:
-            attention_mask = torch.ones(batch, length, dtype=torch.long, device=input_ids.device)
+            attention_mask = torch.ones(batch, stored, dtype=torch.long, device=input_ids.device)
+        if partial and (position_ids is None or attention_mask.shape != (batch, stored)):
+            raise ValueError(
+                f"A partial pass needs `position_ids` {(batch, length)} and an `attention_mask` of the stored "
+                f"sequence {(batch, stored)}; got {None if position_ids is None else tuple(position_ids.shape)} "
+                f"and {tuple(attention_mask.shape)}."
+            )
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
@@ -258,7 +275,7 @@ class MaDiSForMaskedDiffusion(Qwen3PreTrainedModel):
         # 3. backbone: full attention (padding only) for the masked diffusion model, causal for the baseline
         if self.config.bidirectional:
             mask = create_bidirectional_mask(
-                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
             )
             backbone_mask = {"full_attention": mask}
         else:
