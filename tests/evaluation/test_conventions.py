@@ -121,3 +121,19 @@ def test_selection_columns_and_errors():
     renamed = dataclasses.replace(spec, position_joint_names=tuple(f"j{i}" for i in range(spec.num_position_joints)))
     with pytest.raises(ValueError, match="no position joints named 'left_shoulder'"):
         convention_metrics(("pose-evaluation",), pos, pos, renamed, 25.0)
+
+
+def test_table_notes_use_the_positions_units():
+    """The notes under the tables name the units of the table's columns: pixels on `holistic`, mm / m on `smplx133`."""
+    from hf_sign.evaluation.report import standard_notes
+
+    def notes(units):
+        evaluators = {"recognizer_target": "gloss", "recognizer": "r", "contrastive": "c", "trained_here": False}
+        results = {"evaluators": evaluators, "split": "test", "systems": [], "position_units": units,
+                   "conventions": ["soke"], "fps": 25.0, "representation": "holistic"}
+        return [n for n in standard_notes(results, num_candidates=2) if n.startswith(("DTW-JPE", "MPJPE"))]
+
+    pixels = " ".join(notes(["px", "px"]))
+    assert "mm" not in pixels and "'(px)' columns" in pixels and "'Σ (px)'" in pixels and "error in px" in pixels
+    metric = " ".join(notes(["m", "mm"]))
+    assert "'(mm)' columns" in metric and "'Σ (m)'" in metric and "error in mm" in metric

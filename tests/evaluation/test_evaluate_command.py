@@ -11,6 +11,7 @@ from hf_sign.data.io import load_corpus, split_rows
 from hf_sign.evaluation.evaluate_command import evaluate_predictions, parse_prediction_sources
 from hf_sign.evaluation.harness import GROUND_TRUTH
 from hf_sign.evaluation.predictions_io import load_predictions, read_pose_prediction
+from hf_sign.render import positions_to_pose, render_to_file, save_pose
 from hf_sign.skeletons import get_skeleton
 from hf_sign.training.evaluator_trainer import train_evaluators
 
@@ -111,11 +112,11 @@ def expect_error(corpus, tmp_path, make, match):
          "NaN or inf values in 1 frame\\(s\\), the first at frame 3"),
         (lambda d, i: (d / f"{i}.npz").write_bytes(b"not a zip file"), "1 unreadable"),
         (lambda d, i: (d / f"{i}.npz").write_bytes(b"PK\x03\x04cut"), "Unreadable .*BadZipFile"),
-        (lambda d, i: (d / f"{i}.pose").write_bytes(b"\x00\x01"), "'smplx133'; .pose predictions need a 'holistic'"),
+        (lambda d, i: (d / f"{i}.pose").write_bytes(b"\x00\x01"), "mixes .pose files \\(1, .* two `--predictions`"),
         (lambda d, i: np.savez(d / f"{i}.npz", poses=np.zeros((5, 216), np.float32), representation="holistic"),
          "skeleton 'holistic' cannot be converted to the dataset's 'smplx133'"),
     ],
-    ids=["width", "nan", "unreadable", "truncated-zip", "pose-for-smplx", "no-mapping"],
+    ids=["width", "nan", "unreadable", "truncated-zip", "pose-mixed-with-features", "no-mapping"],
 )
 def test_bad_predictions_are_named(corpus, tmp_path, make, match):
     expect_error(corpus, tmp_path, make, match)
@@ -160,3 +161,72 @@ def test_reads_spoken_to_signed_pose_output(tmp_path):
     assert np.allclose(joints[:, names.index("nose")], joints[:, names.index("neck")])
     by_id, report = load_predictions(tmp_path, "s2s", ["fs-ase-word-ab", "x"], spec, 25.0)
     assert list(by_id) == ["fs-ase-word-ab"] and report.missing == ["x"] and report.filled_keypoints
+
+
+def write_pose_folder(folder, rows, spec, transform=lambda p: p):
+    """One `.pose` per sample, written as the demo writes its `.pose` (`render_to_file` of the features)."""
+    for r in rows:
+        render_to_file(transform(np.asarray(r["poses"], np.float32)), spec, folder / f"{r['id']}.pose", fps=24.0)
+    return folder
+
+
+def test_demo_pose_files_are_scored_on_positions_by_the_cli(corpus, tmp_path, capsys):
+    """`.pose` files of `smplx133` signing (no pelvis, spine, neck, collars, head) are scored on the position columns:
+    the references' own poses score 0, perturbed ones do not, the feature columns are '–' with the note."""
+    rows, spec = corpus["rows"], corpus["spec"]
+    own = write_pose_folder(tmp_path / "own", rows, spec)
+    noise = np.random.default_rng(0)
+    noisy = write_pose_folder(tmp_path / "noisy", rows, spec, lambda p: p + 0.2 * noise.standard_normal(p.shape))
+    out = tmp_path / "out"
+    code = hf_sign(["evaluate", "--predictions", f"Own={own}", "--predictions", f"Noisy={noisy}", "--dataset",
+                    str(corpus["data"]), "--out", str(out), "--evaluator", str(corpus["evaluators"]), "--conventions",
+                    "soke,progressive-transformers,slrtp,pose-evaluation", "--num-examples", "0"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    by_name = {s["name"]: s["metrics"] for s in results["systems"]}
+    mine, noisy_m, truth = by_name["Own"], by_name["Noisy"], by_name[GROUND_TRUTH]
+    assert mine["positions_only"] and mine["num_position_joints"] == 46  # 54 joints less the 8 without a point
+    for key in ("dtw_jpe_body", "dtw_jpe_hands", "mpjpe_body", "mpjpe_hands"):  # millimetres
+        assert mine[key] == pytest.approx(0, abs=0.05), key
+        assert noisy_m[key] > 5, key
+    for key in ("dtw_jpe_body_sum", "dtw_jpe_hands_sum", "pt_dtw", "slrtp_dtw_mje", "pose_eval_dtw"):
+        assert mine[key] == pytest.approx(0, abs=1e-3), key
+        assert noisy_m[key] > 1e-2, key
+    assert mine["slrtp_wrist_path_ratio"] == pytest.approx(1, abs=1e-3)
+    for key in ("bleu4", "rouge_l", "fid", "siclip_r1", "siclip_r5", "sibleu"):
+        assert mine[key] is None and noisy_m[key] is None, key
+    assert truth["bleu4"] is not None and truth["dtw_jpe_body"] == 0 and by_name["Mean pose"]["fid"] is not None
+    md = (out / "results.md").read_text()
+    own_rows = [line for line in md.splitlines() if line.startswith("| Own ‡ |")]
+    assert len(own_rows) == 4  # one per table
+    assert own_rows[0] == "| Own ‡ | – | – | – | – | – |"  # back-translation
+    assert own_rows[1].count("0.00") == 6  # the SOKE DTW-JPE and MPJPE columns
+    assert own_rows[2].startswith("| Own ‡ | – | – | – | – |")  # FID, SiCLIP, SiBLEU
+    note = next(n for n in results["notes"] if n.startswith("‡"))
+    assert "shoulders' midpoint" in note and "Own: 46" in note and "'–'" in note
+
+
+def test_pose_files_that_cannot_be_mapped_are_named(corpus, tmp_path):
+    rows, spec = corpus["rows"], corpus["spec"]
+    sid = rows[0]["id"]
+    positions = spec.to_positions(np.asarray(rows[0]["poses"], np.float32))
+
+    def pixels_only(folder):  # a .pose without POSE_WORLD_LANDMARKS, as spoken-to-signed writes
+        pose = positions_to_pose(positions, spec, 24.0)
+        pose = pose.get_components([c.name for c in pose.header.components if c.name != "POSE_WORLD_LANDMARKS"])
+        with open(folder / f"{sid}.pose", "wb") as fh:
+            pose.write(fh)
+
+    holistic = get_skeleton("holistic")
+    pixels = 250 + 100 * np.random.default_rng(0).random((5, holistic.num_position_joints, 3))
+    for make, match in (
+        (pixels_only, "lacks \\(components .*pixel keypoints cannot be turned into metres"),
+        (lambda d: save_pose(pixels, holistic, 24.0, d / f"{sid}.pose"), "does not hold metres: the median shoulder"),
+    ):
+        folder = write_pose_folder(tmp_path / make.__name__, rows[1:], spec)
+        make(folder)
+        with pytest.raises(ValueError, match=f"1 unreadable.*Unreadable {sid}: .*{match}"):
+            evaluate_predictions({"p": str(folder)}, str(corpus["data"]), tmp_path / "o",
+                                 evaluator_dir=str(corpus["evaluators"]))
+    with pytest.raises(ValueError, match="skeleton is 'pt50'; .pose predictions need a 'holistic'"):
+        read_pose_prediction(tmp_path / "pixels_only" / f"{sid}.pose", get_skeleton("pt50"))

@@ -218,15 +218,21 @@ def convention_metrics(
     references: Sequence[np.ndarray],
     spec: SkeletonSpec,
     fps: float,
+    wrist_indices: Optional[Tuple[int, int]] = None,
+    shoulders: Optional[Tuple[int, int]] = None,
 ) -> Dict[str, Any]:
-    """The metrics of every selected convention other than `soke` (which the harness computes itself)."""
+    """The metrics of every selected convention other than `soke` (which the harness computes itself).
+
+    `wrist_indices` and `shoulders` default to `spec`'s; pass them when the positions hold a subset of `spec`'s
+    position joints (a row of joint positions read from `.pose` files, `hf_sign.evaluation.scoring.position_view`).
+    """
     out: Dict[str, Any] = {}
     if "progressive-transformers" in conventions:
         out.update(progressive_transformers_dtw(predictions, references))
     if "slrtp" in conventions:
-        out.update(slrtp_metrics(predictions, references, fps, spec.wrist_indices))
+        out.update(slrtp_metrics(predictions, references, fps, wrist_indices or spec.wrist_indices))
     if "pose-evaluation" in conventions:
-        out.update(pose_evaluation_dtw(predictions, references, _shoulders(spec)))
+        out.update(pose_evaluation_dtw(predictions, references, shoulders or _shoulders(spec)))
     return out
 
 

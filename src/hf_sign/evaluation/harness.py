@@ -208,7 +208,10 @@ def run_benchmark(
         predictions (`Dict[str, Dict[str, np.ndarray]]`, *optional*): rows of outputs made elsewhere, row name ->
             sample id -> `(T, D)` features in the split's skeleton and frame rate (what `hf-sign evaluate` loads).
             They replace the generation step of a model row and are scored by the same code; rows appear after
-            the models. Every evaluated sample needs one.
+            the models. Every evaluated sample needs one. A row may instead hold `(T, J, 3)` positions of the
+            skeleton's position joints, NaN at joints it lacks (`.pose` files on a skeleton whose features are not
+            positions, `hf_sign.evaluation.predictions_io`): it is scored on the position metrics only
+            (`PoseScorer.score(..., positions_only=True)`), the feature metrics are "–" with a note.
         sample_ids (`Sequence[str]`, *optional*): evaluate only these samples of the split (in split order; every
             id must exist); applied before `max_samples`.
         extra_notes (`Sequence[str]`, *optional*): notes appended under the tables.
@@ -243,7 +246,9 @@ def run_benchmark(
     ev.trained_here = trained_here
     _check_evaluators(ev, data, split)
     systems, notes = _build_systems(data, split, baseline_keys, models, device)
-    systems += [_predictions_system(name, by_id, rows, data["feature_dim"]) for name, by_id in predictions.items()]
+    systems += [
+        _predictions_system(name, by_id, rows, data["feature_dim"], spec) for name, by_id in predictions.items()
+    ]
 
     scorer = PoseScorer(
         [r["poses"] for r in rows], [str(r["text"]) for r in rows], [r["gloss"] for r in rows], spec, ev,
@@ -255,7 +260,7 @@ def run_benchmark(
         tokens = ref_tokens = None
         if system.kind == "ground_truth":
             preds, infos = [r["poses"] for r in rows], [{} for _ in rows]
-        elif system.kind == "predictions":  # made elsewhere: loading replaces the generation step
+        elif system.kind in ("predictions", "positions"):  # made elsewhere: loading replaces the generation step
             preds, infos = system.obj, [{} for _ in rows]
         else:
             preds, infos, tokens = _generate(
@@ -265,7 +270,9 @@ def run_benchmark(
             if tokens is not None and hasattr(system.obj, "tokenize_poses"):
                 ref_tokens = system.obj.tokenize_poses([r["poses"] for r in rows])
         t_gen = time.time() - t0
-        metrics, per_sample, positions[system.name] = scorer.score(preds, tokens, ref_tokens)
+        metrics, per_sample, positions[system.name] = scorer.score(
+            preds, tokens, ref_tokens, positions_only=system.kind == "positions"
+        )
         unknown = [list(i.get("unknown_glosses", [])) for i in infos]
         metrics["num_unknown_glosses"] = sum(len(u) for u in unknown)
         for i, (row, ps) in enumerate(zip(rows, per_sample)):
@@ -437,16 +444,26 @@ def _build_systems(
     return systems, notes
 
 
-def _predictions_system(name: str, by_id: Mapping[str, np.ndarray], rows, feature_dim: int) -> _System:
-    """A row of outputs made elsewhere: the sequences of the evaluated samples, checked like generated ones."""
+def _predictions_system(name: str, by_id: Mapping[str, np.ndarray], rows, feature_dim: int, spec) -> _System:
+    """A row of outputs made elsewhere: the sequences of the evaluated samples, checked like generated ones; a row of
+    `(T, J, 3)` joint positions (kind `"positions"`) is checked against the skeleton's position joints."""
     ids = [str(r["id"]) for r in rows]
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise ValueError(
             f"`predictions[{name!r}]` has no sequence for {len(missing)} evaluated sample(s), e.g. {missing[:5]}."
         )
-    poses = _to_numpy_poses([by_id[i] for i in ids], name, ids, feature_dim)
-    return _System(str(name), "predictions", poses, source="predictions made elsewhere", short=str(name)[:24])
+    arrays = [np.asarray(by_id[i], dtype=np.float32) for i in ids]
+    if not any(a.ndim == 3 for a in arrays):
+        poses = _to_numpy_poses(arrays, name, ids, feature_dim)
+        return _System(str(name), "predictions", poses, source="predictions made elsewhere", short=str(name)[:24])
+    for a, sid in zip(arrays, ids):
+        if a.ndim != 3 or a.shape[0] < 1 or a.shape[1:] != (spec.num_position_joints, 3):
+            raise ValueError(
+                f"`predictions[{name!r}]` sample {sid!r} has shape {a.shape}; a row of joint positions needs "
+                f"(num_frames >= 1, {spec.num_position_joints}, 3) for every sample (skeleton {spec.name!r})."
+            )
+    return _System(str(name), "positions", arrays, source="joint positions made elsewhere", short=str(name)[:24])
 
 
 # ------------------------------------------------------------------------------------ command line

@@ -15,10 +15,20 @@ skeleton is converted when its position joints include every joint of the datase
 units (`holistic` -> `holistic_noface`); otherwise it is refused with an error naming both skeletons (`smplx133` <->
 `holistic` would need a camera to turn metres into pixels one way and inverse kinematics the other way).
 
-`.pose` files are read as the corpus converter reads MediaPipe clips (`hf_sign.data.pose_io`): gaps interpolated
-over time, keypoints never detected (confidence 0 everywhere, or absent from the file's header, as in
-`spoken-to-signed`'s reduced output) placed on their nearest detected ancestor; the count of such keypoints is
-reported per file. `.pose` predictions therefore need a `holistic` / `holistic_noface` dataset.
+`.pose` files on a `holistic` / `holistic_noface` dataset are read as the corpus converter reads MediaPipe clips
+(`hf_sign.data.pose_io`): gaps interpolated over time, keypoints never detected (confidence 0 everywhere, or absent
+from the file's header, as in `spoken-to-signed`'s reduced output) placed on their nearest detected ancestor; the
+count of such keypoints is reported per file.
+
+`.pose` files on a dataset whose features are not positions (`smplx133`: joint rotations) cannot become features
+(that would need inverse kinematics); they are read as that skeleton's metric joint positions instead
+(`hf_sign.render.pose_export.pose_to_positions`: body joints from `POSE_WORLD_LANDMARKS`, hands through the inverse
+of the pixel projection), `(T, J, 3)` with NaN at the joints a MediaPipe layout lacks (for `smplx133`: pelvis, spine,
+neck, collars, head), gaps and never-detected points filled as above. Such a row is scored on the position metrics
+only (`hf_sign.evaluation.harness.run_benchmark`). A file without `POSE_WORLD_LANDMARKS` (pixels only, e.g.
+spoken-to-signed's output) is refused: pixels cannot be turned into metres without a camera. A source is either all
+`.pose` or all feature files on such a dataset (one row is scored one way): a folder mixing them is refused; give
+them as two `--predictions` sources. On position datasets `.pose` and feature files may share a folder.
 
 Nothing is skipped silently: [`load_predictions`] returns every matched sequence and a report listing missing ids,
 extra ids (no sample of the split), and unreadable or invalid files with the reason.
@@ -36,8 +46,16 @@ import numpy as np
 
 from ..data.resample import resample_sequence
 from ..skeletons.spec import SkeletonSpec, get_skeleton
+from .conventions import position_units
 
-__all__ = ["PER_SAMPLE_SUFFIXES", "PredictionsReport", "load_predictions", "read_pose_prediction"]
+__all__ = [
+    "PER_SAMPLE_SUFFIXES",
+    "PredictionsReport",
+    "load_predictions",
+    "read_pose_positions",
+    "read_pose_prediction",
+    "reads_pose_as_positions",
+]
 
 PER_SAMPLE_SUFFIXES = (".pose", ".npz", ".npy")
 
@@ -57,6 +75,7 @@ class PredictionsReport:
     resampled: Dict[str, float] = field(default_factory=dict)
     converted: Dict[str, str] = field(default_factory=dict)
     filled_keypoints: Dict[str, int] = field(default_factory=dict)
+    positions_only: bool = False
 
 
 # ------------------------------------------------------------------------------------------------- .pose files
@@ -72,7 +91,8 @@ def read_pose_prediction(path, spec: SkeletonSpec) -> Tuple[np.ndarray, float, i
     if spec.name not in ("holistic", "holistic_noface"):
         raise ValueError(
             f"{path}: a .pose prediction holds MediaPipe Holistic keypoints but the dataset's skeleton is "
-            f"{spec.name!r}; .pose predictions need a 'holistic' or 'holistic_noface' dataset."
+            f"{spec.name!r}; .pose predictions need a 'holistic' or 'holistic_noface' dataset, or one whose features "
+            "are not positions (read as its joint positions, e.g. 'smplx133')."
         )
     face = spec.name == "holistic"
     pose = read_pose_file(path)
@@ -111,6 +131,64 @@ def read_pose_prediction(path, spec: SkeletonSpec) -> Tuple[np.ndarray, float, i
     return features, float(pose.body.fps), int((confidence.max(axis=0) <= 0).sum())
 
 
+def reads_pose_as_positions(spec: SkeletonSpec) -> bool:
+    """Whether `.pose` predictions for a `spec` dataset are read as joint positions (features that are not
+    positions, e.g. `smplx133` rotations) rather than as `spec` features (`holistic`)."""
+    return spec.feature_kind != "position"
+
+
+def read_pose_positions(path, spec: SkeletonSpec) -> Tuple[np.ndarray, float, int]:
+    """A `.pose` file as `(T, J, 3)` positions of `spec`'s position joints, NaN at the joints it has no point for.
+
+    Returns:
+        `(positions float32, fps, number of mapped joints never present in the file)`.
+    """
+    from ..data.pose_io import fill_missing, read_pose_file
+    from ..render.pose_export import POSE_WORLD, mediapipe_mapping, pose_to_positions
+
+    joints = sorted({j for j, _, _ in mediapipe_mapping(spec)})
+    if not joints:
+        raise ValueError(
+            f"{path}: skeleton {spec.name!r} has no joint with a MediaPipe Holistic point; a .pose prediction "
+            "cannot be mapped to it."
+        )
+    pose = read_pose_file(path)
+    found = [c.name for c in pose.header.components]
+    if POSE_WORLD not in found:
+        raise ValueError(
+            f"{path}: a .pose prediction for the {spec.name!r} dataset (features {spec.feature_kind!r}, not "
+            f"positions) is read as metric joint positions from its {POSE_WORLD!r} component, which this file "
+            f"lacks (components {found}): pixel keypoints cannot be turned into metres without a camera. Write it "
+            "with hf-sign (`hf-sign render ... --out FILE.pose`), or score it against a 'holistic' dataset."
+        )
+    positions = pose_to_positions(pose, spec)[:, joints]
+    present = np.isfinite(positions).all(-1)
+    # Parents inside the mapped joints: a joint's nearest ancestor that has a point (-1: none, e.g. the shoulders).
+    local = {j: k for k, j in enumerate(joints)}
+    parents = []
+    for j in joints:
+        p = spec.position_parents[j]
+        while p >= 0 and p not in local:
+            p = spec.position_parents[p]
+        parents.append(local.get(p, -1))
+    names = [spec.position_joint_names[j] for j in joints]
+    filled = fill_missing(positions, present, parents, names, source=str(path), allow_missing=True)
+    shoulders = [j for j in joints if spec.position_joint_names[j] in ("left_shoulder", "right_shoulder")]
+    if position_units(spec)[0] == "m" and len(shoulders) == 2:  # pixels written as world points would score as metres
+        width = float(
+            np.median(np.linalg.norm(filled[:, local[shoulders[0]]] - filled[:, local[shoulders[1]]], axis=-1))
+        )
+        if not 0.05 <= width <= 2.0:
+            raise ValueError(
+                f"{path}: {POSE_WORLD!r} does not hold metres: the median shoulder distance is {width:.4g} (a "
+                "signer's is about 0.3 m). Was the file written from pixel positions (a 'holistic' skeleton)? "
+                "Score it against a 'holistic' dataset."
+            )
+    out = np.full((filled.shape[0], spec.num_position_joints, 3), np.nan, dtype=np.float32)
+    out[:, joints] = filled
+    return out, float(pose.body.fps), int((present.max(axis=0) <= 0).sum())
+
+
 # ------------------------------------------------------------------------------------------------ conversion
 def _to_dataset_skeleton(features: np.ndarray, representation: str, spec: SkeletonSpec, where: str) -> np.ndarray:
     """`features` of skeleton `representation` as `spec` features (same skeleton, or a position subset by name)."""
@@ -137,6 +215,13 @@ def _to_dataset_skeleton(features: np.ndarray, representation: str, spec: Skelet
 def _prepare(arr, fps: Optional[float], representation: Optional[str], spec, dataset_fps, where, report, sid):
     """Check one sequence, convert its skeleton and frame rate; raises `ValueError` naming `where`."""
     arr = np.asarray(arr)
+    if report.positions_only:  # a .pose read as joint positions (read_pose_positions): NaN marks absent joints
+        num_frames, num_joints = arr.shape[:2]
+        if fps is not None and abs(float(fps) - float(dataset_fps)) > 1e-6:
+            flat = resample_sequence(arr.reshape(num_frames, -1), float(fps), float(dataset_fps), kind="linear")
+            arr = flat.reshape(flat.shape[0], num_joints, 3)
+            report.resampled[sid] = float(fps)
+        return arr.astype(np.float32)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{where}: poses must be numbers; got dtype {arr.dtype}.")
     if arr.ndim != 2 or arr.shape[0] < 1:
@@ -171,7 +256,8 @@ def _scalar(z, key, cast):
 def _read_one(path: Path, spec: SkeletonSpec, report: PredictionsReport, sid: str):
     """(array, fps, representation) of one per-sample file."""
     if path.suffix == ".pose":
-        features, fps, filled = read_pose_prediction(path, spec)
+        read = read_pose_positions if report.positions_only else read_pose_prediction
+        features, fps, filled = read(path, spec)
         if filled:
             report.filled_keypoints[sid] = filled
         return features, fps, None
@@ -251,6 +337,17 @@ def load_predictions(
         raise FileNotFoundError(f"`--predictions` {str(source)!r} does not exist.")
     layout, entries, ignored = _entries(source)
     report = PredictionsReport(name=name, source=str(source), layout=layout, ignored_files=ignored)
+    poses = [k for k, e in entries.items() if isinstance(e, Path) and e.suffix == ".pose"]
+    if poses and reads_pose_as_positions(spec):
+        others = sorted(k for k in entries if k not in set(poses))
+        if others:
+            raise ValueError(
+                f"`--predictions` {str(source)!r} mixes .pose files ({len(poses)}, e.g. {sorted(poses)[:3]}) with "
+                f"feature files ({len(others)}, e.g. {others[:3]}): on a {spec.name!r} dataset .pose files are scored "
+                "as joint positions only and feature files on every metric, so one row cannot hold both. Put them in "
+                "two folders, given as two `--predictions` sources."
+            )
+        report.positions_only = True
     wanted = [str(i) for i in ids]
     known = set(wanted)
     report.extra = sorted(k for k in entries if k not in known)

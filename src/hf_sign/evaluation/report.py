@@ -124,11 +124,11 @@ def standard_notes(results: Dict[str, Any], num_candidates: int) -> List[str]:
         f"Back-translation: the recogniser ({ev['recognizer']}) transcribes each sequence; hypotheses are scored "
         f"against {reference} "
         "(corpus BLEU-n cumulative, whitespace tokens, no smoothing; ROUGE-L = mean sentence LCS F1; 0-100).",
-        "DTW-JPE: exact DTW over joint positions (body relative to the root, each hand relative to its wrist); 'mm' "
-        "columns are "
-        "the mean joint error per aligned frame pair (path-normalised), 'Σ (m)' columns the sum along the DTW path "
-        "(SOKE).",
-        "MPJPE: mean joint error in mm after linearly resampling the generated sequence to the reference length.",
+        "DTW-JPE: exact DTW over joint positions (body relative to the root, each hand relative to its wrist); the "
+        f"'({units[1]})' columns are the mean joint error per aligned frame pair (path-normalised), the "
+        f"'Σ ({units[0]})' columns the sum along the DTW path (SOKE).",
+        f"MPJPE: mean joint error in {units[1]} after linearly resampling the generated sequence to the reference "
+        "length.",
         f"FID: Fréchet distance between contrastive-evaluator pose embeddings ({ev['contrastive']}) of the generated "
         "and the "
         f"reference {split} sequences.",
@@ -142,9 +142,29 @@ def standard_notes(results: Dict[str, Any], num_candidates: int) -> List[str]:
             if units[0] != "m"
             else []
         ),
+        *_positions_only_notes(results),
         f"Evaluators were trained on ground-truth train poses only{provenance}.",
         "Baselines are fitted on the train split; gloss concatenation joins one typical training clip per gloss with "
         "minimum-jerk transitions.",
+    ]
+
+
+def _positions_only_notes(results: Dict[str, Any]) -> List[str]:
+    """The note of rows read as joint positions (`.pose` files on a skeleton whose features are not positions)."""
+    rows = [s for s in results["systems"] if s["metrics"].get("positions_only")]
+    if not rows:
+        return []
+    rep = results["representation"]
+    counts = ", ".join(f"{s['name']}: {s['metrics'].get('num_position_joints')}" for s in rows)
+    return [
+        f"‡ read from .pose joint positions, not `{rep}` features: scored on the pose-error columns only, over the "
+        f"joints the files have ({counts} joints; for `{rep}` no pelvis, spine, neck, collars or head), against the "
+        "references' forward-kinematics positions of the same joints. DTW-JPE and MPJPE Body: relative to the "
+        "shoulders' midpoint (the pelvis, the other rows' root, has no MediaPipe point), hands relative to their "
+        "wrists as in the other rows; the unaligned conventions (PT, SLRTP, pose-evaluation) use the same joints. "
+        "Its Body and convention columns cover fewer joints than the other rows'. Back-translation, FID, SiCLIP and "
+        f"SiBLEU read `{rep}` features (the evaluators' input), which joint positions cannot give without inverse "
+        "kinematics: '–'."
     ]
 
 
@@ -166,7 +186,11 @@ def _cell(system: Dict[str, Any], key: str, decimals: int, results: Dict[str, An
 
 
 def _label(system: Dict[str, Any]) -> str:
-    return system["name"] + (" †" if system.get("oracle_gloss") else "")
+    return (
+        system["name"]
+        + (" †" if system.get("oracle_gloss") else "")
+        + (" ‡" if system["metrics"].get("positions_only") else "")
+    )
 
 
 def _tables(results: Dict[str, Any]) -> List[Tuple[str, str, List[Tuple[str, str, int]]]]:

@@ -27,9 +27,11 @@ from .metrics import back_translation, dtw_jpe, fid, mpjpe, sibleu, siclip_retri
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FEATURE_METRICS",
     "Evaluators",
     "PoseScorer",
     "load_evaluators",
+    "position_view",
     "prepare_evaluators",
 ]
 
@@ -125,6 +127,66 @@ def _positions(spec: SkeletonSpec, poses: Sequence[np.ndarray]) -> List[np.ndarr
     return [flat[a:b] for a, b in zip(lengths[:-1], lengths[1:])]
 
 
+# Metrics that read the skeleton's features (evaluator models, sign tokens): "–" for rows of joint positions.
+FEATURE_METRICS = (
+    "bleu1",
+    "bleu2",
+    "bleu3",
+    "bleu4",
+    "rouge_l",
+    "fid",
+    "siclip_r1",
+    "siclip_r5",
+    "siclip_median_rank",
+    "sibleu",
+)
+
+
+def position_view(spec: SkeletonSpec, predictions: Sequence[np.ndarray]) -> Dict[str, Any]:
+    """The joints and groups a row of joint positions is scored on (`PoseScorer.score(..., positions_only=True)`).
+
+    The joints are those finite in every frame of every prediction (a `.pose` file has no pelvis, spine, neck,
+    collars or head for `smplx133`). Positions are taken as `(T, len(joints) + 1, 3)`: the kept joints, then the
+    shoulders' midpoint, the body's root (the pelvis is missing); each hand stays relative to its wrist.
+
+    Returns:
+        `dict`: `joints` (position-joint indices kept), `groups` (`dtw_jpe` / `mpjpe` keyword arguments in the
+        taken layout), `wrists` and `shoulders` (indices in the taken layout).
+    """
+    have = np.logical_and.reduce([np.isfinite(p).all(axis=(0, 2)) for p in predictions])
+    joints = [j for j in range(spec.num_position_joints) if have[j]]
+    local = {j: k for k, j in enumerate(joints)}
+    names = list(spec.position_joint_names)
+    anchors = {key: names.index(key) if key in names else None for key in ("left_shoulder", "right_shoulder")}
+    anchors.update({"left wrist": spec.wrist_indices[0], "right wrist": spec.wrist_indices[1]})
+    lacking = [key for key, j in anchors.items() if j not in local]
+    if lacking:
+        raise ValueError(
+            f"Joint positions of skeleton {spec.name!r} lack {lacking} in some frame; a row of joint positions is "
+            "aligned on the shoulders' midpoint (body) and the wrists (hands), which every frame needs."
+        )
+
+    def part(name):
+        kept = [local[j] for j in spec.position_parts.get(name, ()) if j in local]
+        return kept or None
+
+    groups = {
+        "body_joints": part("body"),
+        "left_hand_joints": part("left_hand"),
+        "right_hand_joints": part("right_hand"),
+        "root_index": len(joints),
+        "wrist_indices": (local[anchors["left wrist"]], local[anchors["right wrist"]]),
+    }
+    shoulders = (local[anchors["left_shoulder"]], local[anchors["right_shoulder"]])
+    return {"joints": joints, "groups": groups, "wrists": groups["wrist_indices"], "shoulders": shoulders}
+
+
+def _take(seq: np.ndarray, view: Dict[str, Any]) -> np.ndarray:
+    """The kept joints of `seq` and, last, the shoulders' midpoint (the root of `position_view`)."""
+    kept = np.asarray(seq, dtype=np.float32)[:, view["joints"]]
+    return np.concatenate([kept, kept[:, list(view["shoulders"])].mean(axis=1, keepdims=True)], axis=1)
+
+
 def _bt_reference(row: Mapping[str, Any], target: str) -> str:
     from .evaluators.layers import word_tokens
 
@@ -197,37 +259,62 @@ class PoseScorer:
     def _pose_embeddings(self, poses) -> np.ndarray:
         return self.ev.contrastive.get_pose_embeddings(list(poses), batch_size=self.batch_size).numpy()
 
-    def score(self, predictions: Sequence[np.ndarray], sign_tokens=None, reference_tokens=None) -> tuple:
-        """Metrics of `predictions` (one `(T, D)` sequence per reference). Returns `(metrics, per_sample)`."""
+    def score(
+        self, predictions: Sequence[np.ndarray], sign_tokens=None, reference_tokens=None, positions_only: bool = False
+    ) -> tuple:
+        """Metrics of `predictions` (one sequence per reference). Returns `(metrics, per_sample, positions)`.
+
+        `predictions` are `(T, D)` features, or with `positions_only=True` `(T, J, 3)` positions of the skeleton's
+        position joints with NaN at joints they lack (`.pose` files on `smplx133`). Those are scored on the position
+        metrics over the joints they have ([`position_view`]: body relative to the shoulders' midpoint, hands to their
+        wrists), against the references' positions of the same joints; the `FEATURE_METRICS` are `None`.
+        """
         if len(predictions) != len(self.references):
             raise ValueError(
                 f"`predictions` has {len(predictions)} sequences but `references` has {len(self.references)}; they "
                 "must pair up."
             )
         preds = [np.asarray(p, dtype=np.float32) for p in predictions]
-        pos = _positions(self.spec, preds)
         m: Dict[str, Any] = {}
-        hyps = self.ev.recognizer.generate(preds, batch_size=self.batch_size)
-        m.update(back_translation(hyps, self.bt_references, tokenize="none"))
-        dtw = dtw_jpe(pos, self.ref_positions, skeleton=self.spec, per_sample=True, units="m")
         small = self.small_units
-        mp = mpjpe(pos, self.ref_positions, skeleton=self.spec, scale=small, units="mm", per_sample=True)
+        # 1. positions and the joints scored: every position joint, or those a row of positions has
+        if positions_only:
+            pos = preds
+            view = position_view(self.spec, pos)
+            p_sel, r_sel = [_take(p, view) for p in pos], [_take(r, view) for r in self.ref_positions]
+            groups, wrists, shoulders = view["groups"], view["wrists"], view["shoulders"]
+            unaligned_p, unaligned_r = [p[:, :-1] for p in p_sel], [r[:, :-1] for r in r_sel]  # without the midpoint
+            m.update({k: None for k in FEATURE_METRICS}, positions_only=True, num_position_joints=len(view["joints"]))
+            hyps = [None] * len(preds)
+        else:
+            pos = _positions(self.spec, preds)
+            p_sel, r_sel = unaligned_p, unaligned_r = pos, self.ref_positions
+            groups, wrists, shoulders = {"skeleton": self.spec}, None, None
+            hyps = self.ev.recognizer.generate(preds, batch_size=self.batch_size)
+            m.update(back_translation(hyps, self.bt_references, tokenize="none"))
+        # 2. pose errors: DTW-JPE (SOKE), MPJPE and the other conventions
+        dtw = dtw_jpe(p_sel, r_sel, **groups, per_sample=True, units="m")
+        mp = mpjpe(p_sel, r_sel, **groups, scale=small, units="mm", per_sample=True)
         for g in ("body", "hands"):
             m[f"dtw_jpe_{g}"] = small * dtw[f"dtw_jpe_{g}_normalized"]
             m[f"dtw_jpe_{g}_sum"] = dtw[f"dtw_jpe_{g}"]
             m[f"mpjpe_{g}"] = mp[f"mpjpe_{g}"]
-        conv = convention_metrics(self.conventions, pos, self.ref_positions, self.spec, self.fps)
+        conv = convention_metrics(
+            self.conventions, unaligned_p, unaligned_r, self.spec, self.fps, wrist_indices=wrists, shoulders=shoulders
+        )
         m.update({k: v for k, v in conv.items() if not k.endswith("_per_sample")})
-        emb = self._pose_embeddings(preds)
-        m["fid"] = fid(emb, self.ref_embeddings) if len(preds) >= 2 else None
-        sim = emb @ self.text_embeddings.T
-        ret = siclip_retrieval(similarity=sim, targets=self.targets, ks=(1, 5))
-        m.update({k: ret[k] for k in ("siclip_r1", "siclip_r5", "siclip_median_rank")})
-        m["sibleu"] = None
-        if sign_tokens is not None and reference_tokens is not None:
-            sb = sibleu(sign_tokens, reference_tokens)
-            m["sibleu"] = sb["sibleu"]
-            m.update({k: v for k, v in sb.items() if k != "sibleu"})
+        # 3. distribution and semantics: the evaluators read features
+        if not positions_only:
+            emb = self._pose_embeddings(preds)
+            m["fid"] = fid(emb, self.ref_embeddings) if len(preds) >= 2 else None
+            sim = emb @ self.text_embeddings.T
+            ret = siclip_retrieval(similarity=sim, targets=self.targets, ks=(1, 5))
+            m.update({k: ret[k] for k in ("siclip_r1", "siclip_r5", "siclip_median_rank")})
+            m["sibleu"] = None
+            if sign_tokens is not None and reference_tokens is not None:
+                sb = sibleu(sign_tokens, reference_tokens)
+                m["sibleu"] = sb["sibleu"]
+                m.update({k: v for k, v in sb.items() if k != "sibleu"})
         lengths = [p.shape[0] for p in preds]
         m["mean_num_frames"] = float(np.mean(lengths))
         per_sample = [
