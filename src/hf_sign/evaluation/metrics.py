@@ -30,6 +30,7 @@ from ..data.resample import resample_to_length
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .dtw import chunk_pairs, dtw_wavefront
 from .frechet import fid, frechet_distance_from_statistics, gaussian_statistics
+from .jpe_costs import part_costs_cpu, part_costs_torch
 from .text_metrics import back_translation, sibleu, siclip_retrieval
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
 GROUPS = ("body", "hands", "left_hand", "right_hand")
-_CACHE_CELLS = 1 << 17  # cost-plane size (cells) per CPU step: 512 KiB in float32, stays in L2
 NORMALIZATIONS = ("path", "reference", "none")
 ALIGNMENTS = ("resample", "truncate", "none")
 
@@ -316,31 +316,38 @@ def dtw_jpe(
         right_hand_joints=right_hand_joints, root_index=root_index, wrist_indices=wrist_indices,
     )
     device = torch.device(device) if device is not None else None
-    dtype = np.result_type(np.float32, *[p.dtype for p in preds + refs])
-    rel_p = [_relative(p.astype(dtype, copy=False), groups) for p in preds]
-    rel_r = [_relative(r.astype(dtype, copy=False), groups) for r in refs]
-    part_slices, start = {}, 0
-    for name, joints, _ in groups.parts():
-        part_slices[name] = slice(start, start + len(joints))
-        start += len(joints)
-
+    parts = groups.parts()
+    names = _group_names(groups)
     num = len(preds)
-    rows = np.array([p.shape[0] for p in rel_p], dtype=np.int64)
-    cols = np.array([r.shape[0] for r in rel_r], dtype=np.int64)
-    sums = {g: np.empty(num) for g in GROUPS}
-    path_len = {g: np.empty(num) for g in GROUPS}
+    rows = np.array([p.shape[0] for p in preds], dtype=np.int64)
+    cols = np.array([r.shape[0] for r in refs], dtype=np.int64)
+    sums = {g: np.empty(num) for g in names}
+    path_len = {g: np.empty(num) for g in names}
     for sel in chunk_pairs(rows, cols, max_cells_per_chunk):
-        costs = _chunk_costs([rel_p[b] for b in sel], [rel_r[b] for b in sel], part_slices, device)
-        for g, c in _group_costs(costs, groups).items():
-            # time-major float64 for the DTW kernel: exact sums, contiguous diagonals
-            if isinstance(c, torch.Tensor):
-                c = c.permute(1, 2, 0).double().contiguous()
-            else:
-                c = np.ascontiguousarray(c.transpose(1, 2, 0), dtype=np.float64)
-            out = dtw_wavefront(c, rows[sel], cols[sel], return_path_lengths=normalize == "path")
-            sums[g][sel] = out.distance
+        chunk_p, chunk_r = [preds[b] for b in sel], [refs[b] for b in sel]
+        if device is None:
+            costs = part_costs_cpu(chunk_p, chunk_r, parts)
+        else:
+            costs = part_costs_torch(chunk_p, chunk_r, parts, device)
+        # Every group of the chunk in one DTW call: time-major float64 (exact sums, contiguous diagonals),
+        # groups side by side along the batch axis.
+        group_costs = _group_costs(costs, groups)
+        batch = len(sel)
+        if device is None:
+            n, m = costs[parts[0][0]].shape[1:]
+            stacked = np.empty((n, m, len(names) * batch))
+            for i, g in enumerate(names):
+                stacked[:, :, i * batch : (i + 1) * batch] = group_costs[g].transpose(1, 2, 0)
+        else:
+            stacked = torch.cat([group_costs[g].permute(1, 2, 0).double() for g in names], 2).contiguous()
+        out = dtw_wavefront(
+            stacked, np.tile(rows[sel], len(names)), np.tile(cols[sel], len(names)),
+            return_path_lengths=normalize == "path",
+        )
+        for i, g in enumerate(names):
+            sums[g][sel] = out.distance[i * batch : (i + 1) * batch]
             if normalize == "path":
-                path_len[g][sel] = out.path_length
+                path_len[g][sel] = out.path_length[i * batch : (i + 1) * batch]
 
     result: Dict[str, Union[float, str, List[float]]] = {}
     for g in _group_names(groups):
@@ -357,52 +364,6 @@ def dtw_jpe(
     result["units"] = unit_name
     result["normalization"] = normalize
     return result
-
-
-def _chunk_costs(rel_p, rel_r, part_slices, device: Optional[torch.device]) -> Dict[str, ArrayOrTensor]:
-    """Per-part sums over joints of ||p_i[k] - r_j[k]||, each `(batch, n, m)`.
-
-    Joint by joint and coordinate by coordinate on `(pairs, n, m)` planes: exact differences (no
-    |a|^2 + |b|^2 - 2ab expansion, so identical poses give exactly 0) and only two temporaries. On CPU
-    (`device=None`) this runs in numpy on small groups of pairs so that the planes stay in cache (numpy's
-    single-threaded loops beat torch's thread pool on these sizes); with a torch `device` (an
-    accelerator) it runs in torch on the whole chunk.
-    """
-    batch = len(rel_p)
-    n = max(p.shape[0] for p in rel_p)
-    m = max(r.shape[0] for r in rel_r)
-    joints, dims = rel_p[0].shape[1:]
-    dtype = rel_p[0].dtype
-    x = np.zeros((joints, dims, batch, n), dtype=dtype)
-    y = np.zeros((joints, dims, batch, m), dtype=dtype)
-    for b, (p, r) in enumerate(zip(rel_p, rel_r)):
-        x[:, :, b, : p.shape[0]] = p.transpose(1, 2, 0)
-        y[:, :, b, : r.shape[0]] = r.transpose(1, 2, 0)
-    if device is None:
-        xp, sub = np, max(1, min(batch, _CACHE_CELLS // (n * m)))
-        zeros = lambda shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    else:
-        xp, sub = torch, batch
-        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        zeros = lambda shape: torch.zeros(shape, dtype=x.dtype, device=device)  # noqa: E731
-    out = {name: zeros((batch, n, m)) for name in part_slices}
-    diff, sq = zeros((sub, n, m)), zeros((sub, n, m))
-    for b0 in range(0, batch, sub):
-        b1 = min(b0 + sub, batch)
-        dd, ss = diff[: b1 - b0], sq[: b1 - b0]
-        for name, sl in part_slices.items():
-            acc = out[name][b0:b1]
-            for k in range(sl.start, sl.stop):
-                for d in range(dims):
-                    xp.subtract(x[k, d, b0:b1, :, None], y[k, d, b0:b1, None, :], out=dd)
-                    if d == 0:
-                        xp.multiply(dd, dd, out=ss)
-                    else:
-                        dd *= dd
-                        ss += dd
-                xp.sqrt(ss, out=ss)
-                acc += ss
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ MPJPE

@@ -40,7 +40,7 @@ import contextlib
 import io
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -143,20 +143,24 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     b = (1 - cos t)/t^2 and K^2 = r r^T - t^2 I, written out element-wise (no tiny matmuls, which are slow
     on CPU), with Taylor expansions near t = 0 so values and gradients stay finite at the zero pose.
     """
-    t2 = (rotvec * rotvec).sum(-1)
+    rows = _rodrigues_entries(*rotvec.unbind(-1))
+    return torch.stack(rows, -1).reshape(*rotvec.shape[:-1], 3, 3)
+
+
+def _rodrigues_entries(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> List[torch.Tensor]:
+    """The nine entries of [`axis_angle_to_matrix`] (row-major), one tensor each, from the three components."""
+    t2 = x * x + y * y + z * z
     small = t2 < 1e-8
     t2_safe = torch.where(small, torch.ones_like(t2), t2)  # keeps sqrt's gradient finite in both branches
     t = torch.sqrt(t2_safe)
     a = torch.where(small, 1.0 - t2 / 6.0, torch.sin(t) / t)
     b = torch.where(small, 0.5 - t2 / 24.0, 2.0 * torch.sin(0.5 * t) ** 2 / t2_safe)  # (1-cos t)/t^2, stable
-    x, y, z = rotvec.unbind(-1)
     bxy, bxz, byz = b * x * y, b * x * z, b * y * z
     ax, ay, az = a * x, a * y, a * z
     bxx, byy, bzz = b * x * x, b * y * y, b * z * z
-    rows = [1.0 - byy - bzz, bxy - az, bxz + ay,
+    return [1.0 - byy - bzz, bxy - az, bxz + ay,
             bxy + az, 1.0 - bxx - bzz, byz - ax,
             bxz - ay, byz + ax, 1.0 - bxx - byy]
-    return torch.stack(rows, -1).reshape(*rotvec.shape[:-1], 3, 3)
 
 
 # ------------------------------------------------------------------------------ proxy kinematics
@@ -191,6 +195,9 @@ class _ProxyChain:
             np.stack([PROXY_FINGERTIPS[k][1] - PROXY_REST_JOINTS[PROXY_FINGERTIPS[k][0]] for k in tip_keys]),
             dtype=dtype, device=device)
         self.fixed = rest[[0, 3, 6, 9]]  # pelvis, spine1-3 never move
+        # The same tables with the coordinate first and a frame axis, for the frames-last layout of __call__.
+        self.levels_soa = [(pslot, feat, offs.T[None, :, :, None]) for pslot, feat, offs in self.levels]
+        self.tip_offset_soa = self.tip_offset.T[None, :, :, None]
         # Row of each position joint in cat([fixed(4), chain joints in `order` minus spine3, tips(10)]).
         row = {j: 4 + i for i, j in enumerate(order[1:])}
         row.update({0: 0, 3: 1, 6: 2, 9: 3})
@@ -198,29 +205,39 @@ class _ProxyChain:
         self.gather = torch.tensor([row[s] for s in _POSITION_SOURCE], device=device)
 
     def __call__(self, rotvecs: torch.Tensor) -> torch.Tensor:
+        # Frames on the last (contiguous) axis: every step is an element-wise operation over all frames of
+        # a level's joints, and the level gathers only pick rows. 3 x 3 products are written out as sums
+        # over the inner index (batched 3 x 3 matmuls and row gathers of (N, J, 3, 3) arrays are slow on CPU).
         n = rotvecs.shape[0]
-        local = axis_angle_to_matrix(rotvecs[:, :40])  # (N, 40, 3, 3): joints 12-21 and both hands
-        rot = torch.eye(3, dtype=rotvecs.dtype, device=rotvecs.device).expand(n, 1, 3, 3)
-        pos = self.fixed[3].expand(n, 1, 3)
-        out = [self.fixed.expand(n, 4, 3)]
-        for pslot, feat, offs in self.levels:
-            prot = rot[:, pslot]
-            pos = pos[:, pslot] + (prot @ offs[..., None])[..., 0]  # child = parent + R_parent @ rest offset
-            rot = prot @ local[:, feat]
+        comp = rotvecs[:, :40].permute(2, 1, 0).contiguous()  # (3, 40, N): joints 12-21 and both hands
+        local = torch.stack(_rodrigues_entries(*comp), 0).reshape(3, 3, 40, n)
+        rot = torch.eye(3, dtype=rotvecs.dtype, device=rotvecs.device)[:, :, None, None]  # spine3: identity
+        pos = self.fixed[3][:, None, None].expand(3, 1, n)
+        out = [self.fixed.T[:, :, None].expand(3, 4, n)]
+        for pslot, feat, offs in self.levels_soa:
+            prot = rot[:, :, pslot]  # (3, 3, k, N) or (3, 3, k, 1) for the identity
+            pos = pos[:, pslot] + (prot * offs).sum(1)  # child = parent + R_parent @ rest offset
+            rot = (prot[:, :, None] * local[None, :, :, feat]).sum(1)  # R_child = R_parent @ R_local
             out.append(pos)
-        out.append(pos[:, self.tip_slot] + (rot[:, self.tip_slot] @ self.tip_offset[..., None])[..., 0])
-        return torch.cat(out, 1)[:, self.gather]
+        tips = pos[:, self.tip_slot] + (rot[:, :, self.tip_slot] * self.tip_offset_soa).sum(1)
+        out.append(tips)
+        return torch.cat(out, 1)[:, self.gather].permute(2, 1, 0).contiguous()
 
 
 _CHAINS: Dict[Tuple[torch.dtype, torch.device], _ProxyChain] = {}
 
 
-def proxy_forward_kinematics(rotvecs: torch.Tensor) -> torch.Tensor:
-    """Proxy-body FK on a flat batch: (N, >=120) features -> (N, 54, 3) joints (differentiable)."""
+def proxy_forward_kinematics(rotvecs: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
+    """Proxy-body FK on a flat batch: (N, >=120) features -> (N, 54, 3) joints (differentiable).
+
+    Frames go through in chunks of `chunk_size`, which bounds the temporaries (about 1 KiB per frame) and
+    keeps them in cache.
+    """
     key = (rotvecs.dtype, rotvecs.device)
     if key not in _CHAINS:
         _CHAINS[key] = _ProxyChain(*key)
-    return _CHAINS[key](rotvecs[:, :120].reshape(-1, 40, 3))
+    chunks = [_CHAINS[key](chunk) for chunk in rotvecs[:, :120].reshape(-1, 40, 3).split(chunk_size)]
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
 
 
 # ------------------------------------------------------------------------------- smplx kinematics
