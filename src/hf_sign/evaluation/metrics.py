@@ -30,7 +30,7 @@ from ..data.resample import resample_to_length
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .dtw import chunk_pairs, dtw_wavefront
 from .frechet import fid, frechet_distance_from_statistics, gaussian_statistics
-from .jpe_costs import part_costs_cpu, part_costs_torch
+from .jpe_costs import part_costs
 from .text_metrics import back_translation, sibleu, siclip_retrieval
 
 __all__ = [
@@ -282,7 +282,9 @@ def dtw_jpe(
     * `normalize="none"`: no normalised keys are returned.
 
     The distances are exact (batched wavefront DTW); the per-joint distances are computed in the inputs'
-    float dtype (float32 stays float32), the DTW sums in float64.
+    float dtype (float32 stays float32), the DTW sums in float64. Pairs run in chunks of similar lengths
+    (`hf_sign.evaluation.dtw.chunk_pairs`); the cost matrices of a chunk come from
+    `hf_sign.evaluation.jpe_costs` and all its groups go through one DTW call.
 
     Args:
         predictions (`List[array]` or `array`): generated sequences, each `(T1_i, J, 3)` (numpy, torch or
@@ -300,7 +302,8 @@ def dtw_jpe(
         device (`str` or `torch.device`, *optional*): run the costs and the DTW with torch on this device
             (e.g. `"cuda"`); by default they run with numpy on CPU.
         max_cells_per_chunk (`int`, *optional*, defaults to `2**21`): pairs per chunk are limited so that
-            `n * m * pairs` stays below this (peak memory is about 10 x that many floats, ~80 MiB).
+            `n * m * pairs` stays below this (peak working memory is about 48 bytes per cell, ~100 MiB, whatever
+            the number of pairs).
 
     Returns:
         `dict`: `dtw_jpe_<group>` (mean over pairs of the path sum) and, unless `normalize="none"`,
@@ -325,21 +328,20 @@ def dtw_jpe(
     path_len = {g: np.empty(num) for g in names}
     for sel in chunk_pairs(rows, cols, max_cells_per_chunk):
         chunk_p, chunk_r = [preds[b] for b in sel], [refs[b] for b in sel]
-        if device is None:
-            costs = part_costs_cpu(chunk_p, chunk_r, parts)
-        else:
-            costs = part_costs_torch(chunk_p, chunk_r, parts, device)
+        costs = part_costs(chunk_p, chunk_r, parts, device)
         # Every group of the chunk in one DTW call: time-major float64 (exact sums, contiguous diagonals),
         # groups side by side along the batch axis.
         group_costs = _group_costs(costs, groups)
+        del costs  # bounds the chunk's peak memory
         batch = len(sel)
         if device is None:
-            n, m = costs[parts[0][0]].shape[1:]
+            n, m = group_costs[names[0]].shape[1:]
             stacked = np.empty((n, m, len(names) * batch))
             for i, g in enumerate(names):
                 stacked[:, :, i * batch : (i + 1) * batch] = group_costs[g].transpose(1, 2, 0)
         else:
             stacked = torch.cat([group_costs[g].permute(1, 2, 0).double() for g in names], 2).contiguous()
+        del group_costs
         out = dtw_wavefront(
             stacked, np.tile(rows[sel], len(names)), np.tile(cols[sel], len(names)),
             return_path_lengths=normalize == "path",

@@ -195,9 +195,16 @@ class _ProxyChain:
             np.stack([PROXY_FINGERTIPS[k][1] - PROXY_REST_JOINTS[PROXY_FINGERTIPS[k][0]] for k in tip_keys]),
             dtype=dtype, device=device)
         self.fixed = rest[[0, 3, 6, 9]]  # pelvis, spine1-3 never move
-        # The same tables with the coordinate first and a frame axis, for the frames-last layout of __call__.
-        self.levels_soa = [(pslot, feat, offs.T[None, :, :, None]) for pslot, feat, offs in self.levels]
-        self.tip_offset_soa = self.tip_offset.T[None, :, :, None]
+        # The same tables for the frames-last layout of __call__: local rotations in level order (each level a
+        # slice of them), parent slots (None where a level's parents are the previous level in order),
+        # offsets with the coordinate first and a frame axis.
+        self.level_order = torch.cat([feat for _, feat, _ in self.levels])
+        self.levels_soa, start, prev_len = [], 0, 1
+        for pslot, feat, offs in self.levels:
+            same = pslot.tolist() == list(range(prev_len))
+            self.levels_soa.append(((start, start + len(feat)), None if same else pslot, offs.T[:, :, None]))
+            start, prev_len = start + len(feat), len(feat)
+        self.tip_offset_soa = self.tip_offset.T[:, :, None]
         # Row of each position joint in cat([fixed(4), chain joints in `order` minus spine3, tips(10)]).
         row = {j: 4 + i for i, j in enumerate(order[1:])}
         row.update({0: 0, 3: 1, 6: 2, 9: 3})
@@ -206,22 +213,42 @@ class _ProxyChain:
 
     def __call__(self, rotvecs: torch.Tensor) -> torch.Tensor:
         # Frames on the last (contiguous) axis: every step is an element-wise operation over all frames of
-        # a level's joints, and the level gathers only pick rows. 3 x 3 products are written out as sums
-        # over the inner index (batched 3 x 3 matmuls and row gathers of (N, J, 3, 3) arrays are slow on CPU).
+        # a level's joints. The local rotations are computed in level order, so a level's are a plain slice,
+        # and parents are gathered only where a level branches. 3 x 3 products are written out as three
+        # multiply-adds over the inner index (batched 3 x 3 matmuls on (N, J, 3, 3) arrays are slow on CPU).
         n = rotvecs.shape[0]
-        comp = rotvecs[:, :40].permute(2, 1, 0).contiguous()  # (3, 40, N): joints 12-21 and both hands
-        local = torch.stack(_rodrigues_entries(*comp), 0).reshape(3, 3, 40, n)
-        rot = torch.eye(3, dtype=rotvecs.dtype, device=rotvecs.device)[:, :, None, None]  # spine3: identity
-        pos = self.fixed[3][:, None, None].expand(3, 1, n)
+        # (40, 3, N) in level order; 2-D transposes and index_select are the fast copies on CPU
+        comp = rotvecs.reshape(n, 120).t().contiguous().view(40, 3, n).index_select(0, self.level_order)
+        local = torch.stack(_rodrigues_entries(*comp.unbind(1)), 0).reshape(3, 3, 40, n)
+        pos, rot = self.fixed[3][:, None, None], None  # spine3: fixed, identity rotation
         out = [self.fixed.T[:, :, None].expand(3, 4, n)]
-        for pslot, feat, offs in self.levels_soa:
-            prot = rot[:, :, pslot]  # (3, 3, k, N) or (3, 3, k, 1) for the identity
-            pos = pos[:, pslot] + (prot * offs).sum(1)  # child = parent + R_parent @ rest offset
-            rot = (prot[:, :, None] * local[None, :, :, feat]).sum(1)  # R_child = R_parent @ R_local
-            out.append(pos)
-        tips = pos[:, self.tip_slot] + (rot[:, :, self.tip_slot] * self.tip_offset_soa).sum(1)
-        out.append(tips)
-        return torch.cat(out, 1)[:, self.gather].permute(2, 1, 0).contiguous()
+        for (start, stop), pslot, offs in self.levels_soa:
+            loc = local[:, :, start:stop]
+            if rot is None:  # children of spine3
+                pos, rot = pos + offs, loc
+            else:
+                prot, ppos = (rot, pos) if pslot is None else (rot.index_select(2, pslot), pos.index_select(1, pslot))
+                pos = _rotate(prot, offs, ppos)  # child = parent + R_parent @ rest offset
+                rot = _compose(prot, loc)  # R_child = R_parent @ R_local
+            out.append(pos.expand(3, -1, n))
+        tip_rot, tip_base = rot.index_select(2, self.tip_slot), pos.index_select(1, self.tip_slot)
+        out.append(_rotate(tip_rot, self.tip_offset_soa, tip_base))
+        joints = torch.cat(out, 1).index_select(1, self.gather)  # (3, 54, N)
+        return joints.transpose(0, 1).reshape(-1, n).t().contiguous().view(n, -1, 3)
+
+
+def _rotate(rot: torch.Tensor, vec: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """`base + rot @ vec` for (3, 3, k, N) rotations, (3, k, 1) vectors and (3, k, N) bases."""
+    out = torch.addcmul(base, rot[:, 0], vec[0])
+    out.addcmul_(rot[:, 1], vec[1])
+    return out.addcmul_(rot[:, 2], vec[2])
+
+
+def _compose(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a @ b` for two (3, 3, k, N) stacks of rotations."""
+    out = a[:, 0, None] * b[None, 0]
+    out.addcmul_(a[:, 1, None], b[None, 1])
+    return out.addcmul_(a[:, 2, None], b[None, 2])
 
 
 _CHAINS: Dict[Tuple[torch.dtype, torch.device], _ProxyChain] = {}
