@@ -239,14 +239,25 @@ def _group_names(groups: JointGroups) -> List[str]:
     return [g for g in GROUPS if g in names]
 
 
-def _group_costs(acc: Dict[str, ArrayOrTensor], groups: JointGroups) -> Dict[str, ArrayOrTensor]:
-    """Mean joint distance per reported group from per-part sums of joint distances (numpy or torch)."""
+def _group_costs(
+    acc: Dict[str, ArrayOrTensor], groups: JointGroups, out: Optional[Dict[str, np.ndarray]] = None
+) -> Dict[str, ArrayOrTensor]:
+    """Mean joint distance per reported group from per-part sums of joint distances (numpy or torch).
+
+    With `out` (numpy only), each group is written into `out[group]` (any layout and float dtype; the division
+    runs in the sums' dtype) instead of new arrays.
+    """
     sizes = {name: len(j) for name, j, _ in groups.parts()}
-    out = {name: acc[name] / sizes[name] for name in sizes}
+    terms = {name: (acc[name], sizes[name]) for name in sizes}
     hands = [h for h in ("left_hand", "right_hand") if h in sizes]
     if hands:
-        out["hands"] = sum(acc[h] for h in hands) / sum(sizes[h] for h in hands)
-    return {g: out[g] for g in GROUPS if g in out}
+        terms["hands"] = (sum(acc[h] for h in hands), sum(sizes[h] for h in hands))
+    if out is None:
+        return {g: terms[g][0] / terms[g][1] for g in GROUPS if g in terms}
+    for g in GROUPS:
+        if g in terms:
+            np.divide(*terms[g], out=out[g])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- DTW-JPE
@@ -331,17 +342,17 @@ def dtw_jpe(
         costs = part_costs(chunk_p, chunk_r, parts, device)
         # Every group of the chunk in one DTW call: time-major float64 (exact sums, contiguous diagonals),
         # groups side by side along the batch axis.
-        group_costs = _group_costs(costs, groups)
-        del costs  # bounds the chunk's peak memory
         batch = len(sel)
-        if device is None:
-            n, m = group_costs[names[0]].shape[1:]
+        if device is None:  # the group means are written straight into that layout
+            n, m = costs[parts[0][0]].shape[1:]
             stacked = np.empty((n, m, len(names) * batch))
-            for i, g in enumerate(names):
-                stacked[:, :, i * batch : (i + 1) * batch] = group_costs[g].transpose(1, 2, 0)
+            into = {g: stacked[:, :, i * batch : (i + 1) * batch] for i, g in enumerate(names)}
+            _group_costs({name: c.transpose(1, 2, 0) for name, c in costs.items()}, groups, out=into)
         else:
+            group_costs = _group_costs(costs, groups)
             stacked = torch.cat([group_costs[g].permute(1, 2, 0).double() for g in names], 2).contiguous()
-        del group_costs
+            del group_costs
+        del costs  # bounds the chunk's peak memory
         out = dtw_wavefront(
             stacked, np.tile(rows[sel], len(names)), np.tile(cols[sel], len(names)),
             return_path_lengths=normalize == "path",
