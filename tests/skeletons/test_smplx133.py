@@ -304,3 +304,4 @@ def test_proxy_kinematics_in_chunks_equals_one_pass():
     torch.testing.assert_close(chunked, whole, atol=0, rtol=0)
     chunked.sum().backward()
     assert torch.isfinite(feats.grad).all() and feats.grad[:, :120].abs().sum() > 0
+    assert smplx133_to_joints(np.zeros((0, 133))).shape == (0, 54, 3)  # no frames, no chunk

@@ -234,7 +234,7 @@ class _ProxyChain:
         tip_rot, tip_base = rot.index_select(2, self.tip_slot), pos.index_select(1, self.tip_slot)
         out.append(_rotate(tip_rot, self.tip_offset_soa, tip_base))
         joints = torch.cat(out, 1).index_select(1, self.gather)  # (3, 54, N)
-        return joints.transpose(0, 1).reshape(-1, n).t().contiguous().view(n, -1, 3)
+        return joints.transpose(0, 1).reshape(3 * len(self.gather), n).t().contiguous().view(n, len(self.gather), 3)
 
 
 def _rotate(rot: torch.Tensor, vec: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
