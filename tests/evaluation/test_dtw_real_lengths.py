@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_sign.evaluation import metrics as metrics_module
+from hf_sign.evaluation import jpe_costs
 from hf_sign.evaluation.dtw import dtw, dtw_sequences, dtw_wavefront
 from hf_sign.evaluation.metrics import dtw_jpe
 from hf_sign.skeletons import get_skeleton
@@ -231,7 +231,19 @@ def test_dtw_jpe_one_pair_at_a_time_equals_the_batch(pairs):
 def test_dtw_jpe_cache_sized_sub_batches_are_all_scored(pairs, monkeypatch):
     """The CPU cost planes run in sub-batches sized to the cache; a sub-batch of one pair gives the same values."""
     full = dtw_jpe(pairs["preds"], pairs["refs"], "smplx133", per_sample=True)
-    monkeypatch.setattr(metrics_module, "_CACHE_CELLS", 1)
+    monkeypatch.setattr(jpe_costs, "_CACHE_CELLS", 1)
     one_by_one = dtw_jpe(pairs["preds"], pairs["refs"], "smplx133", per_sample=True)
     assert one_by_one["dtw_jpe_body_per_sample"] == full["dtw_jpe_body_per_sample"]
     assert one_by_one["dtw_jpe_hands_per_sample"] == full["dtw_jpe_hands_per_sample"]
+
+
+def test_dtw_jpe_joints_that_never_move_count_when_the_sides_differ(pairs):
+    """Joints fixed relative to their anchor add 0 and are skipped, but only when both sides hold the same value."""
+    p, r = pairs["preds"][3], pairs["refs"][3].copy()
+    collar, root = SPEC.position_joint_names.index("left_collar"), SPEC.root_index
+    assert np.ptp(p[:, collar] - p[:, root], axis=0).max() == 0  # never moves relative to the pelvis
+    r[:, collar] += np.array([0.01, -0.02, 0.005])  # the same fixed joint, 2.3 cm away on the reference side
+    out = dtw_jpe([p], [r], "smplx133", per_sample=True)
+    expected, _ = brute_dtw(group_costs(p, r)["body"])
+    assert out["dtw_jpe_body_per_sample"][0] == pytest.approx(expected, rel=1e-9)
+    assert out["dtw_jpe_body"] > dtw_jpe([p], [pairs["refs"][3]], "smplx133")["dtw_jpe_body"]

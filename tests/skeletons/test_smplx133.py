@@ -295,3 +295,13 @@ def test_hands_in_front_of_chest_example_and_mirror_rule():
             f[feature_slice(name)] = 0.0  # midline joints stay neutral
     m = smplx133_to_joints(f[None])[0]
     np.testing.assert_allclose(m[33:], m[12:33] * np.array([-1.0, 1.0, 1.0]), atol=1e-10)
+
+
+def test_proxy_kinematics_in_chunks_equals_one_pass():
+    feats = torch.tensor(random_features((10,), scale=1.0, seed=8), requires_grad=True)
+    whole = smplx133_module.proxy_forward_kinematics(feats, chunk_size=64)
+    chunked = smplx133_module.proxy_forward_kinematics(feats, chunk_size=3)
+    torch.testing.assert_close(chunked, whole, atol=0, rtol=0)
+    chunked.sum().backward()
+    assert torch.isfinite(feats.grad).all() and feats.grad[:, :120].abs().sum() > 0
+    assert smplx133_to_joints(np.zeros((0, 133))).shape == (0, 54, 3)  # no frames, no chunk

@@ -30,6 +30,7 @@ from ..data.resample import resample_to_length
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .dtw import chunk_pairs, dtw_wavefront
 from .frechet import fid, frechet_distance_from_statistics, gaussian_statistics
+from .jpe_costs import part_costs
 from .text_metrics import back_translation, sibleu, siclip_retrieval
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 
 ArrayOrTensor = Union[np.ndarray, torch.Tensor]
 GROUPS = ("body", "hands", "left_hand", "right_hand")
-_CACHE_CELLS = 1 << 17  # cost-plane size (cells) per CPU step: 512 KiB in float32, stays in L2
 NORMALIZATIONS = ("path", "reference", "none")
 ALIGNMENTS = ("resample", "truncate", "none")
 
@@ -239,14 +239,25 @@ def _group_names(groups: JointGroups) -> List[str]:
     return [g for g in GROUPS if g in names]
 
 
-def _group_costs(acc: Dict[str, ArrayOrTensor], groups: JointGroups) -> Dict[str, ArrayOrTensor]:
-    """Mean joint distance per reported group from per-part sums of joint distances (numpy or torch)."""
+def _group_costs(
+    acc: Dict[str, ArrayOrTensor], groups: JointGroups, out: Optional[Dict[str, np.ndarray]] = None
+) -> Dict[str, ArrayOrTensor]:
+    """Mean joint distance per reported group from per-part sums of joint distances (numpy or torch).
+
+    With `out` (numpy only), each group is written into `out[group]` (any layout and float dtype; the division
+    runs in the sums' dtype) instead of new arrays.
+    """
     sizes = {name: len(j) for name, j, _ in groups.parts()}
-    out = {name: acc[name] / sizes[name] for name in sizes}
+    terms = {name: (acc[name], sizes[name]) for name in sizes}
     hands = [h for h in ("left_hand", "right_hand") if h in sizes]
     if hands:
-        out["hands"] = sum(acc[h] for h in hands) / sum(sizes[h] for h in hands)
-    return {g: out[g] for g in GROUPS if g in out}
+        terms["hands"] = (sum(acc[h] for h in hands), sum(sizes[h] for h in hands))
+    if out is None:
+        return {g: terms[g][0] / terms[g][1] for g in GROUPS if g in terms}
+    for g in GROUPS:
+        if g in terms:
+            np.divide(*terms[g], out=out[g])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- DTW-JPE
@@ -282,7 +293,9 @@ def dtw_jpe(
     * `normalize="none"`: no normalised keys are returned.
 
     The distances are exact (batched wavefront DTW); the per-joint distances are computed in the inputs'
-    float dtype (float32 stays float32), the DTW sums in float64.
+    float dtype (float32 stays float32), the DTW sums in float64. Pairs run in chunks of similar lengths
+    (`hf_sign.evaluation.dtw.chunk_pairs`); the cost matrices of a chunk come from
+    `hf_sign.evaluation.jpe_costs` and all its groups go through one DTW call.
 
     Args:
         predictions (`List[array]` or `array`): generated sequences, each `(T1_i, J, 3)` (numpy, torch or
@@ -300,7 +313,8 @@ def dtw_jpe(
         device (`str` or `torch.device`, *optional*): run the costs and the DTW with torch on this device
             (e.g. `"cuda"`); by default they run with numpy on CPU.
         max_cells_per_chunk (`int`, *optional*, defaults to `2**21`): pairs per chunk are limited so that
-            `n * m * pairs` stays below this (peak memory is about 10 x that many floats, ~80 MiB).
+            `n * m * pairs` stays below this (peak working memory is about 48 bytes per cell, ~100 MiB, whatever
+            the number of pairs).
 
     Returns:
         `dict`: `dtw_jpe_<group>` (mean over pairs of the path sum) and, unless `normalize="none"`,
@@ -316,31 +330,37 @@ def dtw_jpe(
         right_hand_joints=right_hand_joints, root_index=root_index, wrist_indices=wrist_indices,
     )
     device = torch.device(device) if device is not None else None
-    dtype = np.result_type(np.float32, *[p.dtype for p in preds + refs])
-    rel_p = [_relative(p.astype(dtype, copy=False), groups) for p in preds]
-    rel_r = [_relative(r.astype(dtype, copy=False), groups) for r in refs]
-    part_slices, start = {}, 0
-    for name, joints, _ in groups.parts():
-        part_slices[name] = slice(start, start + len(joints))
-        start += len(joints)
-
+    parts = groups.parts()
+    names = _group_names(groups)
     num = len(preds)
-    rows = np.array([p.shape[0] for p in rel_p], dtype=np.int64)
-    cols = np.array([r.shape[0] for r in rel_r], dtype=np.int64)
-    sums = {g: np.empty(num) for g in GROUPS}
-    path_len = {g: np.empty(num) for g in GROUPS}
+    rows = np.array([p.shape[0] for p in preds], dtype=np.int64)
+    cols = np.array([r.shape[0] for r in refs], dtype=np.int64)
+    sums = {g: np.empty(num) for g in names}
+    path_len = {g: np.empty(num) for g in names}
     for sel in chunk_pairs(rows, cols, max_cells_per_chunk):
-        costs = _chunk_costs([rel_p[b] for b in sel], [rel_r[b] for b in sel], part_slices, device)
-        for g, c in _group_costs(costs, groups).items():
-            # time-major float64 for the DTW kernel: exact sums, contiguous diagonals
-            if isinstance(c, torch.Tensor):
-                c = c.permute(1, 2, 0).double().contiguous()
-            else:
-                c = np.ascontiguousarray(c.transpose(1, 2, 0), dtype=np.float64)
-            out = dtw_wavefront(c, rows[sel], cols[sel], return_path_lengths=normalize == "path")
-            sums[g][sel] = out.distance
+        chunk_p, chunk_r = [preds[b] for b in sel], [refs[b] for b in sel]
+        costs = part_costs(chunk_p, chunk_r, parts, device)
+        # Every group of the chunk in one DTW call: time-major float64 (exact sums, contiguous diagonals),
+        # groups side by side along the batch axis.
+        batch = len(sel)
+        if device is None:  # the group means are written straight into that layout
+            n, m = costs[parts[0][0]].shape[1:]
+            stacked = np.empty((n, m, len(names) * batch))
+            into = {g: stacked[:, :, i * batch : (i + 1) * batch] for i, g in enumerate(names)}
+            _group_costs({name: c.transpose(1, 2, 0) for name, c in costs.items()}, groups, out=into)
+        else:
+            group_costs = _group_costs(costs, groups)
+            stacked = torch.cat([group_costs[g].permute(1, 2, 0).double() for g in names], 2).contiguous()
+            del group_costs
+        del costs  # bounds the chunk's peak memory
+        out = dtw_wavefront(
+            stacked, np.tile(rows[sel], len(names)), np.tile(cols[sel], len(names)),
+            return_path_lengths=normalize == "path",
+        )
+        for i, g in enumerate(names):
+            sums[g][sel] = out.distance[i * batch : (i + 1) * batch]
             if normalize == "path":
-                path_len[g][sel] = out.path_length
+                path_len[g][sel] = out.path_length[i * batch : (i + 1) * batch]
 
     result: Dict[str, Union[float, str, List[float]]] = {}
     for g in _group_names(groups):
@@ -357,52 +377,6 @@ def dtw_jpe(
     result["units"] = unit_name
     result["normalization"] = normalize
     return result
-
-
-def _chunk_costs(rel_p, rel_r, part_slices, device: Optional[torch.device]) -> Dict[str, ArrayOrTensor]:
-    """Per-part sums over joints of ||p_i[k] - r_j[k]||, each `(batch, n, m)`.
-
-    Joint by joint and coordinate by coordinate on `(pairs, n, m)` planes: exact differences (no
-    |a|^2 + |b|^2 - 2ab expansion, so identical poses give exactly 0) and only two temporaries. On CPU
-    (`device=None`) this runs in numpy on small groups of pairs so that the planes stay in cache (numpy's
-    single-threaded loops beat torch's thread pool on these sizes); with a torch `device` (an
-    accelerator) it runs in torch on the whole chunk.
-    """
-    batch = len(rel_p)
-    n = max(p.shape[0] for p in rel_p)
-    m = max(r.shape[0] for r in rel_r)
-    joints, dims = rel_p[0].shape[1:]
-    dtype = rel_p[0].dtype
-    x = np.zeros((joints, dims, batch, n), dtype=dtype)
-    y = np.zeros((joints, dims, batch, m), dtype=dtype)
-    for b, (p, r) in enumerate(zip(rel_p, rel_r)):
-        x[:, :, b, : p.shape[0]] = p.transpose(1, 2, 0)
-        y[:, :, b, : r.shape[0]] = r.transpose(1, 2, 0)
-    if device is None:
-        xp, sub = np, max(1, min(batch, _CACHE_CELLS // (n * m)))
-        zeros = lambda shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    else:
-        xp, sub = torch, batch
-        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        zeros = lambda shape: torch.zeros(shape, dtype=x.dtype, device=device)  # noqa: E731
-    out = {name: zeros((batch, n, m)) for name in part_slices}
-    diff, sq = zeros((sub, n, m)), zeros((sub, n, m))
-    for b0 in range(0, batch, sub):
-        b1 = min(b0 + sub, batch)
-        dd, ss = diff[: b1 - b0], sq[: b1 - b0]
-        for name, sl in part_slices.items():
-            acc = out[name][b0:b1]
-            for k in range(sl.start, sl.stop):
-                for d in range(dims):
-                    xp.subtract(x[k, d, b0:b1, :, None], y[k, d, b0:b1, None, :], out=dd)
-                    if d == 0:
-                        xp.multiply(dd, dd, out=ss)
-                    else:
-                        dd *= dd
-                        ss += dd
-                xp.sqrt(ss, out=ss)
-                acc += ss
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ MPJPE

@@ -40,7 +40,7 @@ import contextlib
 import io
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -143,20 +143,24 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     b = (1 - cos t)/t^2 and K^2 = r r^T - t^2 I, written out element-wise (no tiny matmuls, which are slow
     on CPU), with Taylor expansions near t = 0 so values and gradients stay finite at the zero pose.
     """
-    t2 = (rotvec * rotvec).sum(-1)
+    rows = _rodrigues_entries(*rotvec.unbind(-1))
+    return torch.stack(rows, -1).reshape(*rotvec.shape[:-1], 3, 3)
+
+
+def _rodrigues_entries(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> List[torch.Tensor]:
+    """The nine entries of [`axis_angle_to_matrix`] (row-major), one tensor each, from the three components."""
+    t2 = x * x + y * y + z * z
     small = t2 < 1e-8
     t2_safe = torch.where(small, torch.ones_like(t2), t2)  # keeps sqrt's gradient finite in both branches
     t = torch.sqrt(t2_safe)
     a = torch.where(small, 1.0 - t2 / 6.0, torch.sin(t) / t)
     b = torch.where(small, 0.5 - t2 / 24.0, 2.0 * torch.sin(0.5 * t) ** 2 / t2_safe)  # (1-cos t)/t^2, stable
-    x, y, z = rotvec.unbind(-1)
     bxy, bxz, byz = b * x * y, b * x * z, b * y * z
     ax, ay, az = a * x, a * y, a * z
     bxx, byy, bzz = b * x * x, b * y * y, b * z * z
-    rows = [1.0 - byy - bzz, bxy - az, bxz + ay,
+    return [1.0 - byy - bzz, bxy - az, bxz + ay,
             bxy + az, 1.0 - bxx - bzz, byz - ax,
             bxz - ay, byz + ax, 1.0 - bxx - byy]
-    return torch.stack(rows, -1).reshape(*rotvec.shape[:-1], 3, 3)
 
 
 # ------------------------------------------------------------------------------ proxy kinematics
@@ -191,6 +195,16 @@ class _ProxyChain:
             np.stack([PROXY_FINGERTIPS[k][1] - PROXY_REST_JOINTS[PROXY_FINGERTIPS[k][0]] for k in tip_keys]),
             dtype=dtype, device=device)
         self.fixed = rest[[0, 3, 6, 9]]  # pelvis, spine1-3 never move
+        # The same tables for the frames-last layout of __call__: local rotations in level order (each level a
+        # slice of them), parent slots (None where a level's parents are the previous level in order),
+        # offsets with the coordinate first and a frame axis.
+        self.level_order = torch.cat([feat for _, feat, _ in self.levels])
+        self.levels_soa, start, prev_len = [], 0, 1
+        for pslot, feat, offs in self.levels:
+            same = pslot.tolist() == list(range(prev_len))
+            self.levels_soa.append(((start, start + len(feat)), None if same else pslot, offs.T[:, :, None]))
+            start, prev_len = start + len(feat), len(feat)
+        self.tip_offset_soa = self.tip_offset.T[:, :, None]
         # Row of each position joint in cat([fixed(4), chain joints in `order` minus spine3, tips(10)]).
         row = {j: 4 + i for i, j in enumerate(order[1:])}
         row.update({0: 0, 3: 1, 6: 2, 9: 3})
@@ -198,29 +212,59 @@ class _ProxyChain:
         self.gather = torch.tensor([row[s] for s in _POSITION_SOURCE], device=device)
 
     def __call__(self, rotvecs: torch.Tensor) -> torch.Tensor:
+        # Frames on the last (contiguous) axis: every step is an element-wise operation over all frames of
+        # a level's joints. The local rotations are computed in level order, so a level's are a plain slice,
+        # and parents are gathered only where a level branches. 3 x 3 products are written out as three
+        # multiply-adds over the inner index (batched 3 x 3 matmuls on (N, J, 3, 3) arrays are slow on CPU).
         n = rotvecs.shape[0]
-        local = axis_angle_to_matrix(rotvecs[:, :40])  # (N, 40, 3, 3): joints 12-21 and both hands
-        rot = torch.eye(3, dtype=rotvecs.dtype, device=rotvecs.device).expand(n, 1, 3, 3)
-        pos = self.fixed[3].expand(n, 1, 3)
-        out = [self.fixed.expand(n, 4, 3)]
-        for pslot, feat, offs in self.levels:
-            prot = rot[:, pslot]
-            pos = pos[:, pslot] + (prot @ offs[..., None])[..., 0]  # child = parent + R_parent @ rest offset
-            rot = prot @ local[:, feat]
-            out.append(pos)
-        out.append(pos[:, self.tip_slot] + (rot[:, self.tip_slot] @ self.tip_offset[..., None])[..., 0])
-        return torch.cat(out, 1)[:, self.gather]
+        # (40, 3, N) in level order; 2-D transposes and index_select are the fast copies on CPU
+        comp = rotvecs.reshape(n, 120).t().contiguous().view(40, 3, n).index_select(0, self.level_order)
+        local = torch.stack(_rodrigues_entries(*comp.unbind(1)), 0).reshape(3, 3, 40, n)
+        pos, rot = self.fixed[3][:, None, None], None  # spine3: fixed, identity rotation
+        out = [self.fixed.T[:, :, None].expand(3, 4, n)]
+        for (start, stop), pslot, offs in self.levels_soa:
+            loc = local[:, :, start:stop]
+            if rot is None:  # children of spine3
+                pos, rot = pos + offs, loc
+            else:
+                prot, ppos = (rot, pos) if pslot is None else (rot.index_select(2, pslot), pos.index_select(1, pslot))
+                pos = _rotate(prot, offs, ppos)  # child = parent + R_parent @ rest offset
+                rot = _compose(prot, loc)  # R_child = R_parent @ R_local
+            out.append(pos.expand(3, -1, n))
+        tip_rot, tip_base = rot.index_select(2, self.tip_slot), pos.index_select(1, self.tip_slot)
+        out.append(_rotate(tip_rot, self.tip_offset_soa, tip_base))
+        joints = torch.cat(out, 1).index_select(1, self.gather)  # (3, 54, N)
+        return joints.transpose(0, 1).reshape(3 * len(self.gather), n).t().contiguous().view(n, len(self.gather), 3)
+
+
+def _rotate(rot: torch.Tensor, vec: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """`base + rot @ vec` for (3, 3, k, N) rotations, (3, k, 1) vectors and (3, k, N) bases."""
+    out = torch.addcmul(base, rot[:, 0], vec[0])
+    out.addcmul_(rot[:, 1], vec[1])
+    return out.addcmul_(rot[:, 2], vec[2])
+
+
+def _compose(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a @ b` for two (3, 3, k, N) stacks of rotations."""
+    out = a[:, 0, None] * b[None, 0]
+    out.addcmul_(a[:, 1, None], b[None, 1])
+    return out.addcmul_(a[:, 2, None], b[None, 2])
 
 
 _CHAINS: Dict[Tuple[torch.dtype, torch.device], _ProxyChain] = {}
 
 
-def proxy_forward_kinematics(rotvecs: torch.Tensor) -> torch.Tensor:
-    """Proxy-body FK on a flat batch: (N, >=120) features -> (N, 54, 3) joints (differentiable)."""
+def proxy_forward_kinematics(rotvecs: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
+    """Proxy-body FK on a flat batch: (N, >=120) features -> (N, 54, 3) joints (differentiable).
+
+    Frames go through in chunks of `chunk_size`, which bounds the temporaries (about 1 KiB per frame) and
+    keeps them in cache.
+    """
     key = (rotvecs.dtype, rotvecs.device)
     if key not in _CHAINS:
         _CHAINS[key] = _ProxyChain(*key)
-    return _CHAINS[key](rotvecs[:, :120].reshape(-1, 40, 3))
+    chunks = [_CHAINS[key](chunk) for chunk in rotvecs[:, :120].reshape(-1, 40, 3).split(chunk_size)]
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
 
 
 # ------------------------------------------------------------------------------- smplx kinematics
