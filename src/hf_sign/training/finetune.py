@@ -25,6 +25,7 @@ OUTPUT_DIR/finetune_metrics.json       losses before/after, steps, seconds, size
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from transformers import set_seed
@@ -44,7 +45,7 @@ from ..systems import get_system, system_for_pipeline
 from .stages import StageContext
 from .trainer_utils import load_pose_splits, train_with_resume
 
-__all__ = ["LoraArguments", "finetune", "fixed_draw_loss"]
+__all__ = ["LoraArguments", "finetune", "finetune_pipeline", "fixed_draw_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,21 @@ def _count(params) -> int:
     return int(sum(p.numel() for p in params))
 
 
-def finetune(
+def _fingerprints(module: torch.nn.Module) -> Dict[str, str]:
+    """A bit-exact digest of every non-adapter tensor of `module` (parameters and buffers)."""
+    return {
+        name: hashlib.sha1(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+        for name, t in module.state_dict().items()
+        if "lora_" not in name
+    }
+
+
+def finetune(*args, **kwargs) -> Dict[str, Any]:
+    """`finetune_pipeline` without the pipeline: fine-tune, save the adapter and return the metrics."""
+    return finetune_pipeline(*args, **kwargs)[1]
+
+
+def finetune_pipeline(
     system: str,
     model: Union[str, os.PathLike],
     dataset_dir: Union[str, os.PathLike],
@@ -135,8 +150,9 @@ def finetune(
     num_train_epochs: Optional[float] = None,
     overrides: Optional[Dict[str, Any]] = None,
     seed: Optional[int] = None,
-) -> Dict[str, Any]:
-    """Fine-tune the main network of the trained pipeline `model` of `system` on `dataset_dir` with a LoRA adapter.
+) -> Tuple[Any, Dict[str, Any]]:
+    """Fine-tune the main network of the trained pipeline `model` of `system` on `dataset_dir` with a LoRA adapter;
+    returns the pipeline (its component carrying the trained adapter) and the metrics.
 
     Args:
         system (`str`): a registered system with a `FinetuneSpec` (`sign-sald`, `sign-mexd`, `madis`,
@@ -151,9 +167,9 @@ def finetune(
         seed (`int`, *optional*): the run's seed; default: the base run's config.
 
     Returns:
-        `dict`: the metrics written to `finetune_metrics.json` (`loss_before`, `loss_after`, `train_loss`,
-        `global_step`, `adapter_parameters`, `base_component_parameters`, `adapter_bytes`, `base_component_bytes`,
-        `adapter_fraction`, ...).
+        `Tuple[pipeline, dict]`: the pipeline, and the metrics written to `finetune_metrics.json` (`loss_before`,
+        `loss_after`, `train_loss`, `global_step`, `adapter_parameters`, `base_component_parameters`,
+        `adapter_bytes`, `base_component_bytes`, `adapter_fraction`, `base_weights_unchanged`, ...).
     """
     # 1. the system, its base pipeline and the config it was trained with
     spec_system = get_system(system)
@@ -215,13 +231,17 @@ def finetune(
                 param.requires_grad_("lora_" in name)
             trainer.args.save_strategy = SaveStrategy.NO  # the adapter is saved below, nothing else
             adapter_parameters = _count(p for p in trainer.model.parameters() if p.requires_grad)
+            frozen = _fingerprints(trainer.model)
             loss_before = fixed_draw_loss(trainer)
             start = time.perf_counter()
             result = train_with_resume(trainer, False)
             seconds = round(time.perf_counter() - start, 1)
             loss_after = fixed_draw_loss(trainer)
+            unchanged = _fingerprints(trainer.model) == frozen
     finally:
         torch.set_num_threads(threads)
+    if not unchanged:  # would mean a frozen weight or buffer moved: the adapter alone would not reproduce the model
+        raise RuntimeError(f"Fine-tuning {system} changed weights outside the adapter of {spec.component!r}.")
 
     # 5. the adapter only, and its size against the base component's
     out = Path(output_dir)
@@ -254,6 +274,7 @@ def finetune(
         "adapter_fraction": round(adapter_parameters / max(base_parameters, 1), 6),
         "adapter_bytes": adapter_bytes,
         "base_component_bytes": base_bytes,
+        "base_weights_unchanged": unchanged,
     }
     (out / "finetune_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    return metrics
+    return pipe, metrics
