@@ -38,7 +38,7 @@ from .synthsign_grammar import GRAMMATICAL_GLOSSES, text_to_gloss
 from .synthsign_kinematics import FEATURE_DIM, HANDSHAPES
 from .synthsign_lexicon import SynthSignLexicon, get_lexicon
 from .synthsign_sentences import GrammarSentence, SynthSignGrammar
-from .synthsign_signs import LEXICON_SEED, make_style_signer
+from .synthsign_signs import LEXICON_SEED, SIGNER_STYLES, make_style_signer
 
 __all__ = [
     "DEFAULT_SPLIT_SIZES", "FPS", "HELDOUT_FRACTION", "SynthSignGrammar", "SynthSignLexicon", "build_synthsign",
@@ -229,4 +229,11 @@ def build_synthsign(
         seed, num_train, num_validation, num_test, show_progress=show_progress, signer_style=signer_style
     )
     card = render_card("synthsign_dataset_card.md", **corpus_stats(splits, seed))
+    if signer_style is not None:  # the card's signer section describes the eight corpus signers
+        style = ", ".join(f"{k} {v}" for k, v in SIGNER_STYLES[signer_style].items())
+        card += (
+            f"\n## Signer style variant\n\nEvery sample of this variant is signed by one new signer, "
+            f"`signer_{signer_style}` ({style}), instead of the signers described above; the sentences are those of "
+            f"seed {seed}. It is a corpus to adapt a trained model to (`hf-sign finetune`).\n"
+        )
     return save_corpus(splits, sign_features(FEATURE_DIM), Path(out_dir), card)
