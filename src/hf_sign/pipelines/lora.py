@@ -66,14 +66,15 @@ def add_lora_adapter(component: nn.Module, lora_config: Any) -> nn.Module:
     Raises a `ValueError` naming `target_modules` when no layer of `component` matches them.
     """
     from peft import get_peft_model
-    from peft.utils.error import NoMatchingPeftModuleError
 
     try:
         if is_diffusers_model(component):
             component.add_adapter(lora_config, adapter_name=ADAPTER_NAME)
             return component
         return get_peft_model(component, lora_config, adapter_name=ADAPTER_NAME)
-    except (NoMatchingPeftModuleError, ValueError) as err:
+    except ValueError as err:  # PEFT's NoMatchingPeftModuleError is a ValueError (older PEFT: a plain one)
+        if "target" not in str(err).lower():
+            raise
         linear = sorted({n.rpartition(".")[2] for n, m in component.named_modules() if isinstance(m, nn.Linear)})
         raise ValueError(
             f"`target_modules` {sorted(lora_config.target_modules)} match no layer of {type(component).__name__} "
