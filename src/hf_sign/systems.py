@@ -267,7 +267,12 @@ register_system(SignSystem(
         stage="hf_sign.training.sign_sald_stages:LDM_STAGE",
         config="hf_sign.training.sign_sald_trainer:full_config",
         section="ldm_training",
-        target_modules=("to_q", "to_k", "to_v", "to_out"),
+        # the attention projections, and the hidden layers of the length and duration predictors: a new signer's
+        # tempo lives there (the duration predictor exists with `denoiser.duration_conditioning` only)
+        target_modules=(
+            "to_q", "to_k", "to_v", "to_out", "length_predictor.net.0", "length_predictor.net.2",
+            "duration_conditioner.predictor.net.0", "duration_conditioner.predictor.net.2",
+        ),
         prepare="hf_sign.training.sign_sald_trainer:_prepare",
     ),
 ))
