@@ -37,7 +37,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from transformers import set_seed
-from transformers.trainer_utils import SaveStrategy
 
 from ..pipelines.hub_cache import cached_repo_path
 from ..pipelines.lora import ADAPTER_WEIGHTS_NAME, add_lora_adapter, save_lora_adapter
@@ -229,7 +228,7 @@ def finetune_pipeline(
             trainer = stage.build_trainer(ctx)
             for name, param in trainer.model.named_parameters():
                 param.requires_grad_("lora_" in name)
-            trainer.args.save_strategy = SaveStrategy.NO  # the adapter is saved below, nothing else
+            trainer.args.save_strategy = "no"  # the adapter is saved below, nothing else (no checkpoints)
             adapter_parameters = _count(p for p in trainer.model.parameters() if p.requires_grad)
             frozen = _fingerprints(trainer.model)
             loss_before = fixed_draw_loss(trainer)
