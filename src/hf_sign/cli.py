@@ -3,12 +3,13 @@
 Implemented verbs:
 
 ```
-hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --num-test N]
+hf-sign data synthsign --out DIR [--seed N] [--num-train N --num-validation N --num-test N] [--signer-style S]
 hf-sign data fingerspelling --out DIR [--seed N] [--languages ase,gsg,...]
 hf-sign data convert {how2sign,csl,phoenix-smplx,phoenix-skels,pose-dir} SRC --out DIR
     [--skip-invalid] [--allow-missing]
 hf-sign render INPUT --out FILE.{gif,mp4,pose} [--split test --index N] [--view front|side]
 hf-sign train SYSTEM --dataset DIR --output-dir DIR [--config NAME|PATH] [--stage S] [--set key=value ...]
+hf-sign finetune SYSTEM --model DIR|REPO --dataset DIR --output-dir DIR [--lora-r 8 ...] [--set key=value ...]
 hf-sign generate --model DIR|REPO (--text "..." | --gloss "...") [...] --out DIR [--format gif,mp4,pose,bvh,npz]
 hf-sign benchmark --dataset DIR [--split test] [--model NAME=DIR|REPO ...] [--baselines] --out DIR [--max-samples N]
 hf-sign models params [SYSTEM] [--config NAME]
@@ -62,7 +63,7 @@ def cmd_data(args: argparse.Namespace) -> int:
             )
             if v is not None
         }
-        dd = build_synthsign(args.out, seed=args.seed, **sizes)
+        dd = build_synthsign(args.out, seed=args.seed, signer_style=args.signer_style, **sizes)
         _print_splits(dd, args.out)
     elif args.corpus == "fingerspelling":
         from .data.fingerspelling import build_fingerspelling
@@ -138,6 +139,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if bool(args.text) == bool(args.gloss):
         raise ValueError("Give the input as `--text` or `--gloss` (repeatable), not both and not neither.")
     pipe = load_sign_pipeline(args.model)
+    if args.adapter:  # a LoRA adapter of `hf-sign finetune`, into the component it adapts
+        pipe.load_lora_weights(args.adapter)
     system = system_for_pipeline(pipe)
     conditioning = system.conditioning if system is not None else ("text",)
     kind = "text" if args.text else "gloss"
@@ -289,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .convert.command import add_convert_command
     from .evaluation.evaluate_command import add_evaluate_command
     from .systems import list_systems
+    from .training.finetune_command import add_finetune_command
 
     parser = argparse.ArgumentParser(prog="hf-sign", description="Sign language production on the Hugging Face stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--num-train", type=int, default=None)
     synth.add_argument("--num-validation", type=int, default=None)
     synth.add_argument("--num-test", type=int, default=None)
+    synth.add_argument("--signer-style", default=None, help="one new signer (slow-expansive, fast-compact) for all")
     fs = dsub.add_parser(
         "fingerspelling", help="real fingerspelling clips from the spoken-to-signed package (holistic)"
     )
@@ -348,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="text in, signing out")
     gen.add_argument("--model", required=True, help="pipeline folder or repo id")
+    gen.add_argument("--adapter", default=None, help="LoRA adapter folder of `hf-sign finetune` (for --model)")
     gen.add_argument("--text", action="append", default=[], help="sentence to sign (repeatable)")
     gen.add_argument("--gloss", action="append", default=[], help="space-separated glosses to sign (repeatable)")
     gen.add_argument("--out", required=True, help="output folder")
@@ -475,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_convert_command(sub)  # hf_sign.convert.command
     add_evaluate_command(sub)  # hf_sign.evaluation.evaluate_command
+    add_finetune_command(sub)  # hf_sign.training.finetune_command
     return parser
 
 

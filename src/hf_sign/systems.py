@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 __all__ = [
     "CONDITIONINGS",
+    "FinetuneSpec",
     "SignSystem",
     "get_system",
     "list_systems",
@@ -49,6 +50,32 @@ def _resolve(ref: Ref) -> Any:
     if not module or not attr:
         raise ValueError(f"A registry reference must look like 'package.module:attribute'; got {ref!r}.")
     return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """What `hf-sign finetune` needs to adapt a system's main network with LoRA (`hf_sign.training.finetune`).
+
+    Args:
+        component (`str`): the pipeline component the adapter goes into (e.g. `"denoiser"`).
+        stage (`str` or `Stage`): the training `Stage` that trains it; its `build_trainer` takes the trained
+            components from `StageContext.base_pipeline` instead of building new ones.
+        config (`str` or `Callable`): `config(config, overrides) -> dict`, the system's config resolver.
+        section (`str`): the config section of the stage's training arguments (`--learning-rate` and
+            `--num-train-epochs` set its `learning_rate` and `num_train_epochs`).
+        target_modules (`Tuple[str, ...]`): default LoRA target modules (names of `nn.Linear` layers in the component).
+        prepare (`str` or `Callable`, *optional*): the system's `prepare(context, stages)` check of data and config.
+    """
+
+    component: str
+    stage: Ref
+    config: Ref
+    section: str
+    target_modules: Tuple[str, ...]
+    prepare: Ref = None
+
+    def resolve(self, name: str) -> Any:
+        return _resolve(getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,7 @@ class SignSystem:
         pipeline_tag (`str`, defaults to `"text-to-video"`): the Hub task of its published pipelines (the model card's
             `pipeline_tag` and the model-index task; `hf-sign publish`).
         description (`str`, defaults to `""`): one line for listings.
+        finetune (`FinetuneSpec`, *optional*): how `hf-sign finetune` adapts its main network (`None`: not supported).
     """
 
     name: str
@@ -91,6 +119,7 @@ class SignSystem:
     demo_config: Optional[str] = None
     pipeline_tag: str = "text-to-video"
     description: str = ""
+    finetune: Optional[FinetuneSpec] = None
     _cache: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -233,6 +262,19 @@ register_system(SignSystem(
     metrics_file="sign_sald_metrics.json",
     demo_repo_id="hf-sign/sign-sald-synthsign",
     description="Sign-SALD: skeleton-aware VAE + latent diffusion denoiser (text -> smplx133)",
+    finetune=FinetuneSpec(
+        component="denoiser",
+        stage="hf_sign.training.sign_sald_stages:LDM_STAGE",
+        config="hf_sign.training.sign_sald_trainer:full_config",
+        section="ldm_training",
+        # the attention projections, and the hidden layers of the length and duration predictors: a new signer's
+        # tempo lives there (the duration predictor exists with `denoiser.duration_conditioning` only)
+        target_modules=(
+            "to_q", "to_k", "to_v", "to_out", "length_predictor.net.0", "length_predictor.net.2",
+            "duration_conditioner.predictor.net.0", "duration_conditioner.predictor.net.2",
+        ),
+        prepare="hf_sign.training.sign_sald_trainer:_prepare",
+    ),
 ))
 register_system(SignSystem(
     name="stable-signer",
@@ -246,6 +288,14 @@ register_system(SignSystem(
     demo_repo_id="hf-sign/stable-signer-synthsign",
     demo_config="demo",
     description="Stable Signer: T5 prompt/text -> gloss linker + pose-prior MoE (+ pose-to-video renderer)",
+    finetune=FinetuneSpec(
+        component="linker",
+        stage="hf_sign.training.stable_signer_linker:LINKER_STAGE",
+        config="hf_sign.training.stable_signer_trainer:full_config",
+        section="linker_training",
+        target_modules=("q", "k", "v", "o"),
+        prepare="hf_sign.training.stable_signer_trainer:_prepare",
+    ),
 ))
 register_system(SignSystem(
     name="sign-mexd",
@@ -258,6 +308,14 @@ register_system(SignSystem(
     metrics_file="sign_mexd_metrics.json",
     demo_repo_id="hf-sign/sign-mexd-synthsign",
     description="Sign-MExD: gloss-conditioned pose diffusion transformer with expert-choice MoE (gloss -> smplx133)",
+    finetune=FinetuneSpec(
+        component="transformer",
+        stage="hf_sign.training.sign_mexd_stages:DIFFUSION_STAGE",
+        config="hf_sign.training.sign_mexd_trainer:full_config",
+        section="training",
+        target_modules=("to_q", "to_k", "to_v", "to_out"),
+        prepare="hf_sign.training.sign_mexd_trainer:_prepare",
+    ),
 ))
 register_system(SignSystem(
     name="evaluator",
@@ -279,4 +337,11 @@ register_system(SignSystem(
     metrics_file="madis_metrics.json",
     demo_repo_id="hf-sign/madis-synthsign",
     description="MaDiS: part-wise VQ-VAE tokens, bidirectional masked diffusion LM (tri-level pretraining, UTC, MoP)",
+    finetune=FinetuneSpec(
+        component="lm",
+        stage="hf_sign.training.madis_lm_stages:SFT_STAGE",
+        config="hf_sign.training.madis_trainer:full_config",
+        section="sft",
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+    ),
 ))

@@ -38,7 +38,7 @@ from .synthsign_grammar import GRAMMATICAL_GLOSSES, text_to_gloss
 from .synthsign_kinematics import FEATURE_DIM, HANDSHAPES
 from .synthsign_lexicon import SynthSignLexicon, get_lexicon
 from .synthsign_sentences import GrammarSentence, SynthSignGrammar
-from .synthsign_signs import LEXICON_SEED
+from .synthsign_signs import LEXICON_SEED, SIGNER_STYLES, make_style_signer
 
 __all__ = [
     "DEFAULT_SPLIT_SIZES", "FPS", "HELDOUT_FRACTION", "SynthSignGrammar", "SynthSignLexicon", "build_synthsign",
@@ -115,6 +115,7 @@ def generate_synthsign(
     num_validation: int = DEFAULT_SPLIT_SIZES["validation"],
     num_test: int = DEFAULT_SPLIT_SIZES["test"],
     show_progress: bool = True,
+    signer_style: Optional[str] = None,
 ) -> Dict[str, List[Dict[str, Any]]]:
     """Generate the SynthSign corpus as rows of the hf-sign schema.
 
@@ -125,11 +126,15 @@ def generate_synthsign(
         num_validation (`int`, defaults to 200): validation sentences (in-distribution).
         num_test (`int`, defaults to 200): test sentences (each with a gloss bigram never seen in train).
         show_progress (`bool`, defaults to `True`): show a tqdm bar over the pose synthesis.
+        signer_style (`str`, *optional*): every sentence signed by the new signer of this style
+            (`synthsign_signs.SIGNER_STYLES`: `slow-expansive`, `fast-compact`) instead of the eight corpus signers:
+            a variant to adapt a trained model to. The sentences are those of `seed`.
 
     Returns:
         `Dict[str, List[dict]]`: split name -> rows built with `make_sample` (`poses` float32 (T, 133), 24 fps).
     """
     _check_sizes(num_train=num_train, num_validation=num_validation, num_test=num_test)
+    styled = make_style_signer(signer_style) if signer_style is not None else None
     grammar, lexicon = SynthSignGrammar(), get_lexicon(LEXICON_SEED)
     used: Set = set()
     sentences: Dict[str, List[GrammarSentence]] = {}
@@ -148,8 +153,10 @@ def generate_synthsign(
             rows = []
             for i, sent in enumerate(sents):
                 rng = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1])
-                signer = signer_ids[int(rng.integers(len(signer_ids)))]
-                poses, spans = lexicon.sentence_motion(sent.gloss, signer, rng)
+                signer = signer_ids[int(rng.integers(len(signer_ids)))]  # drawn either way: the same jitter
+                if styled is not None:
+                    signer = styled.signer_id
+                poses, spans = lexicon.sentence_motion(sent.gloss, styled or signer, rng)
                 rows.append(
                     make_sample(
                         id=f"synthsign-{split}-{i:06d}",
@@ -206,17 +213,27 @@ def build_synthsign(
     num_validation: int = DEFAULT_SPLIT_SIZES["validation"],
     num_test: int = DEFAULT_SPLIT_SIZES["test"],
     show_progress: bool = True,
+    signer_style: Optional[str] = None,
 ):
     """Generate SynthSign and write it to `out_dir` (Parquet splits + dataset card), loadable with
     `datasets.load_dataset(out_dir)`.
 
     Args:
         out_dir (`str` or `os.PathLike`): output folder (created; existing shards are replaced).
-        seed, num_train, num_validation, num_test, show_progress: as in `generate_synthsign`.
+        seed, num_train, num_validation, num_test, show_progress, signer_style: as in `generate_synthsign`.
 
     Returns:
         `datasets.DatasetDict`: the written splits.
     """
-    splits = generate_synthsign(seed, num_train, num_validation, num_test, show_progress=show_progress)
+    splits = generate_synthsign(
+        seed, num_train, num_validation, num_test, show_progress=show_progress, signer_style=signer_style
+    )
     card = render_card("synthsign_dataset_card.md", **corpus_stats(splits, seed))
+    if signer_style is not None:  # the card's signer section describes the eight corpus signers
+        style = ", ".join(f"{k} {v}" for k, v in SIGNER_STYLES[signer_style].items())
+        card += (
+            f"\n## Signer style variant\n\nEvery sample of this variant is signed by one new signer, "
+            f"`signer_{signer_style}` ({style}), instead of the signers described above; the sentences are those of "
+            f"seed {seed}. It is a corpus to adapt a trained model to (`hf-sign finetune`).\n"
+        )
     return save_corpus(splits, sign_features(FEATURE_DIM), Path(out_dir), card)

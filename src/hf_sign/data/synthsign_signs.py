@@ -126,6 +126,27 @@ def make_signers(num_signers: int = 8, seed: int = LEXICON_SEED) -> Dict[str, Si
     return out
 
 
+# New signer styles outside the range of the eight corpus signers (speed 0.8-1.25, amplitude 0.85-1.15,
+# transition 0.85-1.15): a corpus built with one (`hf-sign data synthsign --signer-style NAME`) is a new signer to
+# adapt a trained model to (`hf-sign finetune`).
+SIGNER_STYLES = {
+    # slow, large signing with long transitions, the passive hand at the waist, crisp handshapes
+    "slow-expansive": dict(speed=0.65, amplitude=1.35, transition=1.4, laxness=0.02, passive="waist"),
+    # fast, small signing with short transitions and lax handshapes
+    "fast-compact": dict(speed=1.55, amplitude=0.7, transition=0.7, laxness=0.2, passive="rest"),
+}
+
+
+def make_style_signer(style: str) -> SignerProfile:
+    """The signer `signer_<style>` of `SIGNER_STYLES` (offsets, head and expression of a neutral signer)."""
+    if style not in SIGNER_STYLES:
+        raise ValueError(f"`signer_style` must be one of {sorted(SIGNER_STYLES)}; got {style!r}.")
+    return SignerProfile(
+        signer_id=f"signer_{style}", left_handed=False, offset=(0.0, 0.0, 0.0), twist_bias=0.0,
+        head=(0.0, 0.0, 0.0), **SIGNER_STYLES[style],
+    )
+
+
 # ------------------------------------------------------------------------------------- lexicon build
 # Hand-written signs: (hands, location, movement, handshape, orientation, direction or circle plane, extras).
 _HANDWRITTEN = {

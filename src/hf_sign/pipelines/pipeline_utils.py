@@ -256,6 +256,14 @@ class SignPipeline(SignPipelineMixin, RemoteCodePipelineMixin, DiffusionPipeline
         components.update({name: self.config[name] for name in self._settings if name in self.config})
         return components
 
+    def load_lora_weights(self, adapter: Any, fuse: bool = False) -> Dict[str, Any]:
+        """Load a LoRA adapter folder written by `hf-sign finetune` into the component it adapts (diffusers'
+        `load_lora_adapter` or PEFT's `PeftModel.from_pretrained`; `fuse=True` merges it into the base weights).
+        Returns the adapter's `hf_sign_adapter.json`. See `hf_sign.pipelines.lora`."""
+        from .lora import load_lora_weights
+
+        return load_lora_weights(self, adapter, fuse=fuse)
+
     # ------------------------------------------------------------------------------------------ diffusion helpers
     def prepare_timesteps(self, num_inference_steps: int, device) -> torch.Tensor:
         """`scheduler.set_timesteps`, before anything reads `init_noise_sigma` (Euler, Heun, LMS and KDPM2 set it

@@ -255,7 +255,12 @@ class MaDiSLMTrainer(HfSignTrainer):
 
 def _build_trainer(ctx: StageContext, stage: str) -> MaDiSLMTrainer:
     cfg, data, out = ctx.config, ctx.data, ctx.output_dir
-    vqvae, normalizer, tokenizer = _load_tokenizers(out)
+    base = ctx.base_pipeline  # fine-tuning: continue from its trained components
+    if base is not None:
+        vqvae, normalizer, tokenizer = base.part_vqvae.eval(), base.normalizer, base.text_tokenizer
+        vqvae.requires_grad_(False)
+    else:
+        vqvae, normalizer, tokenizer = _load_tokenizers(out)
     bidirectional = bool(cfg["lm"]["bidirectional"])
     # 1. the stage's arguments and LM
     if stage == "pretrain":
@@ -271,7 +276,9 @@ def _build_trainer(ctx: StageContext, stage: str) -> MaDiSLMTrainer:
         args = SFTArguments(**cfg["sft"])
         lm_config = build_lm_config(cfg, vqvae, tokenizer)
         trained = list(cfg.get("train_stages") or ["pretrain"])
-        if "pretrain" in trained:
+        if base is not None:
+            model, lm_config = base.lm, base.lm.config
+        elif "pretrain" in trained:
             if not (out / PRETRAINED_LM / "config.json").is_file():
                 raise ValueError(
                     f"The config trains the `pretrain` stage, but {out / PRETRAINED_LM} does not exist: run "

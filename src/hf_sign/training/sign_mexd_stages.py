@@ -175,9 +175,12 @@ class SignMExDTrainer(HfSignTrainer):
 def build_trainer(ctx: StageContext) -> SignMExDTrainer:
     cfg, data = ctx.config, ctx.data
     rows = [r for r in data["train"] if r.get("gloss")]  # `prepare` counted and reported the others
-    normalizer = fit_or_load_normalizer(data, ctx.output_dir / "normalizer")
-    tokenizer, text_encoder = build_gloss_components(cfg, rows)
-    transformer = build_transformer(cfg, normalizer.config.feature_dim)
+    normalizer = ctx.component("normalizer", lambda: fit_or_load_normalizer(data, ctx.output_dir / "normalizer"))
+    if ctx.base_pipeline is not None:  # fine-tuning: continue from its trained components
+        tokenizer, text_encoder = ctx.base_pipeline.tokenizer, ctx.base_pipeline.text_encoder
+    else:
+        tokenizer, text_encoder = build_gloss_components(cfg, rows)
+    transformer = ctx.component("transformer", lambda: build_transformer(cfg, normalizer.config.feature_dim))
     args = SignMExDTrainingArguments(**cfg["training"])
     sched = cfg["scheduler"]
     ddpm = DDPMScheduler(

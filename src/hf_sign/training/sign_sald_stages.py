@@ -324,15 +324,19 @@ class LatentDenoiserTrainer(HfSignTrainer):
 
 def build_ldm_trainer(ctx: StageContext) -> LatentDenoiserTrainer:
     cfg, data, out = ctx.config, ctx.data, ctx.output_dir
-    if not (out / "vae" / "config.json").is_file():
+    base = ctx.base_pipeline  # fine-tuning: continue from its trained components
+    if base is None and not (out / "vae" / "config.json").is_file():
         raise ValueError(f"Stage `ldm` needs a trained VAE in {out / 'vae'}; run stage `vae` first (or both stages).")
-    normalizer = fit_or_load_normalizer(data, out / "normalizer")
-    vae = SkeletonVAE.from_pretrained(str(out / "vae")).eval().requires_grad_(False)
+    normalizer = ctx.component("normalizer", lambda: fit_or_load_normalizer(data, out / "normalizer"))
+    vae = ctx.component("vae", lambda: SkeletonVAE.from_pretrained(str(out / "vae"))).eval().requires_grad_(False)
     if vae.config.scaling_factor == 1.0:
         logger.warning("The VAE's scaling_factor is 1.0 (not estimated?); latents are diffused unscaled.")
     settings = TextEncoderSettings(**cfg["text_encoder"])
-    text_encoder, tokenizer = build_text_encoder(settings, texts=[r["text"] for r in data["train"]])
-    denoiser = build_denoiser(cfg, vae, int(text_encoder.config.hidden_size))
+    if base is not None:
+        text_encoder, tokenizer = base.text_encoder, base.tokenizer
+    else:
+        text_encoder, tokenizer = build_text_encoder(settings, texts=[r["text"] for r in data["train"]])
+    denoiser = ctx.component("denoiser", lambda: build_denoiser(cfg, vae, int(text_encoder.config.hidden_size)))
     args = LatentDenoiserTrainingArguments(**cfg["ldm_training"])
 
     rows = [dict(r) for r in data["train"]]

@@ -264,7 +264,10 @@ def build_linker_trainer(ctx: StageContext) -> LinkerTrainer:
     args = LinkerTrainingArguments(**ctx.config["linker_training"])
     rows = ctx.data["train"]
     languages = _languages(ctx)
-    linker, tokenizer = build_linker(settings, rows, languages)
+    if ctx.base_pipeline is not None:  # fine-tuning: continue from its trained linker
+        linker, tokenizer = ctx.base_pipeline.linker, ctx.base_pipeline.tokenizer
+    else:
+        linker, tokenizer = build_linker(settings, rows, languages)
     dataset = linker_examples(rows, args.inputs, languages[0])
     trainer = LinkerTrainer(
         model=linker,

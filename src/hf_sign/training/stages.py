@@ -44,12 +44,19 @@ class StageContext:
         data (`Any`): what the system's `load_data` returned.
         output_dir (`Path`): the run's output folder.
         use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when an accelerator is present.
+        base_pipeline (`Any`, *optional*): a trained pipeline whose components the stage continues from instead of
+            building new ones (`hf-sign finetune`: the stage's data and loss, the base model's networks).
     """
 
     config: Dict[str, Any]
     data: Any
     output_dir: Path
     use_cpu: bool = False
+    base_pipeline: Any = None
+
+    def component(self, name: str, build: Callable[[], Any]) -> Any:
+        """The base pipeline's component `name` when fine-tuning, else `build()`."""
+        return getattr(self.base_pipeline, name) if self.base_pipeline is not None else build()
 
     def checkpoint_dir(self, stage: str) -> Path:
         return self.output_dir / "checkpoints" / stage

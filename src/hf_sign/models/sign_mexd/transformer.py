@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import FeedForward
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -93,7 +94,7 @@ class SignMExDBlock(nn.Module):
         return h + out, routing
 
 
-class SignMExDTransformer(ModelMixin, ConfigMixin):
+class SignMExDTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
     r"""Sign-MExD's gloss-conditioned pose diffusion transformer (predicts the clean poses).
 
     Args:

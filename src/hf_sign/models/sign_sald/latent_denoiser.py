@@ -62,6 +62,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import FeedForward
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -156,7 +157,7 @@ class SequentialAttentionLayer(nn.Module):
         return z, probs
 
 
-class SkeletonLatentDenoiser(ModelMixin, ConfigMixin):
+class SkeletonLatentDenoiser(ModelMixin, ConfigMixin, PeftAdapterMixin):
     r"""Sign-SALD noise predictor over skeletal-temporal latents (B, N', J', C), conditioned on text.
 
     Args:
