@@ -120,8 +120,13 @@ class RemoteCodePipelineMixin:
         caller = inspect.currentframe().f_back
         folder = caller.f_locals.get("cached_folder") if caller is not None else None
         loader = caller.f_locals.get("cls") if caller is not None else None
-        if isinstance(folder, (str, os.PathLike)) and os.path.isdir(folder) and not (
-            isinstance(loader, type) and issubclass(loader, RemoteCodePipelineMixin)  # checked in `from_pretrained`
+        if (
+            isinstance(folder, (str, os.PathLike))
+            and os.path.isdir(folder)
+            and not (
+                isinstance(loader, type)
+                and issubclass(loader, RemoteCodePipelineMixin)  # checked in `from_pretrained`
+            )
         ):
             check_pipeline_folder(folder, cls)
         return super()._get_signature_types()
