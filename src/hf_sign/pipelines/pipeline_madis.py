@@ -304,8 +304,10 @@ class MaDiSPipeline(SignPipeline):
         Examples:
 
         Returns:
-            [`MaDiSPipelineOutput`] or `tuple`; `info[i]` holds `num_tokens` (generated, before decoding) and
-            `unknown_token_fraction`.
+            [`MaDiSPipelineOutput`] or `tuple`; `info[i]` holds `num_tokens` (generated, before decoding),
+            `unknown_token_fraction`, and `unknown_words` with `unknown_word_fraction`: the words holding a character
+            outside the tokenizer's training alphabet (`pipelines.text_checks`; a warning names them, a prompt with
+            no known word is refused).
         """
         # 1. check the inputs
         prompts = self.check_inputs(
@@ -320,6 +322,9 @@ class MaDiSPipeline(SignPipeline):
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
         )
+        # words outside the tokenizer's training alphabet (byte-level BPE has no <unk>): warned about, listed in
+        # `info`; a prompt with none known is refused
+        words = self.check_known_words(prompts, self.text_tokenizer)
         device, cfg = self._execution_device, self.lm.config
         rate = self.part_vqvae.config.downsample_rate
         total = len(prompts) * num_sequences_per_prompt
@@ -372,8 +377,12 @@ class MaDiSPipeline(SignPipeline):
             codes = [[c[: math.ceil(n / rate)] for c in seq] for seq, n in zip(codes, requested)]
         sign_tokens = [{name: c.tolist() for name, c in zip(self.part_names, seq)} for seq in codes]
         info = [
-            {"num_tokens": int(seq[0].shape[0]), "unknown_token_fraction": self.unknown_token_fraction(p)}
-            for seq, p in zip(codes, self.repeat_per_sequence(prompts, num_sequences_per_prompt))
+            {"num_tokens": int(seq[0].shape[0]), "unknown_token_fraction": self.unknown_token_fraction(p), **w}
+            for seq, p, w in zip(
+                codes,
+                self.repeat_per_sequence(prompts, num_sequences_per_prompt),
+                self.repeat_per_sequence(words, num_sequences_per_prompt),
+            )
         ]
         if output_type == "tokens":
             arrays = [torch.stack(seq, dim=-1).cpu().numpy() for seq in codes]
