@@ -162,6 +162,16 @@ class MaDiSPipeline(SignPipeline):
             )
         return prompts
 
+    @property
+    def max_num_frames(self) -> int:
+        """The sign canvas the LM holds (`max_position_embeddings - max_text_tokens` tokens) in frames."""
+        cfg = self.lm.config
+        return (cfg.max_position_embeddings - cfg.max_text_tokens) * int(self.part_vqvae.config.downsample_rate)
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        return "the LM's sign canvas: `max_position_embeddings - max_text_tokens` tokens of `downsample_rate` frames"
+
     # ------------------------------------------------------------------------------------------ text
     def unknown_token_fraction(self, text: str) -> float:
         """Share of the text's tokens that the tokenizer maps to its unknown token (0 for byte-level BPE)."""

@@ -271,6 +271,15 @@ class SignMExDPipeline(SignPipeline):
             )
         return glosses, prompts, languages
 
+    @property
+    def max_num_frames(self) -> int:
+        """The transformer's position table (`transformer.config.max_frames`): the longest sequence it generates."""
+        return int(self.transformer.config.max_frames)
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        return "`transformer.config.max_frames`"
+
     # ------------------------------------------------------------------------------------------ glosses
     def encode_gloss(
         self, glosses: List[List[str]], device: Optional[torch.device] = None
