@@ -131,7 +131,7 @@ class MaDiSPipeline(SignPipeline):
         self.check_common_inputs(
             len(prompts), num_frames, duration_s, generator, output_type, num_sequences_per_prompt
         )
-        limit = self.lm.config.max_position_embeddings - self.lm.config.max_text_tokens
+        limit = self.max_num_frames // self.part_vqvae.config.downsample_rate  # sign tokens
         if num_tokens is not None:
             if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or not 1 <= num_tokens <= limit:
                 raise ValueError(f"`num_tokens` must be an int in [1, {limit}] (the sign canvas); got {num_tokens!r}.")
@@ -140,7 +140,7 @@ class MaDiSPipeline(SignPipeline):
             if math.ceil(n / rate) > limit:
                 raise ValueError(
                     f"`num_frames` (or `duration_s`) asks for {n} frames for prompt {i}: {math.ceil(n / rate)} "
-                    f"tokens, more than the {limit} sign positions the LM holds."
+                    f"tokens, more than the {limit} sign positions the LM was trained on (`max_sign_tokens`)."
                 )
         if num_inference_steps is not None and (
             isinstance(num_inference_steps, bool)
@@ -164,13 +164,16 @@ class MaDiSPipeline(SignPipeline):
 
     @property
     def max_num_frames(self) -> int:
-        """The sign canvas the LM holds (`max_position_embeddings - max_text_tokens` tokens) in frames."""
+        """The sign canvas the LM was trained on (`lm.config.max_sign_tokens`, within its position table) in frames:
+        the bound of `num_frames`/`duration_s` (and of `num_tokens`, in tokens). Longer canvases would reach positions
+        no training sequence had, and cost a full forward over the canvas per step."""
         cfg = self.lm.config
-        return (cfg.max_position_embeddings - cfg.max_text_tokens) * int(self.part_vqvae.config.downsample_rate)
+        tokens = min(cfg.max_sign_tokens, cfg.max_position_embeddings - cfg.max_text_tokens)
+        return tokens * int(self.part_vqvae.config.downsample_rate)
 
     @property
     def max_num_frames_reason(self) -> str:
-        return "the LM's sign canvas: `max_position_embeddings - max_text_tokens` tokens of `downsample_rate` frames"
+        return "the LM's trained sign canvas, `lm.config.max_sign_tokens` tokens of `downsample_rate` frames"
 
     # ------------------------------------------------------------------------------------------ text
     def unknown_token_fraction(self, text: str) -> float:
