@@ -23,7 +23,7 @@ import os
 import struct
 import typing
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 __all__ = ["check_pipeline_folder", "check_safetensors_file"]
 
@@ -98,9 +98,13 @@ def _transformers_model_type(class_name: str, expected: Any) -> Optional[str]:
     return getattr(config_class, "model_type", None) or None
 
 
-def check_pipeline_folder(folder: Union[str, os.PathLike], pipeline_class: Optional[type] = None) -> None:
+def check_pipeline_folder(
+    folder: Union[str, os.PathLike], pipeline_class: Optional[type] = None, provided: Iterable[str] = ()
+) -> None:
     """Raise a `ValueError` naming the component for a pipeline folder that cannot load correctly (see the module
-    docstring). `pipeline_class` is the class about to load it; `None` checks the folder on its own terms."""
+    docstring). `pipeline_class` is the class about to load it (`None` checks the folder on its own terms);
+    `provided` names components passed to `from_pretrained` as objects, which the folder need not hold."""
+    provided = set(provided)
     folder = Path(folder)
     index_path = folder / "model_index.json"
     if not index_path.is_file():
@@ -122,7 +126,7 @@ def check_pipeline_folder(folder: Union[str, os.PathLike], pipeline_class: Optio
         expected_types = _expected_types(pipeline_class)
         optional = set(getattr(pipeline_class, "_optional_components", []) or [])
         modules, _ = pipeline_class._get_signature_keys(pipeline_class)
-        missing = sorted(m for m in modules if m not in optional and m not in index)
+        missing = sorted(m for m in modules if m not in optional and m not in index and m not in provided)
         if missing:
             raise ValueError(
                 f"`{index_path}` lists no {', '.join(f'`{m}`' for m in missing)}, which {pipeline_class.__name__} "
@@ -130,6 +134,8 @@ def check_pipeline_folder(folder: Union[str, os.PathLike], pipeline_class: Optio
             )
     for name, value in sorted(index.items()):
         if name.startswith("_") or not isinstance(value, (list, tuple)) or len(value) != 2 or value[0] is None:
+            continue
+        if name in provided:
             continue
         library, class_name = value
         sub = folder / name

@@ -108,7 +108,7 @@ class RemoteCodePipelineMixin:
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
             pretrained_model_name_or_path
         ):
-            check_pipeline_folder(pretrained_model_name_or_path, cls)
+            check_pipeline_folder(pretrained_model_name_or_path, cls, provided=kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
@@ -120,6 +120,7 @@ class RemoteCodePipelineMixin:
         caller = inspect.currentframe().f_back
         folder = caller.f_locals.get("cached_folder") if caller is not None else None
         loader = caller.f_locals.get("cls") if caller is not None else None
+        passed = caller.f_locals.get("kwargs") if caller is not None else None
         if (
             isinstance(folder, (str, os.PathLike))
             and os.path.isdir(folder)
@@ -128,7 +129,7 @@ class RemoteCodePipelineMixin:
                 and issubclass(loader, RemoteCodePipelineMixin)  # checked in `from_pretrained`
             )
         ):
-            check_pipeline_folder(folder, cls)
+            check_pipeline_folder(folder, cls, provided=passed if isinstance(passed, dict) else ())
         return super()._get_signature_types()
 
     @classmethod
