@@ -77,7 +77,7 @@ def test_app_py_serves_a_local_pipeline_folder(tmp_path):
                     pytest.fail(f"spaces/app.py did not start:\n{(tmp_path / 'app.log').read_text()}")
                 time.sleep(1.0)
         video, pose_file, npz_file, _, details = client.predict(
-            "tiny", "hello there", 0, 2, 1.0, False, api_name="/generate"
+            "tiny", "where was the brother yesterday?", 0, 2, 1.0, False, api_name="/generate"
         )
         assert details["system"] == "sign-sald" and details["model"] == "tiny" and details["num_frames"] > 0
         assert Path(video["video"] if isinstance(video, dict) else video).stat().st_size > 0

@@ -119,6 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = system.run_training(
         args.dataset, args.output_dir, config=args.config, stage=args.stage, seed=args.seed,
         overrides=parse_overrides(args.set), resume_from_checkpoint=args.resume,
+        overwrite_output_dir=args.overwrite_output_dir,
     )
     print(json.dumps(metrics, indent=2, default=str))
     print(f"wrote {args.output_dir}")
@@ -138,6 +139,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"`--format` must be a comma-separated subset of gif,mp4,pose,bvh,npz; got {args.format!r}.")
     if bool(args.text) == bool(args.gloss):
         raise ValueError("Give the input as `--text` or `--gloss` (repeatable), not both and not neither.")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # an output folder; files in it are overwritten
+        raise ValueError(f"`--out` {args.out!r} is a file; give an output folder (new or existing).")
     pipe = load_sign_pipeline(args.model)
     if args.adapter:  # a LoRA adapter of `hf-sign finetune`, into the component it adapts
         pipe.load_lora_weights(args.adapter)
@@ -349,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    train.add_argument("--overwrite-output-dir", action="store_true", help="remove its checkpoints, train anew")
     train.set_defaults(func=cmd_train)
 
     gen = sub.add_parser("generate", help="text in, signing out")
@@ -489,8 +493,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        # User errors (bad input, missing files or extras) get one clear line, not a traceback.
+    except (ValueError, OSError, ImportError) as err:
+        # User errors (bad input, missing or unwritable files, an uncached repo offline, missing extras): one line.
         print(f"hf-sign: error: {err}", file=sys.stderr)
         return 2
 

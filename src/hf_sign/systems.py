@@ -174,13 +174,20 @@ class SignSystem:
         seed: Optional[int] = None,
         overrides: Optional[Dict[str, Any]] = None,
         resume_from_checkpoint: bool = False,
+        overwrite_output_dir: bool = False,
     ) -> Dict[str, Any]:
         """Train with the system's entry point; returns the training metrics (from `metrics_file` when the entry
         point returns a folder). Raises a `ValueError` naming `stage` when the system has no such stage, and naming
-        an option the entry point does not take (instead of dropping it)."""
+        an option the entry point does not take (instead of dropping it). An `output_dir` that already holds
+        checkpoints of the stages to train is refused unless `resume_from_checkpoint` (continue from them) or
+        `overwrite_output_dir` (remove them and start over), as transformers' example scripts do."""
         if stage is not None and stage not in self.stages:
             where = f"its stages are {list(self.stages)}" if self.stages else "it has no stages"
             raise ValueError(f"`--stage` {stage!r} is not a stage of {self.name!r}; {where}.")
+        from .training.stages import check_output_dir
+
+        stages = [stage] if stage else list(self.stages)
+        check_output_dir(output_dir, stages, resume_from_checkpoint, overwrite_output_dir)
         fn = _resolve(self.train)
         params = inspect.signature(fn).parameters
         wanted = dict(config=config or self.default_config, stage=stage, seed=seed, overrides=overrides or None,

@@ -85,7 +85,7 @@ class TestStableSignerPipeline(HubPipelineTesterMixin):
 
     def test_linker_glosses_are_in_the_bank(self):
         pipe = self.get_pipe()
-        out = pipe(["hello there", "who will visit the hotel tomorrow?"])
+        out = pipe(["hello there brother", "who will visit the hotel tomorrow?"])
         for info in out.info:
             assert info["glosses"] and all(g in pipe.pose_bank for g in info["glosses"])
 
@@ -124,7 +124,7 @@ class TestStableSignerPipeline(HubPipelineTesterMixin):
             renderer_scheduler=DDIMScheduler.from_config(parts["scheduler"].config),
         )
         pipe.set_progress_bar_config(disable=True)
-        kwargs = dict(prompt=["hello there", "where was the brother yesterday?"], num_frames=[5, 3],
+        kwargs = dict(prompt=["hello there brother", "where was the brother yesterday?"], num_frames=[5, 3],
                       output_type="video", num_inference_steps=2)
         out = pipe(**kwargs, generator=[gen(0), gen(1)])
         assert [f.shape for f in out.frames] == [(5, 32, 32, 3), (3, 32, 32, 3)]

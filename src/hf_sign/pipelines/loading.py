@@ -21,7 +21,8 @@ __all__ = ["load_sign_pipeline"]
 def load_sign_pipeline(model: Union[str, os.PathLike], **kwargs: Any):
     """A pipeline from a folder or a repo id (`kwargs` go to `from_pretrained`, e.g. `torch_dtype`).
 
-    Raises a `ValueError` naming `model` when it is neither a folder nor an `org/name` repo id.
+    Raises a `ValueError` naming `model` when it is neither a folder nor an `org/name` repo id, and when a repo id
+    is not in the local cache and the Hub is offline or cannot serve it.
     """
     model = str(model)
     folder = Path(model) if Path(model).is_dir() else None
@@ -37,4 +38,16 @@ def load_sign_pipeline(model: Union[str, os.PathLike], **kwargs: Any):
 
     if folder is not None:
         return DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True, **kwargs)
-    return DiffusionPipeline.from_pretrained(model, trust_remote_code=True, **kwargs)
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError(
+            f"`model` {model!r} is neither a folder nor in the local Hub cache, and the Hub is offline "
+            "(HF_HUB_OFFLINE=1); download it while online, or give a pipeline folder."
+        )
+    try:
+        return DiffusionPipeline.from_pretrained(model, trust_remote_code=True, **kwargs)
+    except OSError as err:  # unreachable Hub, unknown repo, refused credentials: one message, no traceback chain
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = reason.replace(" Please check out the root cause in the stacktrace above.", "")
+        raise ValueError(f"`model` {model!r} is no folder and could not be loaded from the Hub: {reason}") from None

@@ -135,7 +135,7 @@ class MaDiSPipeline(SignPipeline):
         self.check_common_inputs(
             len(prompts), num_frames, duration_s, generator, output_type, num_sequences_per_prompt
         )
-        limit = self.lm.config.max_position_embeddings - self.lm.config.max_text_tokens
+        limit = self.max_num_frames // self.part_vqvae.config.downsample_rate  # sign tokens
         if num_tokens is not None:
             if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or not 1 <= num_tokens <= limit:
                 raise ValueError(f"`num_tokens` must be an int in [1, {limit}] (the sign canvas); got {num_tokens!r}.")
@@ -144,7 +144,7 @@ class MaDiSPipeline(SignPipeline):
             if math.ceil(n / rate) > limit:
                 raise ValueError(
                     f"`num_frames` (or `duration_s`) asks for {n} frames for prompt {i}: {math.ceil(n / rate)} "
-                    f"tokens, more than the {limit} sign positions the LM holds."
+                    f"tokens, more than the {limit} sign positions the LM was trained on (`max_sign_tokens`)."
                 )
         if num_inference_steps is not None and (
             isinstance(num_inference_steps, bool)
@@ -165,6 +165,19 @@ class MaDiSPipeline(SignPipeline):
                 "pipeline's scheduler."
             )
         return prompts
+
+    @property
+    def max_num_frames(self) -> int:
+        """The sign canvas the LM was trained on (`lm.config.max_sign_tokens`, within its position table) in frames:
+        the bound of `num_frames`/`duration_s` (and of `num_tokens`, in tokens). Longer canvases would reach positions
+        no training sequence had, and cost a full forward over the canvas per step."""
+        cfg = self.lm.config
+        tokens = min(cfg.max_sign_tokens, cfg.max_position_embeddings - cfg.max_text_tokens)
+        return tokens * int(self.part_vqvae.config.downsample_rate)
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        return "the LM's trained sign canvas, `lm.config.max_sign_tokens` tokens of `downsample_rate` frames"
 
     # ------------------------------------------------------------------------------------------ text
     def unknown_token_fraction(self, text: str) -> float:
@@ -339,8 +352,10 @@ class MaDiSPipeline(SignPipeline):
         Examples:
 
         Returns:
-            [`MaDiSPipelineOutput`] or `tuple`; `info[i]` holds `num_tokens` (generated, before decoding) and
-            `unknown_token_fraction`.
+            [`MaDiSPipelineOutput`] or `tuple`; `info[i]` holds `num_tokens` (generated, before decoding),
+            `unknown_token_fraction`, and `unknown_words` with `unknown_word_fraction`: the words holding a character
+            outside the tokenizer's training alphabet (`pipelines.text_checks`; a warning names them, a prompt with
+            no known word is refused).
         """
         # 1. check the inputs
         prompts = self.check_inputs(
@@ -355,6 +370,9 @@ class MaDiSPipeline(SignPipeline):
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
         )
+        # words outside the tokenizer's training alphabet (byte-level BPE has no <unk>): warned about, listed in
+        # `info`; a prompt with none known is refused
+        words = self.check_known_words(prompts, self.text_tokenizer)
         device, cfg = self._execution_device, self.lm.config
         rate = self.part_vqvae.config.downsample_rate
         total = len(prompts) * num_sequences_per_prompt
@@ -407,8 +425,12 @@ class MaDiSPipeline(SignPipeline):
             codes = [[c[: math.ceil(n / rate)] for c in seq] for seq, n in zip(codes, requested)]
         sign_tokens = [{name: c.tolist() for name, c in zip(self.part_names, seq)} for seq in codes]
         info = [
-            {"num_tokens": int(seq[0].shape[0]), "unknown_token_fraction": self.unknown_token_fraction(p)}
-            for seq, p in zip(codes, self.repeat_per_sequence(prompts, num_sequences_per_prompt))
+            {"num_tokens": int(seq[0].shape[0]), "unknown_token_fraction": self.unknown_token_fraction(p), **w}
+            for seq, p, w in zip(
+                codes,
+                self.repeat_per_sequence(prompts, num_sequences_per_prompt),
+                self.repeat_per_sequence(words, num_sequences_per_prompt),
+            )
         ]
         if output_type == "tokens":
             arrays = [torch.stack(seq, dim=-1).cpu().numpy() for seq in codes]

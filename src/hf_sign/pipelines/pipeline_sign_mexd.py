@@ -246,7 +246,9 @@ class SignMExDPipeline(SignPipeline):
         steps = num_inference_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`num_inference_steps` must be a positive int; got {num_inference_steps!r}.")
-        self.check_common_inputs(batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt)
+        self.check_common_inputs(
+            batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt, latents=latents
+        )
         limit = self.transformer.config.max_frames
         for i, n in enumerate(self.requested_num_frames(batch, num_frames, duration_s) or []):
             if n > limit:
@@ -268,6 +270,15 @@ class SignMExDPipeline(SignPipeline):
                 "prediction_type='sample'."
             )
         return glosses, prompts, languages
+
+    @property
+    def max_num_frames(self) -> int:
+        """The transformer's position table (`transformer.config.max_frames`): the longest sequence it generates."""
+        return int(self.transformer.config.max_frames)
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        return "`transformer.config.max_frames`"
 
     # ------------------------------------------------------------------------------------------ glosses
     def encode_gloss(
@@ -382,8 +393,10 @@ class SignMExDPipeline(SignPipeline):
         Examples:
 
         Returns:
-            [`SignPipelineOutput`] or `tuple`; `info[i]` holds `glosses`, `unknown_glosses`, `gloss_spans` (each
-            gloss's frames in the length model's layout) and, with `prompt`, the `prompt`.
+            [`SignPipelineOutput`] or `tuple`; `info[i]` holds `glosses`, `unknown_glosses` (a warning names them; a
+            sequence of unknown glosses only is refused) and `unknown_gloss_fraction`, `gloss_spans` (each gloss's
+            frames in the length model's layout) and, with `prompt`, the `prompt`, its `unknown_words` and
+            `unknown_word_fraction`.
         """
         # 1. check the inputs
         glosses, prompts, languages = self.check_inputs(
@@ -392,8 +405,9 @@ class SignMExDPipeline(SignPipeline):
         )
         device, dtype = self._execution_device, self.transformer.dtype
 
-        # 2. text -> glosses through the linker
+        # 2. text -> glosses through the linker (words it does not know warned about; none known is refused)
         if prompts is not None:
+            words = self.check_known_words(prompts, self.linker_tokenizer)
             glosses = self.link(prompts, languages, num_beams=num_beams)
             for i, g in enumerate(glosses):
                 if not g:
@@ -402,6 +416,8 @@ class SignMExDPipeline(SignPipeline):
 
         # 3. the gloss encoder's states ([UNK] for glosses outside the vocabulary, reported)
         states, gloss_mask, unknown = self.encode_gloss(glosses, device)
+        for b, (seq, bad) in enumerate(zip(glosses, unknown)):
+            self.report_unknown(f"gloss[{b}]", bad, len(bad) / len(seq), len(seq) - len(bad), "gloss")
         states = states.to(dtype).repeat_interleave(num_sequences_per_prompt, 0)
         gloss_mask = gloss_mask.repeat_interleave(num_sequences_per_prompt, 0)
 
@@ -444,8 +460,10 @@ class SignMExDPipeline(SignPipeline):
         for k, (n, spans) in enumerate(layouts):
             b = k // num_sequences_per_prompt
             entry = {"glosses": list(glosses[b]), "unknown_glosses": list(unknown[b]), "gloss_spans": spans}
+            entry["unknown_gloss_fraction"] = len(unknown[b]) / len(glosses[b])
             if prompts is not None:
                 entry["prompt"] = prompts[b]
+                entry.update(words[b])
             if return_routing:
                 layers = [_layer_stats(c, k, n) for c in counts or []]
                 entry["routing"] = {"num_steps": len(timesteps), "layers": layers}

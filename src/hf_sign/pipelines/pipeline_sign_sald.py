@@ -42,6 +42,11 @@ __all__ = ["SignSALDPipeline", "SignSALDPipelineOutput"]
 # the output class of every hf-sign pipeline, under this pipeline's name too
 SignSALDPipelineOutput = SignPipelineOutput
 
+# Classifier-free guidance extrapolates away from the unconditional prediction by `guidance_scale - 1` times the
+# conditional difference: far above the scales such models are used at (1.5-10) the latents leave the range the VAE
+# decodes (at 1e6: poses of thousands of radians), so larger scales are refused rather than returned as garbage.
+MAX_GUIDANCE_SCALE = 20.0
+
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
@@ -150,9 +155,14 @@ class SignSALDPipeline(SignPipeline):
                 or not math.isfinite(guidance_scale)
             ):
                 raise ValueError(f"`guidance_scale` must be a finite number; got {guidance_scale!r}.")
-            if guidance_scale < 0:
-                raise ValueError(f"`guidance_scale` must be >= 0 (1 = no guidance); got {guidance_scale}.")
-        self.check_common_inputs(batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt)
+            if not 0 <= guidance_scale <= MAX_GUIDANCE_SCALE:
+                raise ValueError(
+                    f"`guidance_scale` must be in [0, {MAX_GUIDANCE_SCALE:g}] (1 = no guidance; larger scales "
+                    f"extrapolate past anything the decoder maps to poses); got {guidance_scale}."
+                )
+        self.check_common_inputs(
+            batch, num_frames, duration_s, generator, output_type, num_sequences_per_prompt, latents=latents
+        )
         if latents is not None and (not torch.is_tensor(latents) or latents.ndim != 4):
             shape = tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__
             raise ValueError(
@@ -169,6 +179,16 @@ class SignSALDPipeline(SignPipeline):
                 f"prediction_type={self.denoiser.config.prediction_type!r}."
             )
         return batch
+
+    @property
+    def max_num_frames(self) -> int:
+        """The denoiser's `max_frames`: the longest sequence its length predictor gives, and the longest
+        `num_frames`/`duration_s` accepted (temporal attention grows with the square of the length)."""
+        return int(self.denoiser.config.max_frames)
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        return "`denoiser.config.max_frames`"
 
     def _check_embeds(self, embeds, mask, name: str) -> int:
         text_dim = self.denoiser.config.text_dim
@@ -306,7 +326,7 @@ class SignSALDPipeline(SignPipeline):
             num_inference_steps (`int`, *optional*, defaults to 50): denoising steps (the paper's DDIM 50).
             guidance_scale (`float`, *optional*): classifier-free guidance weight `w` in
                 `pred_uncond + w (pred_cond - pred_uncond)`; `<= 1` runs the conditional model only. Defaults to
-                `config.default_guidance_scale`. Must be >= 0.
+                `config.default_guidance_scale`. Must be in [0, `MAX_GUIDANCE_SCALE`] (20).
             negative_prompt (`str` or `List[str]`, *optional*): what guidance pushes away from, instead of the
                 learned null condition.
             num_sequences_per_prompt (`int`, *optional*, defaults to 1): sequences per prompt (outputs are
@@ -314,7 +334,7 @@ class SignSALDPipeline(SignPipeline):
             num_frames (`int` or `List[int]`, *optional*): frames to generate (one value, or one per prompt); default:
                 the length predictor's estimate (with duration conditioning: the sum of the predicted word
                 durations). The latent is rounded up to the VAE's temporal multiple and the output cropped back to
-                exactly this many frames.
+                exactly this many frames. At most `denoiser.config.max_frames`.
             duration_s (`float` or `List[float]`, *optional*): length in seconds instead (`round(duration_s * fps)`
                 frames); not together with `num_frames`.
             generator (`torch.Generator` or `List[torch.Generator]`, *optional*): for the initial noise and stochastic
@@ -340,7 +360,8 @@ class SignSALDPipeline(SignPipeline):
         Examples:
 
         Returns:
-            [`SignPipelineOutput`] or `tuple`.
+            [`SignPipelineOutput`] or `tuple`; with `prompt`, `info[i]` holds `unknown_words` (the words the
+            tokenizer maps to its unknown token; a warning names them) and `unknown_word_fraction`.
         """
         # 1. check the inputs
         batch = self.check_inputs(
@@ -348,6 +369,11 @@ class SignSALDPipeline(SignPipeline):
             negative_prompt_attention_mask, num_inference_steps, guidance_scale, num_frames, duration_s, latents,
             generator, output_type, num_sequences_per_prompt, callback_on_step_end, callback_on_step_end_tensor_inputs,
         )
+        # words the tokenizer does not know: warned about, listed in `info`; a prompt with none known is refused
+        info = None
+        if prompt is not None:
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            info = self.repeat_per_sequence(self.check_known_words(prompts, self.tokenizer), num_sequences_per_prompt)
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else float(guidance_scale)
         do_cfg = guidance_scale > 1.0
         device = self._execution_device
@@ -425,14 +451,16 @@ class SignSALDPipeline(SignPipeline):
         if output_type == "latent":
             self.maybe_free_model_hooks()
             return self.finish(
-                self.postprocess([z[i, :n] for i, n in enumerate(latent_lengths)], "latent", num_frames=lengths),
+                self.postprocess(
+                    [z[i, :n] for i, n in enumerate(latent_lengths)], "latent", info, num_frames=lengths
+                ),
                 return_dict,
             )
         features = self.vae.decode(self.vae.unscale_latents(z), attention_mask=latent_mask).sample
         features = self.normalizer.denormalize(features.float())
         self.maybe_free_model_hooks()
         return self.finish(
-            self.postprocess([features[i, :n] for i, n in enumerate(lengths)], output_type), return_dict
+            self.postprocess([features[i, :n] for i, n in enumerate(lengths)], output_type, info), return_dict
         )
 
 

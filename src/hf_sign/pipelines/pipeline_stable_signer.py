@@ -239,6 +239,9 @@ class StableSignerPipeline(SignPipeline):
         # 2. glosses: the linker's, or the given ones
         linked = given if given is not None else self.link(prompts, languages, num_beams=num_beams)
         texts = prompts if prompts is not None else [" ".join(g).lower() for g in given]
+        # words (or glosses) the linker's tokenizer does not know: warned about and listed; none known is refused
+        name, what = ("prompt", "word") if prompts is not None else ("gloss", "gloss")
+        words = self.check_known_words(texts, self.tokenizer, name, what)
         lengths = self.requested_num_frames(batch, num_frames, duration_s)
         generators = generator if isinstance(generator, list) else [generator] * (batch * num_sequences_per_prompt)
         sequences, info = [], []
@@ -269,6 +272,7 @@ class StableSignerPipeline(SignPipeline):
                         "experts": experts,
                         "gate_weights": weights.tolist(),
                         "language": languages[b],
+                        **words[b],
                     }
                 )
         if output_type != "video":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -32,12 +33,16 @@ from diffusers.utils import BaseOutput
 from ..models.text_encoders import check_prompts
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .remote_code import RemoteCodePipelineMixin
+from .text_checks import check_characters, find_unknown_words, first_unknown_message
 
 __all__ = ["OUTPUT_TYPES", "SignPipeline", "SignPipelineMixin", "SignPipelineOutput", "check_gloss", "per_prompt"]
 
 # "np": arrays in dataset units; "pt": the same as tensors; "joints": arrays plus forward-kinematics joint positions;
 # "pose": also pose-format `Pose` objects; "latent": the denoised latents, undecoded (systems with a latent space)
 OUTPUT_TYPES = ("np", "pt", "joints", "pose", "latent")
+# the longest sequence a system without a model limit on its length (Stable Signer's resampled clips) generates: ten
+# minutes at 24 fps; systems with a position table or a sign canvas are bounded by it instead (`max_num_frames`)
+MAX_NUM_FRAMES = 14400
 
 
 @dataclass
@@ -102,6 +107,8 @@ def check_gloss(gloss: Any, name: str = "gloss") -> List[List[str]]:
         entry = [g.strip() for g in entry]
         if not entry or not all(entry):
             raise ValueError(f"`{name}[{i}]` is empty or holds an empty gloss; give the glosses to sign.")
+        for k, g in enumerate(entry):
+            check_characters(g, f"{name}[{i}][{k}]")
         out.append(list(entry))
     return out
 
@@ -124,8 +131,43 @@ class SignPipelineMixin:
 
     # ------------------------------------------------------------------------------------------ checks
     def check_prompt(self, prompt: Any, tokenizer: Any = None, name: str = "prompt") -> List[str]:
-        """A non-empty string or list of non-empty strings, each within the tokenizer's length (never truncated)."""
+        """A non-empty string or list of non-empty strings without control characters, each within the tokenizer's
+        length (never truncated)."""
+        if isinstance(prompt, str):
+            check_characters(prompt, f"{name}[0]")
+        elif isinstance(prompt, (list, tuple)):
+            for i, p in enumerate(prompt):
+                if isinstance(p, str):
+                    check_characters(p, f"{name}[{i}]")
         return check_prompts(prompt, tokenizer, field_name=name)
+
+    def check_known_words(
+        self, texts: Sequence[str], tokenizer: Any, name: str = "prompt", what: str = "word"
+    ) -> List[Dict[str, Any]]:
+        """Per text, `{"unknown_words": [...], "unknown_word_fraction": f}` under `tokenizer` (see
+        `text_checks.find_unknown_words`), through `report_unknown`."""
+        out = []
+        for i, text in enumerate(texts):
+            unknown, fraction, known = find_unknown_words(tokenizer, text)
+            self.report_unknown(f"{name}[{i}]", unknown, fraction, known, what)
+            out.append({"unknown_words": unknown, "unknown_word_fraction": float(fraction)})
+        return out
+
+    @staticmethod
+    def report_unknown(field: str, unknown: List[str], fraction: float, known: int, what: str = "word") -> None:
+        """Warn naming the unknown words (or glosses) of one input; raise a `ValueError` when it has no known one
+        (whatever it said, the model would read only unknown tokens: the output would not depend on it)."""
+        if known == 0:
+            raise ValueError(first_unknown_message(field, unknown, what))
+        if unknown:
+            plural = "es" if what.endswith("s") else "s"
+            shown = ", ".join(repr(w) for w in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+            warnings.warn(
+                f"`{field}`: {len(unknown)} {what}{'' if len(unknown) == 1 else plural} unknown to the tokenizer: "
+                f"{shown} ({fraction:.0%} of the {what}{plural}; listed in `info`).",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def check_common_inputs(
         self,
@@ -135,8 +177,10 @@ class SignPipelineMixin:
         generator: Any = None,
         output_type: str = "np",
         num_sequences_per_prompt: int = 1,
+        latents: Any = None,
     ) -> None:
-        """The checks every system shares; `batch` counts prompts. Raises a `ValueError` naming the argument."""
+        """The checks every system shares; `batch` counts prompts. Raises a `ValueError` naming the argument: also for
+        `num_frames` (or `duration_s`) above `max_num_frames` and for `latents` holding NaN or infinity."""
         if isinstance(num_sequences_per_prompt, bool) or not isinstance(num_sequences_per_prompt, int) or (
             num_sequences_per_prompt < 1
         ):
@@ -159,6 +203,26 @@ class SignPipelineMixin:
             )
         if output_type not in self.output_types:
             raise ValueError(f"`output_type` must be one of {self.output_types}; got {output_type!r}.")
+        limit = self.max_num_frames
+        for i, n in enumerate(self.requested_num_frames(batch, num_frames, duration_s) or []):
+            if limit is not None and n > limit:
+                raise ValueError(
+                    f"`num_frames` (or `duration_s`) asks for {n} frames for prompt {i}; this pipeline generates at "
+                    f"most {limit} ({self.max_num_frames_reason})."
+                )
+        if torch.is_tensor(latents) and latents.is_floating_point() and not bool(torch.isfinite(latents).all()):
+            raise ValueError("`latents` holds NaN or infinite values; give finite initial noise (or leave it out).")
+
+    @property
+    def max_num_frames(self) -> Optional[int]:
+        """The most frames one sequence may have (`num_frames`/`duration_s` above it are refused); a system with a
+        model limit overrides it, the others get `MAX_NUM_FRAMES`."""
+        return MAX_NUM_FRAMES
+
+    @property
+    def max_num_frames_reason(self) -> str:
+        """Where `max_num_frames` comes from, for the error message."""
+        return f"`MAX_NUM_FRAMES`: {MAX_NUM_FRAMES / float(self.fps) / 60:.0f} minutes at {float(self.fps):g} fps"
 
     def requested_num_frames(self, batch: int, num_frames: Any = None, duration_s: Any = None) -> Optional[List[int]]:
         """Frames per prompt asked for by `num_frames` or `duration_s` (`round(duration_s * fps)`), else `None`."""
@@ -190,6 +254,13 @@ class SignPipelineMixin:
         """
         if output_type not in self.output_types:
             raise ValueError(f"`output_type` must be one of {self.output_types}; got {output_type!r}.")
+        for i, s in enumerate(sequences):
+            values = s if torch.is_tensor(s) else torch.from_numpy(np.asarray(s, dtype=np.float64))
+            if not bool(torch.isfinite(values).all()):
+                raise ValueError(
+                    f"Sequence {i} came out with NaN or infinite values (weights or inputs out of range: check the "
+                    "checkpoint, `latents` and `guidance_scale`); nothing is returned rather than a broken output."
+                )
         lengths = [int(n) for n in num_frames] if num_frames is not None else [int(s.shape[0]) for s in sequences]
         fps = float(self.fps)
         if output_type in self._extra_output_types:

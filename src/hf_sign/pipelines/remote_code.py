@@ -18,10 +18,14 @@ files are thin on purpose; the code lives in one place).
 Loading through the pipeline's own class (`SignSALDPipeline.from_pretrained(dir)`) needs no remote code:
 `load_config` maps the recorded names back to the classes the pipeline's `__init__` is annotated with, so nothing
 from the folder is executed.
+
+Either way a local folder is checked first (`folder_checks.check_pipeline_folder`): a missing component folder, a
+component config of another class, or a truncated weights file gets a `ValueError` naming the component.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import typing
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Any, Dict
 
 from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
+
+from .folder_checks import check_pipeline_folder
 
 REPO_PIPELINES_DIR = Path(__file__).resolve().parents[3] / "pipelines"
 
@@ -96,6 +102,35 @@ class RemoteCodePipelineMixin:
             )
             index[name] = [shim, class_name]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
+            pretrained_model_name_or_path
+        ):
+            check_pipeline_folder(pretrained_model_name_or_path, cls, provided=kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def _get_signature_types(cls):
+        # `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` resolves this class from the folder's
+        # entry file and asks it for its component types before loading any component: the one moment hf-sign code
+        # runs with the folder known, so a broken folder is reported here, naming the component, instead of
+        # diffusers' "pass trust_remote_code=True" for a component whose folder (and remote-code shim) is missing.
+        caller = inspect.currentframe().f_back
+        folder = caller.f_locals.get("cached_folder") if caller is not None else None
+        loader = caller.f_locals.get("cls") if caller is not None else None
+        passed = caller.f_locals.get("kwargs") if caller is not None else None
+        if (
+            isinstance(folder, (str, os.PathLike))
+            and os.path.isdir(folder)
+            and not (
+                isinstance(loader, type)
+                and issubclass(loader, RemoteCodePipelineMixin)  # checked in `from_pretrained`
+            )
+        ):
+            check_pipeline_folder(folder, cls, provided=passed if isinstance(passed, dict) else ())
+        return super()._get_signature_types()
 
     @classmethod
     def load_config(cls, *args, **kwargs):

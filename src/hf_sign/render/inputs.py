@@ -11,6 +11,7 @@ A render input is one pose sequence with its metadata, loaded from either
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -82,6 +83,23 @@ def save_npz(
 
 
 def _load_npz(path: Path) -> RenderInput:
+    if not zipfile.is_zipfile(path):  # numpy would try to unpickle it, and say so
+        raise ValueError(f"{str(path)!r} is not a .npz archive; write render inputs with `save_npz` or `np.savez`.")
+    try:
+        return _read_npz(path)
+    except ValueError as err:
+        if "pickle" not in str(err):
+            raise
+        # numpy's own message suggests `allow_pickle=True`, which would run code from the file
+        raise ValueError(
+            f"{str(path)!r} holds a non-array entry (a pickled Python object); a render input .npz holds plain arrays "
+            f"only ({NPZ_REQUIRED_KEYS}, written by `save_npz` or `np.savez` of arrays) and is never unpickled."
+        ) from None
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable .npz archive ({err}).") from None
+
+
+def _read_npz(path: Path) -> RenderInput:
     with np.load(path, allow_pickle=False) as z:
         for key in NPZ_REQUIRED_KEYS:
             if key not in z.files:

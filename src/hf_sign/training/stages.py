@@ -22,17 +22,19 @@ OUTPUT_DIR/model_index.json, ...         the pipeline folder, written by the las
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import StageTrainingArguments
 from .trainer_utils import load_pose_splits, train_with_resume
 
-__all__ = ["Stage", "StageContext", "run_stages", "run_pose_stages"]
+__all__ = ["Stage", "StageContext", "check_output_dir", "run_stages", "run_pose_stages"]
 
 
 @dataclass
@@ -80,6 +82,30 @@ class Stage:
     name: str
     build_trainer: Callable[[StageContext], Trainer]
     finish: Callable[[StageContext, Trainer], Dict[str, Any]]
+
+
+def check_output_dir(
+    output_dir: Union[str, Path], stages: Sequence[str], resume: bool = False, overwrite: bool = False
+) -> None:
+    """Before training `stages` into `output_dir` (as transformers' example scripts do): a folder that already holds
+    checkpoints of one of these stages is refused unless the run resumes from them (`--resume`) or starts over
+    (`--overwrite-output-dir`, which removes them: left in place, a stale checkpoint with a higher step would be the
+    one a later `--resume` picks). Raises a `ValueError` naming both flags."""
+    if resume and overwrite:
+        raise ValueError("Give `--resume` (continue from the checkpoints) or `--overwrite-output-dir`, not both.")
+    root = Path(output_dir) / "checkpoints"
+    found = [root / s for s in stages if (root / s).is_dir() and get_last_checkpoint(str(root / s)) is not None]
+    if not found or resume:
+        return
+    if not overwrite:
+        names = ", ".join(p.name for p in found)
+        raise ValueError(
+            f"Output directory ({output_dir}) already holds checkpoints of stage(s) {names}. Pass `--resume` to "
+            "continue from the latest one, or `--overwrite-output-dir` to train from scratch (their checkpoints are "
+            "removed); or choose another `--output-dir`."
+        )
+    for path in found:
+        shutil.rmtree(path)
 
 
 def run_stages(

@@ -8,6 +8,7 @@ item with an error naming the file and frame, or (with `skip_invalid=True`) reco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
@@ -54,6 +55,21 @@ def run_conversion(
             continue
         splits[split].append(row)
     counts = {s: len(r) for s, r in splits.items()}
+    if not any(counts.values()):
+        # nothing to save: no dataset is written (an empty `data/` would load as a corpus without rows), but the
+        # reasons are, so the user sees why every item failed
+        if not skipped:
+            raise ConversionError(f"{format_name}: the source holds no items to convert.")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        report = out / "skipped.jsonl"
+        with report.open("w", encoding="utf-8") as fh:
+            for item in skipped:
+                fh.write(json.dumps(item) + "\n")
+        raise ConversionError(
+            f"{format_name}: every item was invalid ({len(skipped)} skipped, e.g. {skipped[0]['error']}); no dataset "
+            f"was written. The reasons are in {report}."
+        )
     card = render_card(
         "converted_dataset_card.md",
         format_name=format_name,

@@ -94,7 +94,9 @@ def convert_pose_dir(
     if csv is None:
         found = [src / n for n in DEFAULT_CSV_NAMES if (src / n).is_file()]
         if not found:
-            raise ConversionError(f"{src}: no metadata CSV; expected one of {list(DEFAULT_CSV_NAMES)} or pass csv=.")
+            raise ConversionError(
+                f"{src}: no metadata CSV; expected one of {list(DEFAULT_CSV_NAMES)}, or pass `--csv FILE` (`csv=`)."
+            )
         csv_path = found[0]
     else:
         csv_path = Path(csv)
