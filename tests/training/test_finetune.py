@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from hf_sign.cli import main
+from hf_sign.data.io import load_corpus
 from hf_sign.pipelines.loading import load_sign_pipeline
 from hf_sign.pipelines.lora import ADAPTER_WEIGHTS_NAME, load_lora_weights
 from hf_sign.systems import get_system, list_systems
@@ -78,8 +79,6 @@ def _generate(pipe, name, corpus_row):
 
 @pytest.fixture(scope="module")
 def row(new_signer):
-    from hf_sign.data.io import load_corpus
-
     return load_corpus(str(new_signer))["test"][0]
 
 
@@ -188,7 +187,7 @@ def test_cli_finetune_and_generate_with_the_adapter(bases, new_signer, tmp_path,
             "--adapter",
             str(out),
             "--text",
-            "hello",
+            load_corpus(str(new_signer))["test"][0]["text"],
             "--out",
             str(tmp_path / "gen"),
             "--format",
@@ -269,7 +268,6 @@ def test_adapter_of_another_system_or_no_adapter_is_refused(bases, tuned, tmp_pa
 
 # ------------------------------------------------------------------------------------------------ the variant
 def test_signer_style_variant_signs_the_same_sentences_differently(tiny_synthsign, new_signer):
-    from hf_sign.data.io import load_corpus
 
     base, variant = load_corpus(str(tiny_synthsign))["train"], load_corpus(str(new_signer))["train"]
     assert base["text"] == variant["text"] and base["gloss"] == variant["gloss"]
