@@ -32,17 +32,9 @@ REPORT_FILE = "predictions_report.json"
 
 def parse_prediction_sources(specs: Sequence[str]) -> Dict[str, str]:
     """`["NAME=PATH", "PATH", ...]` -> `{NAME: PATH}`; a bare PATH is named after its file or folder (stem)."""
-    out: Dict[str, str] = {}
-    for spec in specs or []:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = Path(spec.rstrip("/")).stem, spec
-        name, path = name.strip(), path.strip()
-        if not name or not path:
-            raise ValueError(f"`--predictions` {spec!r} must be PATH or NAME=PATH.")
-        if name in out:
-            raise ValueError(f"`--predictions` name {name!r} is given twice; name them with NAME=PATH.")
-        out[name] = path
+    from .harness import parse_named_paths
+
+    out = parse_named_paths(specs, "--predictions", "a folder, .npz or .parquet file", name_of=lambda path: path.stem)
     if not out:
         raise ValueError("`--predictions` is required: a folder, .npz or .parquet file of generated sequences.")
     return out

@@ -467,17 +467,24 @@ def _predictions_system(name: str, by_id: Mapping[str, np.ndarray], rows, featur
 
 
 # ------------------------------------------------------------------------------------ command line
-def parse_model_specs(specs: Optional[Sequence[str]]) -> Dict[str, str]:
-    """`["NAME=PATH", ...]` (the `--model` flags) -> `{NAME: PATH}`; a bare PATH is named after its folder."""
+def parse_named_paths(specs: Optional[Sequence[str]], flag: str, what: str, name_of=lambda path: path.name):
+    """`["NAME=PATH", "PATH", ...]` (a repeatable `flag`) -> `{NAME: PATH}`; a bare PATH is named `name_of(Path)`.
+
+    `what` says what PATH may be, for the error message."""
     out: Dict[str, str] = {}
     for spec in specs or []:
         name, sep, path = spec.partition("=")
         if not sep:
-            name, path = Path(spec.rstrip("/")).name, spec
+            name, path = name_of(Path(spec.rstrip("/"))), spec
         name, path = name.strip(), path.strip()
         if not name or not path:
-            raise ValueError(f"`--model` {spec!r} must be NAME=PATH (a pipeline folder, Hub id or saved baseline).")
+            raise ValueError(f"`{flag}` {spec!r} must be PATH or NAME=PATH ({what}).")
         if name in out:
-            raise ValueError(f"`--model` name {name!r} is given twice.")
+            raise ValueError(f"`{flag}` name {name!r} is given twice; name them with NAME=PATH.")
         out[name] = path
     return out
+
+
+def parse_model_specs(specs: Optional[Sequence[str]]) -> Dict[str, str]:
+    """`["NAME=PATH", ...]` (the `--model` flags) -> `{NAME: PATH}`; a bare PATH is named after its folder."""
+    return parse_named_paths(specs, "--model", "a pipeline folder, Hub id or saved baseline")
