@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hf_sign"
 LAYERS = [
     # the command line and what it drives (the Gradio Space: its logic here, its launcher in spaces/app.py; the
     # converters of other projects' checkpoints, which write pipeline folders)
-    {"cli", "demo", "hub", "space", "convert"},
+    {"cli", "cli_hub", "demo", "hub", "space", "convert"},
     # the registry sits with what it registers: the harness dispatches through it
     {"systems", "pipelines", "training", "evaluation"},
     {"models", "data", "render"},
