@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from transformers import Trainer, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.io import load_corpus, split_rows
@@ -117,8 +118,9 @@ class HfSignTrainer(Trainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.group_by_length and isinstance(dataset, PoseRows):
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            # the same order on every process (accelerate shards its batches) and for a resumed epoch
-            return SeededLengthGroupedSampler(batch, dataset.lengths, seed=self.args.seed)
+            if self.args.world_size > 1:  # the same order on every process, whose batches accelerate shards
+                return SeededLengthGroupedSampler(batch, dataset.lengths, seed=self.args.seed)
+            return LengthGroupedSampler(batch, lengths=dataset.lengths)
         return super()._get_train_sampler(train_dataset)
 
     def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
