@@ -3,11 +3,12 @@
 Opt-in (`pytest -m slow`): each run starts fresh interpreters (about 20 s per system on two CPU cores).
 
 Both runs have the same global batch (the two-process run halves `per_device_train_batch_size`), hence the same
-steps. The loss curves still differ a little: each process draws its own diffusion noise, timesteps and posterior
-samples for its half of the batch, so the two runs see different draws. Tolerance: every logged loss within 25% of
-the one-process loss at the same step and the mean of each curve within 5% (measured: the VAE's curve within 1% at
-every step, the diffusion curves within 17% at a step and 2% on average). Both processes must end every stage with
-the same weights (the gradients were all-reduced).
+steps. The loss at a step still differs between the runs: each process draws its own diffusion noise, timesteps,
+crops and posterior samples for its half of the batch, and with batches of 8 a step's loss swings with those draws
+(up to 20% between two runs here; `benchmarks/bench_multiprocess.py` measures more steps). Tolerance: the mean of each
+stage's logged losses within 5% of the one-process mean (measured: under 2%) and the last logged loss below the
+first. What DDP must get exactly right is checked exactly: both processes end every stage with the same weights
+(their gradients were all-reduced; without it each process drifts off on its own shard, with a similar loss curve).
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ def test_two_processes_follow_the_one_process_loss_curve(system, corpus, tmp_pat
     for stage in SYSTEMS[system][0]:
         a, b = _curve(one, stage), _curve(two, stage)
         assert len(a) == len(b) >= 4, (stage, a, b)  # the same global batch: the same steps
-        assert all(abs(x - y) <= 0.25 * x for x, y in zip(a, b)), (stage, a, b)
         assert abs(sum(a) - sum(b)) <= 0.05 * sum(a), (stage, a, b)
         assert b[-1] < b[0], (stage, b)  # it learns
     ranks = [[json.loads(line) for line in (tmp_path / f"two-weights/rank{r}.jsonl").open()] for r in (0, 1)]
