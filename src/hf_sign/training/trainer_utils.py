@@ -4,7 +4,9 @@
   terms in the logs (`log_loss_terms`), and pickle-free checkpoints: weights are safetensors (the Trainer's default),
   and the `TrainingArguments` that `Trainer` pickles into `training_args.bin` are kept as JSON instead, so nothing
   an hf-sign checkpoint holds for weights or settings needs unpickling. A stage subclasses it and overrides
-  `compute_loss`.
+  `compute_loss`. In a multi-process run (DDP) it runs that loss inside DDP's forward (so the gradients are
+  all-reduced), shards length-grouped batches the same way on every process, seeds each process apart and averages
+  the logged loss terms over the processes (`hf_sign.training.distributed`).
 * `train_with_resume`: trains, from the latest checkpoint when resuming, and returns the time, losses and steps.
 * `PoseRows`: a split held in memory (a list of dicts); `lengths` feeds the length-grouped sampler.
 * `load_pose_splits`: the train and validation rows of an hf-sign corpus, long sequences left out.
