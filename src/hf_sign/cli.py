@@ -114,6 +114,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .systems import get_system
     from .training.config_utils import parse_overrides
+    from .training.distributed import is_main_process
 
     system = get_system(args.system)
     metrics = system.run_training(
@@ -121,8 +122,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.set), resume_from_checkpoint=args.resume,
         overwrite_output_dir=args.overwrite_output_dir,
     )
-    print(json.dumps(metrics, indent=2, default=str))
-    print(f"wrote {args.output_dir}")
+    if is_main_process():  # one report for a multi-process run
+        print(json.dumps(metrics, indent=2, default=str))
+        print(f"wrote {args.output_dir}")
     return 0
 
 

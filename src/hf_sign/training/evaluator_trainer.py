@@ -48,6 +48,7 @@ from ..evaluation.evaluators import PoseRecognizerConfig, PoseRecognizerModel, S
 from . import config_utils
 from .arguments import DataArguments, parse_training_run
 from .config_utils import ConfigSchema, ConfigSection
+from .distributed import is_main_process
 from .evaluator_data import load_evaluator_data
 from .evaluator_stages import EVALUATOR_STAGES, ContrastiveTrainingArguments, RecognizerTrainingArguments
 from .stages import StageContext, run_stages
@@ -216,7 +217,8 @@ def run_evaluator_training(
         "resume_from_checkpoint": resume_from_checkpoint,
         "use_cpu": use_cpu,
     }
-    (out / "evaluator_training_args.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():
+        (out / "evaluator_training_args.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     return json.loads((out / "evaluator_metrics.json").read_text(encoding="utf-8"))
 
 

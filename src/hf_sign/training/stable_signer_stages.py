@@ -32,6 +32,7 @@ from ..models.stable_signer.reference_encoder import ReferenceImageEncoder
 from ..pipelines.pipeline_stable_signer import StableSignerPipeline
 from ..skeletons.spec import get_skeleton
 from .arguments import StageTrainingArguments
+from .distributed import is_main_process
 from .stable_signer_data import MoECollator, linker_queries, moe_instances
 from .stable_signer_linker import LINKER_STAGE, LinkerSettings, LinkerTrainingArguments
 from .stable_signer_losses import (
@@ -185,7 +186,8 @@ def build_moe_trainer(ctx: StageContext) -> MoETrainer:
         fps=ctx.data["fps"],
         representation=ctx.data["representation"],
     )
-    bank.save_pretrained(ctx.output_dir / "pose_bank")
+    if is_main_process():  # every process builds the same bank; one writes it
+        bank.save_pretrained(ctx.output_dir / "pose_bank")
     gate = PoseExpertGate(**{**ctx.config["gate"], "query_dim": 2 * linker.config.d_model})
     spec = get_skeleton(ctx.data["representation"])
     hands = [j for part in ("left_hand", "right_hand") for j in spec.position_parts.get(part, ())]

@@ -17,6 +17,10 @@ OUTPUT_DIR/model_index.json, ...         the pipeline folder, written by the las
 3. per stage: seed, build the Trainer, train (from the latest checkpoint when resuming), finish, and update the
    metrics file (earlier stages' metrics in it are kept, so stages can run one at a time);
 4. after the last stage, check that the output folder is a pipeline folder (`model_index.json`), for generators.
+
+Launched on several processes (`torchrun`, `accelerate launch`), every process loads the data and trains each stage
+(the Trainer shards the batches and all-reduces the gradients); the main process alone writes the config, runs each
+stage's `finish` (saving, validation) and writes the metrics, while the others wait for it before the next stage.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import StageTrainingArguments
+from .distributed import init_distributed, is_main_process, wait_for_everyone
 from .trainer_utils import load_pose_splits, train_with_resume
 
 __all__ = ["Stage", "StageContext", "check_output_dir", "run_stages", "run_pose_stages"]
@@ -104,8 +109,9 @@ def check_output_dir(
             "continue from the latest one, or `--overwrite-output-dir` to train from scratch (their checkpoints are "
             "removed); or choose another `--output-dir`."
         )
-    for path in found:
-        shutil.rmtree(path)
+    if is_main_process():  # the other processes of a multi-process run leave it to the main one
+        for path in found:
+            shutil.rmtree(path)
 
 
 def run_stages(
@@ -149,6 +155,8 @@ def run_stages(
     selected = [s for s in stages if (s.name == stage if stage is not None else not chosen or s.name in chosen)]
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    use_cpu = init_distributed(use_cpu)  # a multi-process launch: the process group, before anything is written
+    main = is_main_process()
     threads = torch.get_num_threads()
     if config.get("num_threads", 0) > 0:
         torch.set_num_threads(config["num_threads"])
@@ -157,19 +165,24 @@ def run_stages(
         ctx = StageContext(config=config, data=load_data(), output_dir=out, use_cpu=use_cpu)
         data_metrics = dict(prepare(ctx, [s.name for s in selected])) if prepare is not None else {}
         # 2. the resolved config
-        (out / f"{prefix}_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        if main:
+            (out / f"{prefix}_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         metrics_path = out / f"{prefix}_metrics.json"
         metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         metrics.update(data_metrics)
-        # 3. the stages
+        # 3. the stages (the main process saves what a stage trained; the others wait, as a next stage reads it)
         for s in selected:
             set_seed(config["seed"])
             trainer = s.build_trainer(ctx)
             metrics.update({f"{s.name}_{k}": v for k, v in train_with_resume(trainer, resume_from_checkpoint).items()})
-            metrics.update(s.finish(ctx, trainer))
-            metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+            if main:
+                metrics.update(s.finish(ctx, trainer))
+                metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+            wait_for_everyone()
     finally:
         torch.set_num_threads(threads)
+    if not main:  # the metrics the main process wrote (with its stages' own)
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     # 4. once every stage the config trains has run in this folder, it is a pipeline folder (a later stage trained
     # alone into a new folder, e.g. Stable Signer's renderer, leaves only its own modules)
     trained = [s.name for s in stages if not chosen or s.name in chosen]

@@ -4,7 +4,9 @@
   terms in the logs (`log_loss_terms`), and pickle-free checkpoints: weights are safetensors (the Trainer's default),
   and the `TrainingArguments` that `Trainer` pickles into `training_args.bin` are kept as JSON instead, so nothing
   an hf-sign checkpoint holds for weights or settings needs unpickling. A stage subclasses it and overrides
-  `compute_loss`.
+  `compute_loss`. In a multi-process run (DDP) it runs that loss inside DDP's forward (so the gradients are
+  all-reduced), shards length-grouped batches the same way on every process, seeds each process apart and averages
+  the logged loss terms over the processes (`hf_sign.training.distributed`).
 * `train_with_resume`: trains, from the latest checkpoint when resuming, and returns the time, losses and steps.
 * `PoseRows`: a split held in memory (a list of dicts); `lengths` feeds the length-grouped sampler.
 * `load_pose_splits`: the train and validation rows of an hf-sign corpus, long sequences left out.
@@ -19,12 +21,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.io import load_corpus, split_rows
 from ..data.normalization import PoseNormalizer
+from .distributed import SeededLengthGroupedSampler, main_process_first, reduce_mean
 
 __all__ = ["PoseRows", "HfSignTrainer", "train_with_resume", "load_pose_splits", "fit_or_load_normalizer"]
 
@@ -68,6 +71,10 @@ class HfSignTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.group_by_length = group_by_length
         self._loss_terms: Dict[str, List[float]] = {}
+        if self.args.world_size > 1:
+            # each process draws its own noise, timesteps, crops and dropout masks (the same seed everywhere would
+            # give every shard of a batch the same draws); DDP starts every process from the main one's weights
+            set_seed(self.args.seed + self.args.process_index)
 
     def log_loss_terms(self, terms: Mapping[str, torch.Tensor]) -> None:
         """Record scalar loss terms (everything but `loss`) for the running means of the next log."""
@@ -77,14 +84,44 @@ class HfSignTrainer(Trainer):
 
     def log(self, logs: Dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._loss_terms:
-            logs.update({k: round(sum(v) / len(v), 5) for k, v in self._loss_terms.items()})
+            # every process logs at the same step; the terms are averaged over them, as the Trainer does the loss
+            means = reduce_mean({k: sum(v) / len(v) for k, v in self._loss_terms.items()})
+            logs.update({k: round(v, 5) for k, v in means.items()})
             self._loss_terms = {}
         super().log(logs, *args, **kwargs)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            return super().training_step(model, inputs, num_items_in_batch)
+        # A stage's `compute_loss` calls the unwrapped model's parts (`vae.encode`, `module.denoiser`), which would
+        # bypass DDP's forward and with it the bookkeeping its gradient all-reduce needs. Run it inside DDP's
+        # forward instead: the wrapped module's `forward` is, for this one call, the stage's loss (which may call the
+        # module's own `forward` again, hence restored first).
+        compute_loss, module = self.compute_loss, model.module
+
+        def loss_through_ddp(ddp_model, batch, return_outputs=False, num_items_in_batch=None):
+            def forward():
+                del module.forward
+                return compute_loss(module, batch, return_outputs, num_items_in_batch)
+
+            module.forward = forward
+            try:
+                return ddp_model()
+            finally:
+                module.__dict__.pop("forward", None)
+
+        self.compute_loss = loss_through_ddp
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            del self.compute_loss
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.group_by_length and isinstance(dataset, PoseRows):
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            if self.args.world_size > 1:  # the same order on every process, whose batches accelerate shards
+                return SeededLengthGroupedSampler(batch, dataset.lengths, seed=self.args.seed)
             return LengthGroupedSampler(batch, lengths=dataset.lengths)
         return super()._get_train_sampler(train_dataset)
 
@@ -163,8 +200,9 @@ def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
 def fit_or_load_normalizer(data: Mapping[str, Any], folder: Path) -> PoseNormalizer:
     """The `PoseNormalizer` of `data["train"]`: fitted and saved into `folder` by the first stage, loaded by the
     next."""
-    if (folder / "config.json").is_file():
-        return PoseNormalizer.from_pretrained(str(folder))
-    norm = PoseNormalizer.fit((r["poses"] for r in data["train"]), representation=data["representation"])
-    norm.save_pretrained(str(folder))
-    return norm
+    with main_process_first():  # in a multi-process run the main process fits it, the others load it
+        if (folder / "config.json").is_file():
+            return PoseNormalizer.from_pretrained(str(folder))
+        norm = PoseNormalizer.fit((r["poses"] for r in data["train"]), representation=data["representation"])
+        norm.save_pretrained(str(folder))
+        return norm
