@@ -176,7 +176,15 @@ def load_corpus(path: Union[str, os.PathLike], memory_map: bool = False) -> Data
             raise ValueError(f"`dataset` {str(path)!r} is a file; expected a corpus folder or a Hub dataset id.")
         return load_dataset(str(path))
     if memory_map:
-        return load_dataset("parquet", data_files={split: [str(f) for f in files] for split, files in shards.items()})
+        from pyarrow.dataset import ParquetFragmentScanOptions
+
+        # Without pre-buffering: Arrow would otherwise keep every row group it has read of a shard until the whole
+        # shard is converted, so the conversion's memory would grow with the corpus.
+        return load_dataset(
+            "parquet",
+            data_files={split: [str(f) for f in files] for split, files in shards.items()},
+            fragment_scan_options=ParquetFragmentScanOptions(pre_buffer=False),
+        )
     import pyarrow as pa
     import pyarrow.parquet as pq
 
