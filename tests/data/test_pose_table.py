@@ -99,6 +99,10 @@ def test_pose_table_indexing_and_bad_input(tiny_synthsign):
     assert [r["id"] for r in table.select([4, 1])[::-1]] == [rows[1]["id"], rows[4]["id"]]
     with pytest.raises(IndexError, match="out of range"):
         table[12]
+    both = table + table.select([0])  # e.g. train + validation: read through, nothing copied
+    assert len(both) == 13 and both[12]["id"] == both[-1]["id"] == rows[0]["id"] and both[11]["id"] == rows[11]["id"]
+    assert [r["id"] for r in both] == [r["id"] for r in rows] + [rows[0]["id"]]
+    assert [r["id"] for r in [] + table] == [r["id"] for r in rows]
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['poses'\]"):
         PoseTable(ds.remove_columns("poses"), "train")
     with pytest.raises(ValueError, match="not a metadata column"):

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["PoseTable"]
+__all__ = ["ConcatenatedRows", "PoseTable"]
 
 _LISTS = ("gloss", "gloss_spans")  # never None in a row: an absent gloss sequence is an empty list
 # Columns a row carries besides `poses` and `num_frames` (those of `io.split_rows`, in the same order).
@@ -122,8 +122,11 @@ class PoseTable(Sequence):
         for start in range(0, len(self._rows), self.chunk_size):
             yield from self._read(self._rows[start : start + self.chunk_size])
 
-    def __add__(self, other) -> List[Dict[str, Any]]:
-        return list(self) + list(other)
+    def __add__(self, other: Sequence) -> "ConcatenatedRows":
+        return ConcatenatedRows([self, other])
+
+    def __radd__(self, other: Sequence) -> "ConcatenatedRows":
+        return ConcatenatedRows([other, self])
 
     def _read(self, rows: np.ndarray) -> List[Dict[str, Any]]:
         """Rows `rows` of the Arrow table as dicts (a contiguous run is sliced, anything else taken)."""
@@ -148,6 +151,30 @@ class PoseTable(Sequence):
             row["num_frames"] = int(poses.shape[0])
             out.append(row)
         return out
+
+
+class ConcatenatedRows(Sequence):
+    """Row sequences one after the other (`table + other`), read through: nothing is copied."""
+
+    def __init__(self, parts: Sequence[Sequence]):
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, index: Union[int, slice]):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = int(index) + (len(self) if int(index) < 0 else 0)
+        for part in self.parts:
+            if 0 <= i < len(part):
+                return part[i]
+            i -= len(part)
+        raise IndexError(f"row {index} is out of range for {len(self)} rows.")
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for part in self.parts:
+            yield from part
 
 
 def _clean(name: str, value: Any) -> Any:
