@@ -9,12 +9,13 @@ DIR/skipped.jsonl                              (converters only) one line per sk
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 from pathlib import Path
 from string import Template
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import numpy as np
 from datasets import Dataset, DatasetDict, Features
@@ -40,7 +41,7 @@ def render_card(template_name: str, **fields: Any) -> str:
     return Template(text).substitute({k: str(v) for k, v in fields.items()})
 
 
-def _with_dataset_info(card: str, out: Path, dd: DatasetDict) -> str:
+def _with_dataset_info(card: str, out: Path, counts: Mapping[str, int]) -> str:
     """Add a `dataset_info` block (split sizes in rows and bytes) to the card's YAML front matter.
 
     Why: `datasets.load_dataset(DIR)` keys its cache on the folder name and the card metadata, not on
@@ -48,10 +49,10 @@ def _with_dataset_info(card: str, out: Path, dd: DatasetDict) -> str:
     would silently load the old cached rows. The split sizes change with the contents, so they make
     the cache key follow the data; they are also what the Hub shows for a dataset repo.
     """
-    sizes = {name: (out / "data" / f"{name}-00000-of-00001.parquet").stat().st_size for name in dd}
+    sizes = {name: (out / "data" / f"{name}-00000-of-00001.parquet").stat().st_size for name in counts}
     lines = ["dataset_info:", "  splits:"]
-    for name, ds in dd.items():
-        lines += [f"  - name: {name}", f"    num_bytes: {sizes[name]}", f"    num_examples: {len(ds)}"]
+    for name, count in counts.items():
+        lines += [f"  - name: {name}", f"    num_bytes: {sizes[name]}", f"    num_examples: {count}"]
     lines += [f"  download_size: {sum(sizes.values())}", f"  dataset_size: {sum(sizes.values())}"]
     block = "\n".join(lines) + "\n"
     if card.startswith("---\n"):
@@ -86,7 +87,7 @@ def save_corpus(
         ds = Dataset.from_list(list(rows), features=features)
         ds.to_parquet(str(out / "data" / f"{name}-00000-of-00001.parquet"))
         dd[name] = ds
-    (out / "README.md").write_text(_with_dataset_info(card, out, dd), encoding="utf-8")
+    (out / "README.md").write_text(_with_dataset_info(card, out, {k: len(v) for k, v in dd.items()}), encoding="utf-8")
     skipped = list(skipped or [])
     report = out / "skipped.jsonl"
     if skipped:
@@ -98,10 +99,55 @@ def save_corpus(
     return dd
 
 
+def save_corpus_streaming(
+    splits: Mapping[str, Iterable[Dict[str, Any]]],
+    features: Features,
+    out_dir: str | Path,
+    card: Callable[[], str],
+    rows_per_group: int = 256,
+) -> Dict[str, int]:
+    """Write `splits` (split name -> rows, any iterable) like `save_corpus`, holding `rows_per_group` rows at a time.
+
+    Each split's rows are consumed as they come and appended to its Parquet file one row group at a time (a
+    `pyarrow.parquet.ParquetWriter`), so a corpus of any size is written in bounded memory; the stored rows are
+    those `save_corpus` writes. `card` is called once every split is written (a card quoting corpus statistics
+    gathers them while the rows stream). Returns the rows written per split (splits without rows get no file).
+    """
+    import pyarrow.parquet as pq
+
+    if rows_per_group < 1:
+        raise ValueError(f"`rows_per_group` must be >= 1; got {rows_per_group}.")
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for old in (out / "data").glob("*.parquet"):
+        old.unlink()  # a re-run must not leave stale shards that load_dataset would merge
+    counts: Dict[str, int] = {}
+    for name, rows in splits.items():
+        path = out / "data" / f"{name}-00000-of-00001.parquet"
+        writer, count, chunk = None, 0, []
+        for row in itertools.chain(rows, [None]):
+            if row is not None:
+                chunk.append(row)
+            if chunk and (row is None or len(chunk) == rows_per_group):
+                table = Dataset.from_list(chunk, features=features).data.table
+                writer = writer or pq.ParquetWriter(str(path), table.schema)
+                writer.write_table(table)
+                count, chunk = count + len(chunk), []
+        if writer is not None:
+            writer.close()
+            counts[name] = count
+    if not counts:
+        raise ValueError(f"Nothing to write to {out}: every split is empty.")
+    (out / "README.md").write_text(_with_dataset_info(card(), out, counts), encoding="utf-8")
+    if (out / "skipped.jsonl").exists():
+        (out / "skipped.jsonl").unlink()
+    return counts
+
+
 _SHARD_RE = re.compile(r"^(?P<split>[\w.]+?)-\d{5}-of-\d{5}\.parquet$")
 
 
-def load_corpus(path: Union[str, os.PathLike]) -> DatasetDict:
+def load_corpus(path: Union[str, os.PathLike], memory_map: bool = False) -> DatasetDict:
     """Load an hf-sign corpus as a `DatasetDict`: the one loader the trainers, harness and renderer share.
 
     A folder written by `save_corpus` (`DIR/data/{split}-NNNNN-of-NNNNN.parquet`) is read straight from its
@@ -109,6 +155,11 @@ def load_corpus(path: Union[str, os.PathLike]) -> DatasetDict:
     (another local layout, a Hub id) goes through `datasets.load_dataset`. Reading the shards directly skips
     the `datasets` cache, which for a local folder is keyed by folder name and card metadata: corpora written
     before the card carried `dataset_info`, or edited by hand, could otherwise load stale rows.
+
+    With `memory_map=True` the shards go through `datasets`' Parquet builder instead: it converts them once, in
+    bounded memory, into Arrow files in the `datasets` cache (`HF_DATASETS_CACHE`) and memory-maps these, so a split
+    costs address space, not resident memory (`hf_sign.data.pose_table.PoseTable` reads its rows per access). That
+    cache is keyed by the shards' paths and modification times, so a corpus rebuilt in place is converted again.
     """
     from datasets import Dataset, load_dataset
     from datasets.table import InMemoryTable
@@ -124,6 +175,16 @@ def load_corpus(path: Union[str, os.PathLike]) -> DatasetDict:
         if root.exists() and not root.is_dir():
             raise ValueError(f"`dataset` {str(path)!r} is a file; expected a corpus folder or a Hub dataset id.")
         return load_dataset(str(path))
+    if memory_map:
+        from pyarrow.dataset import ParquetFragmentScanOptions
+
+        # Without pre-buffering: Arrow would otherwise keep every row group it has read of a shard until the whole
+        # shard is converted, so the conversion's memory would grow with the corpus.
+        return load_dataset(
+            "parquet",
+            data_files={split: [str(f) for f in files] for split, files in shards.items()},
+            fragment_scan_options=ParquetFragmentScanOptions(pre_buffer=False),
+        )
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -26,13 +26,12 @@ a sample do not depend on the order in which samples are built. The same seed gi
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import render_card, save_corpus
+from .io import load_corpus, render_card, save_corpus_streaming
 from .schema import make_sample, sign_features
 from .synthsign_grammar import GRAMMATICAL_GLOSSES, text_to_gloss
 from .synthsign_kinematics import FEATURE_DIM, HANDSHAPES
@@ -52,6 +51,7 @@ REPRESENTATION = "smplx133"
 HELDOUT_FRACTION = 0.1
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 _MAX_TRIES = 5000  # per sample; the test split (held-out bigram + train vocabulary) needs the most
+_ROWS_PER_GROUP = 256  # rows synthesised, then written as one Parquet row group, at a time (bounded memory)
 
 
 def is_heldout_bigram(first: str, second: str, seed: int = 0) -> bool:
@@ -133,6 +133,20 @@ def generate_synthsign(
     Returns:
         `Dict[str, List[dict]]`: split name -> rows built with `make_sample` (`poses` float32 (T, 133), 24 fps).
     """
+    sentences, splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
+    return {split: list(rows) for split, rows in splits.items()}
+
+
+def _split_rows(
+    seed: int,
+    num_train: int,
+    num_validation: int,
+    num_test: int,
+    show_progress: bool,
+    signer_style: Optional[str],
+) -> Tuple[Dict[str, List[GrammarSentence]], Dict[str, Iterator[Dict[str, Any]]]]:
+    """The sentences of every split (drawn up front: small, and validation/test depend on train's glosses) and, per
+    split, a generator of its rows (poses synthesised as the rows are consumed, in order)."""
     _check_sizes(num_train=num_train, num_validation=num_validation, num_test=num_test)
     styled = make_style_signer(signer_style) if signer_style is not None else None
     grammar, lexicon = SynthSignGrammar(), get_lexicon(LEXICON_SEED)
@@ -144,35 +158,33 @@ def generate_synthsign(
         grammar, "validation", num_validation, seed, used, vocab, want_heldout=False
     )
     sentences["test"] = _select_sentences(grammar, "test", num_test, seed, used, vocab, want_heldout=True)
-
     signer_ids = sorted(lexicon.signers)
     total = num_train + num_validation + num_test
-    splits: Dict[str, List[Dict[str, Any]]] = {}
-    with tqdm(total=total, desc="SynthSign", unit="sentence", disable=not show_progress) as bar:
-        for split, sents in sentences.items():
-            rows = []
-            for i, sent in enumerate(sents):
-                rng = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1])
-                signer = signer_ids[int(rng.integers(len(signer_ids)))]  # drawn either way: the same jitter
-                if styled is not None:
-                    signer = styled.signer_id
-                poses, spans = lexicon.sentence_motion(sent.gloss, styled or signer, rng)
-                rows.append(
-                    make_sample(
-                        id=f"synthsign-{split}-{i:06d}",
-                        text=sent.text,
-                        poses=poses,
-                        fps=FPS,
-                        representation=REPRESENTATION,
-                        gloss=sent.gloss,
-                        gloss_spans=spans,
-                        language=LANGUAGE,
-                        signer=signer,
-                    )
-                )
-                bar.update(1)
-            splits[split] = rows
-    return splits
+    bar = tqdm(total=total, desc="SynthSign", unit="sentence", disable=not show_progress)
+
+    def rows_of(split: str) -> Iterator[Dict[str, Any]]:
+        for i, sent in enumerate(sentences[split]):
+            rng = np.random.default_rng([seed, _SPLIT_CODES[split], i, 1])
+            signer = signer_ids[int(rng.integers(len(signer_ids)))]  # drawn either way: the same jitter
+            if styled is not None:
+                signer = styled.signer_id
+            poses, spans = lexicon.sentence_motion(sent.gloss, styled or signer, rng)
+            yield make_sample(
+                id=f"synthsign-{split}-{i:06d}",
+                text=sent.text,
+                poses=poses,
+                fps=FPS,
+                representation=REPRESENTATION,
+                gloss=sent.gloss,
+                gloss_spans=spans,
+                language=LANGUAGE,
+                signer=signer,
+            )
+            bar.update(1)
+        if split == "test":
+            bar.close()
+
+    return sentences, {split: rows_of(split) for split in sentences}
 
 
 def corpus_stats(splits: Dict[str, List[Dict[str, Any]]], seed: int) -> Dict[str, Any]:
@@ -218,22 +230,37 @@ def build_synthsign(
     """Generate SynthSign and write it to `out_dir` (Parquet splits + dataset card), loadable with
     `datasets.load_dataset(out_dir)`.
 
+    The rows are synthesised and written a row group at a time (`io.save_corpus_streaming`): memory stays bounded
+    whatever the corpus size (the sentences and each row's frame count and glosses, for the card, are all it keeps).
+
     Args:
         out_dir (`str` or `os.PathLike`): output folder (created; existing shards are replaced).
         seed, num_train, num_validation, num_test, show_progress, signer_style: as in `generate_synthsign`.
 
     Returns:
-        `datasets.DatasetDict`: the written splits.
+        `datasets.DatasetDict`: the written splits, memory-mapped (`io.load_corpus(out_dir, memory_map=True)`).
     """
-    splits = generate_synthsign(
-        seed, num_train, num_validation, num_test, show_progress=show_progress, signer_style=signer_style
+    _, splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
+    # The card's statistics need only each row's frame count and glosses: keep those while the poses stream to disk.
+    light: Dict[str, List[Dict[str, Any]]] = {split: [] for split in splits}
+
+    def streamed(split: str) -> Iterator[Dict[str, Any]]:
+        for row in splits[split]:
+            light[split].append({"num_frames": row["num_frames"], "gloss": row["gloss"]})
+            yield row
+
+    def card() -> str:
+        text = render_card("synthsign_dataset_card.md", **corpus_stats(light, seed))
+        if signer_style is not None:  # the card's signer section describes the eight corpus signers
+            style = ", ".join(f"{k} {v}" for k, v in SIGNER_STYLES[signer_style].items())
+            text += (
+                f"\n## Signer style variant\n\nEvery sample of this variant is signed by one new signer, "
+                f"`signer_{signer_style}` ({style}), instead of the signers described above; the sentences are those "
+                f"of seed {seed}. It is a corpus to adapt a trained model to (`hf-sign finetune`).\n"
+            )
+        return text
+
+    save_corpus_streaming(
+        {split: streamed(split) for split in splits}, sign_features(FEATURE_DIM), out_dir, card, _ROWS_PER_GROUP
     )
-    card = render_card("synthsign_dataset_card.md", **corpus_stats(splits, seed))
-    if signer_style is not None:  # the card's signer section describes the eight corpus signers
-        style = ", ".join(f"{k} {v}" for k, v in SIGNER_STYLES[signer_style].items())
-        card += (
-            f"\n## Signer style variant\n\nEvery sample of this variant is signed by one new signer, "
-            f"`signer_{signer_style}` ({style}), instead of the signers described above; the sentences are those of "
-            f"seed {seed}. It is a corpus to adapt a trained model to (`hf-sign finetune`).\n"
-        )
-    return save_corpus(splits, sign_features(FEATURE_DIM), Path(out_dir), card)
+    return load_corpus(out_dir, memory_map=True)

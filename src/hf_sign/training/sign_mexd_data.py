@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.collator import PoseCollator
 from ..data.normalization import PoseNormalizer
+from ..data.pose_table import PoseTable
 from ..pipelines.pipeline_sign_mexd import tokenize_glosses
 
 logger = logging.getLogger(__name__)
@@ -31,16 +32,27 @@ logger = logging.getLogger(__name__)
 __all__ = ["GlossDurations", "glossed_rows", "estimate_gloss_durations", "GlossPoseCollator"]
 
 
-def glossed_rows(rows: Sequence[Dict[str, Any]], split: str = "train") -> Tuple[List[Dict[str, Any]], int]:
-    """`(rows with at least one gloss, number left out)`; a warning names how many were left out and one of them."""
-    kept = [r for r in rows if r.get("gloss")]
-    missing = [r for r in rows if not r.get("gloss")]
-    if missing:
+def glossed_rows(
+    rows: Sequence[Dict[str, Any]], split: str = "train", warn: bool = True
+) -> Tuple[Sequence[Dict[str, Any]], int]:
+    """`(rows with at least one gloss, number left out)`; a warning names how many were left out and one of them.
+
+    A `PoseTable` is filtered on its `gloss` column (a `PoseTable` of the kept rows comes back; no pose is read),
+    a list row by row."""
+    if isinstance(rows, PoseTable):
+        has = [bool(g) for g in rows.column("gloss")] if "gloss" in rows.columns else [False] * len(rows)
+    else:
+        has = [bool(r.get("gloss")) for r in rows]
+    keep = [i for i, h in enumerate(has) if h]
+    kept = rows.select(keep) if isinstance(rows, PoseTable) else [rows[i] for i in keep]
+    missing = len(has) - len(keep)
+    if missing and warn:
+        first = rows[has.index(False)]
         logger.warning(
             "%d %s sample(s) have no gloss sequence and are left out of Sign-MExD's training (e.g. %r).",
-            len(missing), split, missing[0].get("id"),
+            missing, split, first.get("id"),
         )
-    return kept, len(missing)
+    return kept, missing
 
 
 @dataclass

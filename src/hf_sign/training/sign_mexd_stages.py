@@ -29,7 +29,7 @@ from ..models.sign_mexd import SignMExDTransformer, build_gloss_encoder, build_g
 from ..pipelines.pipeline_sign_mexd import SignMExDPipeline
 from ..skeletons.spec import SkeletonSpec, get_skeleton
 from .arguments import StageTrainingArguments
-from .sign_mexd_data import GlossDurations, GlossPoseCollator, estimate_gloss_durations
+from .sign_mexd_data import GlossDurations, GlossPoseCollator, estimate_gloss_durations, glossed_rows
 from .sign_mexd_losses import sign_mexd_diffusion_loss
 from .stages import Stage, StageContext
 from .trainer_utils import HfSignTrainer, PoseRows, fit_or_load_normalizer
@@ -174,7 +174,7 @@ class SignMExDTrainer(HfSignTrainer):
 
 def build_trainer(ctx: StageContext) -> SignMExDTrainer:
     cfg, data = ctx.config, ctx.data
-    rows = [r for r in data["train"] if r.get("gloss")]  # `prepare` counted and reported the others
+    rows, _ = glossed_rows(data["train"], warn=False)  # `prepare` counted and reported the others
     normalizer = ctx.component("normalizer", lambda: fit_or_load_normalizer(data, ctx.output_dir / "normalizer"))
     if ctx.base_pipeline is not None:  # fine-tuning: continue from its trained components
         tokenizer, text_encoder = ctx.base_pipeline.tokenizer, ctx.base_pipeline.text_encoder

@@ -90,14 +90,19 @@ class LatentCollator:
 
 
 @torch.no_grad()
-def encode_latents(vae: SkeletonVAE, normalizer: PoseNormalizer, rows, batch_size: int) -> None:
-    """Cache each row's VAE posterior mean/std (N'_i, J', C) in the row (sorted batches: little padding)."""
+def encode_latents(vae: SkeletonVAE, normalizer: PoseNormalizer, rows, batch_size: int, poses=None) -> None:
+    """Cache each row's VAE posterior mean/std (N'_i, J', C) in the row (sorted batches: little padding).
+
+    `poses`, when given, is the sequence of rows holding the poses (e.g. the split's `PoseTable`, read a batch at a
+    time), row `i` of it matching `rows[i]`: `rows` then need not hold poses, so the stage never has every pose in
+    memory at once."""
     collate = PoseCollator(normalizer=normalizer, pad_to_multiple_of=vae.temporal_downsample_factor)
     device = next(vae.parameters()).device
+    source = rows if poses is None else poses
     order = sorted(range(len(rows)), key=lambda i: rows[i]["num_frames"])
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
-        batch = collate([rows[i] for i in idx])
+        batch = collate([source[i] for i in idx])
         dist = vae.encode(batch["poses"].to(device), attention_mask=batch["attention_mask"].to(device)).latent_dist
         for j, i in enumerate(idx):
             n = -(-rows[i]["num_frames"] // vae.temporal_downsample_factor)

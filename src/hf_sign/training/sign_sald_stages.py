@@ -339,10 +339,9 @@ def build_ldm_trainer(ctx: StageContext) -> LatentDenoiserTrainer:
     denoiser = ctx.component("denoiser", lambda: build_denoiser(cfg, vae, int(text_encoder.config.hidden_size)))
     args = LatentDenoiserTrainingArguments(**cfg["ldm_training"])
 
-    rows = [dict(r) for r in data["train"]]
-    encode_latents(vae, normalizer, rows, args.per_device_train_batch_size)
-    for r in rows:
-        r.pop("poses")  # the latents replace the poses for this stage
+    # The latents replace the poses for this stage: the rows keep the rest, the poses are read a batch at a time.
+    rows = [{k: v for k, v in r.items() if k != "poses"} for r in data["train"]]
+    encode_latents(vae, normalizer, rows, args.per_device_train_batch_size, poses=data["train"])
     if not settings.trainable:
         encode_texts(text_encoder, tokenizer, rows)
     if args.attention_guidance_weight > 0:

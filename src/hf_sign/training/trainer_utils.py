@@ -8,7 +8,8 @@
   all-reduced), shards length-grouped batches the same way on every process, seeds each process apart and averages
   the logged loss terms over the processes (`hf_sign.training.distributed`).
 * `train_with_resume`: trains, from the latest checkpoint when resuming, and returns the time, losses and steps.
-* `PoseRows`: a split held in memory (a list of dicts); `lengths` feeds the length-grouped sampler.
+* `PoseRows`: a split as a sequence of dicts (a list, or a `PoseTable` read per row from a memory-mapped corpus);
+  `lengths` feeds the length-grouped sampler.
 * `load_pose_splits`: the train and validation rows of an hf-sign corpus, long sequences left out.
 * `fit_or_load_normalizer`: the `PoseNormalizer` of the train split, fitted once into an output folder.
 """
@@ -20,13 +21,15 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+import numpy as np
 import torch
 from transformers import Trainer, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..data.io import load_corpus, split_rows
+from ..data.io import load_corpus
 from ..data.normalization import PoseNormalizer
+from ..data.pose_table import PoseTable
 from .distributed import SeededLengthGroupedSampler, main_process_first, reduce_mean
 
 __all__ = ["PoseRows", "HfSignTrainer", "train_with_resume", "load_pose_splits", "fit_or_load_normalizer"]
@@ -35,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 
 class PoseRows(torch.utils.data.Dataset):
-    """A split in memory: dicts with at least `poses`; `length_key` names the field that gives each length
-    (an array's length, or an int such as `num_frames`)."""
+    """A split: a sequence of dicts with at least `poses` (a list, or a `PoseTable`, whose `num_frames` come from its
+    lengths column); `length_key` names the field that gives each length (an array's length, or an int such as
+    `num_frames`)."""
 
     def __init__(self, rows: List[Dict[str, Any]], length_key: str = "poses"):
         self.rows, self.length_key = rows, length_key
@@ -49,6 +53,8 @@ class PoseRows(torch.utils.data.Dataset):
 
     @property
     def lengths(self) -> List[int]:
+        if self.length_key == "num_frames" and isinstance(self.rows, PoseTable):
+            return self.rows.lengths  # from the lengths column: no pose is read
         values = [r[self.length_key] for r in self.rows]
         return [int(v) if isinstance(v, (int, float)) else len(v) for v in values]
 
@@ -163,33 +169,32 @@ _OPTIONAL_COLUMNS = ("gloss", "prompt", "language", "signer", "gloss_spans", "gl
 
 
 def load_pose_splits(dataset_dir: str, max_frames: int) -> Dict[str, Any]:
-    """Load train (and validation) rows: `{"train": [...], "validation": [...], "representation", "fps", "skipped"}`.
+    """Load train (and validation) rows: `{"train": rows, "validation": rows, "representation", "fps", "skipped"}`.
 
-    Each row holds `id`, `text`, `poses`, `num_frames` and, where the corpus has them, `gloss`, `prompt`, `language`,
-    `signer`, `gloss_spans` and `gloss_text_spans`. Train sequences longer than `max_frames` are left out (counted in
-    `skipped`, with a warning), never cut.
+    The rows of a split are a `PoseTable` over the corpus' memory-mapped Arrow table (`load_corpus(...,
+    memory_map=True)`): a row is read when it is asked for, so a corpus far larger than memory trains in bounded
+    memory. Each row holds `id`, `text`, `poses`, `num_frames` and, where the corpus has them, `gloss`, `prompt`,
+    `language`, `signer`, `gloss_spans` and `gloss_text_spans`. Sequences longer than `max_frames` are left out (the
+    train ones counted in `skipped`, with a warning), never cut; lengths come from the `num_frames` column, so
+    leaving them out reads no pose.
     """
-    dd = load_corpus(dataset_dir)
+    dd = load_corpus(dataset_dir, memory_map=True)
     if "train" not in dd or len(dd["train"]) == 0:
         raise ValueError(f"Dataset {dataset_dir!s} has no non-empty `train` split to train on.")
     out: Dict[str, Any] = {"skipped": 0}
     for split in ("train", "validation"):
-        if split not in dd:
+        if split not in dd or len(dd[split]) == 0:
             out[split] = []
             continue
-        rows = []
-        for item in split_rows(dd[split], split) if len(dd[split]) else []:
-            poses = item["poses"]
-            if len(poses) > max_frames:
-                out["skipped"] += split == "train"
-                continue
-            row = {"id": item["id"], "text": item["text"], "poses": poses, "num_frames": len(poses)}
-            row.update({k: item[k] for k in _OPTIONAL_COLUMNS if item.get(k) is not None})
-            rows.append(row)
-        out[split] = rows
+        table = PoseTable(dd[split], split, columns=("id", "text") + _OPTIONAL_COLUMNS)
+        lengths = np.asarray(table.lengths)
+        kept = np.flatnonzero(lengths <= max_frames)
         if split == "train":
-            out["representation"] = str(dd[split][0]["representation"])
-            out["fps"] = float(dd[split][0]["fps"])
+            out["skipped"] = int(len(lengths) - len(kept))
+        out[split] = table.select(kept) if len(kept) < len(lengths) else table
+        if split == "train":
+            first = dd[split].select_columns(["representation", "fps"])[0]
+            out["representation"], out["fps"] = str(first["representation"]), float(first["fps"])
     if out["skipped"]:
         logger.warning("%d train sequence(s) longer than data.max_frames=%d are left out.", out["skipped"], max_frames)
     if not out["train"]:
