@@ -133,7 +133,7 @@ def generate_synthsign(
     Returns:
         `Dict[str, List[dict]]`: split name -> rows built with `make_sample` (`poses` float32 (T, 133), 24 fps).
     """
-    sentences, splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
+    splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
     return {split: list(rows) for split, rows in splits.items()}
 
 
@@ -144,9 +144,9 @@ def _split_rows(
     num_test: int,
     show_progress: bool,
     signer_style: Optional[str],
-) -> Tuple[Dict[str, List[GrammarSentence]], Dict[str, Iterator[Dict[str, Any]]]]:
-    """The sentences of every split (drawn up front: small, and validation/test depend on train's glosses) and, per
-    split, a generator of its rows (poses synthesised as the rows are consumed, in order)."""
+) -> Dict[str, Iterator[Dict[str, Any]]]:
+    """Per split, a generator of its rows: the sentences of every split are drawn up front (small, and validation/test
+    depend on train's glosses), the poses are synthesised as the rows are consumed."""
     _check_sizes(num_train=num_train, num_validation=num_validation, num_test=num_test)
     styled = make_style_signer(signer_style) if signer_style is not None else None
     grammar, lexicon = SynthSignGrammar(), get_lexicon(LEXICON_SEED)
@@ -181,10 +181,10 @@ def _split_rows(
                 signer=signer,
             )
             bar.update(1)
-        if split == "test":
-            bar.close()
+            if bar.n == bar.total:  # the last row of the last split consumed, whatever the order
+                bar.close()
 
-    return sentences, {split: rows_of(split) for split in sentences}
+    return {split: rows_of(split) for split in sentences}
 
 
 def corpus_stats(splits: Dict[str, List[Dict[str, Any]]], seed: int) -> Dict[str, Any]:
@@ -240,7 +240,7 @@ def build_synthsign(
     Returns:
         `datasets.DatasetDict`: the written splits, memory-mapped (`io.load_corpus(out_dir, memory_map=True)`).
     """
-    _, splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
+    splits = _split_rows(seed, num_train, num_validation, num_test, show_progress, signer_style)
     # The card's statistics need only each row's frame count and glosses: keep those while the poses stream to disk.
     light: Dict[str, List[Dict[str, Any]]] = {split: [] for split in splits}
 
