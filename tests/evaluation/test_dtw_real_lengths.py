@@ -1,8 +1,7 @@
 """DTW and DTW-JPE at the lengths of real sentences (150-250 frames) on every code path, against a brute-force
 O(NM) double loop written here.
 
-Short sequences leave whole code paths idle: the CPU cost planes of `dtw_jpe` are cut into sub-batches only when a
-pair has more than a few thousand cells, the wavefront's anti-diagonals only reach their full width on long pairs,
+Short sequences leave whole code paths idle: the wavefront's anti-diagonals only reach their full width on long pairs,
 and chunking only splits a batch when the pairs are big. So every path below runs on several pairs of 150-250
 frames: numpy and torch, float64 and float32, one chunk and many, batched and one pair at a time, plain costs,
 padded costs, the time-major kernel, feature sequences (explicit differences and the BLAS expansion) and the
@@ -15,12 +14,11 @@ import torch
 
 from hf_sign.evaluation import jpe_costs
 from hf_sign.evaluation.dtw import dtw, dtw_sequences, dtw_wavefront
-from hf_sign.evaluation.metrics import dtw_jpe
+from hf_sign.evaluation.metrics import dtw_jpe, resolve_joint_groups
 from hf_sign.skeletons import get_skeleton
 
 SPEC = get_skeleton("smplx133")
-# (generated frames, reference frames): longer, shorter, equal, both at the 250-frame end; seven pairs, so that
-# sub-batches of two pairs leave a last one of one pair
+# (generated frames, reference frames): longer, shorter, equal, both at the 250-frame end
 LENGTHS = [(150, 250), (250, 150), (200, 200), (173, 231), (241, 166), (250, 250), (160, 210)]
 
 
@@ -185,7 +183,7 @@ def test_dtw_sequences_every_path_matches_brute_force(pairs, kwargs, dtype):
 
 # ----------------------------------------------------------------------------------------------- DTW-JPE
 JPE_PATHS = [
-    {},  # numpy on CPU; 62,500-cell pairs: the cost planes are cut into sub-batches of 2 pairs (the last of 1)
+    {},  # the compiled CPU loop over all pairs of the chunk
     {"device": "cpu"},  # torch on the whole chunk (the accelerator path)
     {"max_cells_per_chunk": 40_000},  # one pair per chunk
     {"max_cells_per_chunk": 130_000},  # two or three pairs per chunk, sorted by size
@@ -228,13 +226,26 @@ def test_dtw_jpe_one_pair_at_a_time_equals_the_batch(pairs):
             assert single[f"dtw_jpe_{g}_normalized"] == batched[f"dtw_jpe_{g}_normalized_per_sample"][b]
 
 
-def test_dtw_jpe_cache_sized_sub_batches_are_all_scored(pairs, monkeypatch):
-    """The CPU cost planes run in sub-batches sized to the cache; a sub-batch of one pair gives the same values."""
-    full = dtw_jpe(pairs["preds"], pairs["refs"], "smplx133", per_sample=True)
-    monkeypatch.setattr(jpe_costs, "_CACHE_CELLS", 1)
-    one_by_one = dtw_jpe(pairs["preds"], pairs["refs"], "smplx133", per_sample=True)
-    assert one_by_one["dtw_jpe_body_per_sample"] == full["dtw_jpe_body_per_sample"]
-    assert one_by_one["dtw_jpe_hands_per_sample"] == full["dtw_jpe_hands_per_sample"]
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_part_costs_compiled_cpu_loop_is_exact_on_every_real_cell(pairs, dtype):
+    """The compiled CPU loop equals an explicit sum of per-joint distances in the inputs' dtype, bit for bit, on each
+    pair's real cells (pairs of different lengths share the chunk), and the torch path to rounding."""
+    parts = resolve_joint_groups(len(SPEC.position_joint_names), SPEC).parts()
+    preds = [p.astype(dtype) for p in pairs["preds"][:4]]
+    refs = [r.astype(dtype) for r in pairs["refs"][:4]]
+    costs = jpe_costs.part_costs(preds, refs, parts)
+    on_torch = jpe_costs.part_costs(preds, refs, parts, device=torch.device("cpu"))
+    for b, (p, r) in enumerate(zip(preds, refs)):
+        for name, joints, anchor in parts:
+            expected = np.zeros((len(p), len(r)), dtype=dtype)
+            for k in joints:
+                a, c = p[:, k] - p[:, anchor], r[:, k] - r[:, anchor]
+                d = [a[:, None, i] - c[None, :, i] for i in range(3)]
+                expected += np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+            got = costs[name][b, : len(p), : len(r)]
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_allclose(on_torch[name][b, : len(p), : len(r)].numpy(), expected, rtol=1e-6)
 
 
 def test_dtw_jpe_joints_that_never_move_count_when_the_sides_differ(pairs):

@@ -80,6 +80,39 @@ def test_single_process_helpers(monkeypatch):
     assert not is_main_process()
 
 
+LAUNCHER_VARIABLES = ["WORLD_SIZE", "RANK", "PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+                      "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "ACCELERATE_USE_CPU", "MASTER_ADDR"]
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_mpi_launch_is_read_from_the_mpi_variables(no_launcher):
+    """`accelerate launch --cpu --mpirun_hostfile ...` starts its processes with `mpirun`, which sets no WORLD_SIZE."""
+    no_launcher.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    no_launcher.setenv("OMPI_COMM_WORLD_RANK", "1")
+    assert world_size() == 2 and not is_main_process()
+    no_launcher.delenv("OMPI_COMM_WORLD_SIZE")
+    no_launcher.delenv("OMPI_COMM_WORLD_RANK")
+    no_launcher.setenv("PMI_SIZE", "4")
+    no_launcher.setenv("PMI_RANK", "0")
+    assert world_size() == 4 and is_main_process()
+
+
+def test_accelerate_cpu_launch_that_started_one_process_is_refused(no_launcher):
+    # what `accelerate launch --cpu --num_processes 2 ...` gives its only process without MPI
+    no_launcher.setenv("ACCELERATE_USE_CPU", "True")
+    no_launcher.setenv("MASTER_ADDR", "127.0.0.1")
+    with pytest.raises(ValueError, match=r"--multi_gpu --num_processes N.*torchrun"):
+        init_distributed(True)
+    no_launcher.delenv("MASTER_ADDR")  # `accelerate launch --cpu` with one process: trains alone, as asked
+    assert init_distributed(True) is True
+
+
 def _stage(calls):
     def build(ctx):
         class Trainer:  # what `train_with_resume` and `finish` see of a trained stage

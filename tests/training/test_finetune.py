@@ -140,6 +140,19 @@ def test_adapter_save_and_load_give_identical_outputs(bases, tuned, row, name):
 
 
 @pytest.mark.parametrize("name", SYSTEMS)
+def test_adapter_folder_loads_as_its_base_with_the_adapter(bases, tuned, row, name, tmp_path, monkeypatch):
+    """What every command that takes a model does with an adapter folder (`hf-sign generate`/`benchmark --model`)."""
+    pipe, _, folder = tuned[name]
+    info = json.loads((folder / "hf_sign_adapter.json").read_text())
+    assert info["base_model"] == str(bases[name].resolve())
+    assert info["lora"]["target_modules"] == sorted(info["lora"]["target_modules"])
+    monkeypatch.chdir(tmp_path)  # the recorded base is absolute: the adapter loads from any working directory
+    loaded = load_sign_pipeline(folder)
+    assert type(loaded) is type(pipe)
+    np.testing.assert_array_equal(_generate(loaded, name, row), _generate(pipe, name, row))
+
+
+@pytest.mark.parametrize("name", SYSTEMS)
 def test_only_a_small_adapter_is_saved(tuned, name):
     _, metrics, folder = tuned[name]
     assert sorted(p.name for p in folder.iterdir()) == [

@@ -1,6 +1,9 @@
 """Two-process DDP training (CPU, gloo) against one process, through the CLI as a user launches it.
 
-Opt-in (`pytest -m slow`): each run starts fresh interpreters (about 20 s per system on two CPU cores).
+Opt-in (`pytest -m slow`): each run starts fresh interpreters (about 20 s per system on two CPU cores). Two launchers:
+`accelerate launch --multi_gpu` (torchrun, gloo on a machine without GPUs) and `accelerate launch --cpu
+--mpirun_hostfile` (accelerate's multi-CPU launcher, through `mpirun`: runs where Open MPI is installed, e.g.
+`apt-get install openmpi-bin`).
 
 Both runs have the same global batch (the two-process run halves `per_device_train_batch_size`), hence the same
 steps. The loss at a step still differs between the runs: each process draws its own diffusion noise, timesteps,
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,7 +77,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(system: str, corpus: Path, out: Path, num_processes: int) -> Path:
+def _train(system: str, corpus: Path, out: Path, num_processes: int, launcher: str = "torchrun") -> Path:
     script = out.parent / f"{out.name}-cli.py"
     script.write_text(RECORDING_CLI)
     (out.parent / f"{out.name}-weights").mkdir()
@@ -82,12 +87,18 @@ def _train(system: str, corpus: Path, out: Path, num_processes: int) -> Path:
     args = ["train", system, "--dataset", str(corpus), "--output-dir", str(out), "--config", "tiny"]
     for section, batch_size in SYSTEMS[system][1].items():
         args += ["--set", f"{section}.per_device_train_batch_size={batch_size // num_processes}"]
+    launch = ["--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     if num_processes == 1:
         cmd = [sys.executable, str(script), *args]
-    else:
-        launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1"]
-        launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    elif launcher == "mpi":
+        hostfile = out.parent / f"{out.name}-hostfile"
+        hostfile.write_text(f"localhost slots={num_processes}\n")
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")  # containers run as root
+        launch += ["--cpu", "--mpirun_hostfile", str(hostfile)]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(script), *args]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", *launch, str(script), *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1, "only the main process prints the report"
@@ -99,10 +110,19 @@ def _curve(out: Path, stage: str):
     return [h["loss"] for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
 
 
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        "torchrun",
+        pytest.param(
+            "mpi", marks=pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs mpirun (openmpi-bin)")
+        ),
+    ],
+)
 @pytest.mark.parametrize("system", sorted(SYSTEMS))
-def test_two_processes_follow_the_one_process_loss_curve(system, corpus, tmp_path):
+def test_two_processes_follow_the_one_process_loss_curve(system, launcher, corpus, tmp_path):
     one = _train(system, corpus, tmp_path / "one", 1)
-    two = _train(system, corpus, tmp_path / "two", 2)
+    two = _train(system, corpus, tmp_path / "two", 2, launcher)
     for stage in SYSTEMS[system][0]:
         a, b = _curve(one, stage), _curve(two, stage)
         assert len(a) == len(b) >= 4, (stage, a, b)  # the same global batch: the same steps
@@ -113,3 +133,44 @@ def test_two_processes_follow_the_one_process_loss_curve(system, corpus, tmp_pat
     assert ranks[0] == ranks[1], "the processes ended a stage with different weights"
     metrics = json.loads(next(two.glob("*_metrics.json")).read_text())
     assert all(metrics[f"{stage}_global_step"] == len(_curve(one, stage)) for stage in SYSTEMS[system][0])
+
+
+def test_accelerate_cpu_launch_without_mpi_is_refused(corpus, tmp_path):
+    """`accelerate launch --cpu --num_processes 2` without a hostfile starts one process: it must not train alone."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
+    launch = ["--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    args = ["train", "sign-sald", "--dataset", str(corpus), "--output-dir", str(tmp_path / "out"), "--config", "tiny"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", "hf_sign.cli", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "hf-sign: error: `accelerate launch --cpu --num_processes N` started this single process" in done.stderr
+    assert "--mpirun_hostfile" in done.stderr
+    # accelerate's launcher prints its own traceback for the failed child; none comes from inside hf_sign
+    assert not re.search(r'File "[^"]*hf_sign', done.stderr)
+    assert not (tmp_path / "out" / "model_index.json").exists()
+
+
+def test_two_process_finetune_writes_one_adapter_that_learns(corpus, tmp_path):
+    """`hf-sign finetune` under the same launcher: DDP over the adapter, the main process alone writes and reports."""
+    from hf_sign.systems import get_system
+
+    base = tmp_path / "base"
+    get_system("sign-sald").run_training(corpus, base, config="tiny")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
+    launch = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    args = ["finetune", "sign-sald", "--model", str(base), "--dataset", str(corpus), "--output-dir",
+            str(tmp_path / "lora"), "--lora-r", "2", "--num-train-epochs", "4", "--learning-rate", "0.01",
+            "--set", "ldm_training.per_device_train_batch_size=4"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", "hf_sign.cli", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1, "only the main process prints the report"
+    metrics = json.loads((tmp_path / "lora" / "finetune_metrics.json").read_text())
+    assert metrics["loss_after"] < metrics["loss_before"] and metrics["base_weights_unchanged"] is True
+    assert sorted(p.name for p in (tmp_path / "lora").iterdir()) == [
+        "adapter_config.json", "adapter_model.safetensors", "finetune_metrics.json", "hf_sign_adapter.json"
+    ]

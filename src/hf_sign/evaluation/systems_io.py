@@ -46,19 +46,22 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 def load_system(name: str, spec: Any, device: Optional[Union[str, torch.device]] = None) -> Any:
     """A generation system from a path or an object: a saved baseline folder, a pipeline folder (or Hub id) loaded
     through the system registry (`hf_sign.pipelines.loading.load_sign_pipeline`: the registered pipeline class, else
-    `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`), or any callable object."""
+    `DiffusionPipeline.from_pretrained(path, trust_remote_code=True)`), a LoRA adapter folder of `hf-sign finetune`
+    (its base model with the adapter), or any callable object."""
     if not isinstance(spec, (str, os.PathLike)):
         if not callable(spec):
             raise ValueError(f"`models[{name!r}]` must be a path or a callable system; got {type(spec).__name__}.")
         return spec
+    from ..pipelines.lora import ADAPTER_INFO_NAME
+
     path = str(spec)
     if os.path.isdir(path):
         if is_baseline_dir(path):
             return load_baseline(path)
-        if not os.path.isfile(os.path.join(path, "model_index.json")):
+        if not any(os.path.isfile(os.path.join(path, f)) for f in ("model_index.json", ADAPTER_INFO_NAME)):
             raise ValueError(
-                f"`models[{name!r}]` = {path!r} is neither a pipeline folder (model_index.json) nor a saved baseline "
-                "(baseline_config.json)."
+                f"`models[{name!r}]` = {path!r} is neither a pipeline folder (model_index.json), a LoRA adapter "
+                f"folder ({ADAPTER_INFO_NAME}) nor a saved baseline (baseline_config.json)."
             )
     elif os.path.isabs(path) or path.startswith(".") or not _HUB_ID.match(path):
         raise ValueError(

@@ -1,12 +1,14 @@
 """Multi-process training: what the stage runner and `HfSignTrainer` need beyond what `transformers.Trainer` does.
 
-A run started by `torchrun` or `accelerate launch` (the launchers set `WORLD_SIZE` and `RANK`) trains with
+A run started by `torchrun`, `accelerate launch` (they set `WORLD_SIZE` and `RANK`) or `mpirun` (accelerate's launcher
+for several CPU processes, `accelerate launch --cpu --num_processes N --mpirun_hostfile FILE`) trains with
 `DistributedDataParallel`: every process loads the data, builds the same models and trains on its shard of each
 epoch's batches; the Trainer all-reduces the gradients, gathers the logged loss and saves checkpoints from the main
 process. What remains is here:
 
 * `init_distributed`: starts the process group before anything is written (gloo on CPU), so that the stage runner can
-  let the main process alone write the output folder while the others wait;
+  let the main process alone write the output folder while the others wait; it refuses the one launch that would
+  silently train alone (`accelerate launch --cpu --num_processes N` without MPI starts a single process);
 * `is_main_process`, `wait_for_everyone`, `main_process_first`: the guards around those writes;
 * `SeededLengthGroupedSampler`: length-grouped batches in an order that depends only on the seed and the epoch, the
   same on every process, so that accelerate's batch sharding gives each process disjoint batches that together
@@ -37,11 +39,24 @@ __all__ = [
 ]
 
 
+# Where the launchers put the number of processes and this process's rank: torchrun (and accelerate's launchers
+# built on it) set WORLD_SIZE and RANK; Intel MPI / MPICH, Open MPI and MVAPICH set their own, which accelerate reads.
+_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _launcher_value(names, default: int) -> int:
+    for name in names:
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return default
+
+
 def world_size() -> int:
-    """The number of training processes: the process group's size, else the launcher's `WORLD_SIZE` (1 without)."""
+    """The number of training processes: the process group's size, else the launcher's (1 without a launcher)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _launcher_value(_SIZE_VARIABLES, 1)
 
 
 def init_distributed(use_cpu: bool = False) -> bool:
@@ -50,6 +65,14 @@ def init_distributed(use_cpu: bool = False) -> bool:
     Without an accelerator the run is on CPU whatever `use_cpu` says: accelerate only sets up a multi-process CPU run
     (gloo) when told to use the CPU, and would otherwise train every process alone on the whole data.
     """
+    if world_size() == 1 and _single_process_cpu_launch():
+        raise ValueError(
+            "`accelerate launch --cpu --num_processes N` started this single process: accelerate starts several CPU "
+            "processes only through MPI (add `--mpirun_hostfile FILE`, with Open MPI or Intel MPI installed). Without "
+            "MPI, `accelerate launch --multi_gpu --num_processes N -m hf_sign.cli ...` or `torchrun "
+            "--nproc_per_node N -m hf_sign.cli ...` runs N processes over gloo on a machine without GPUs; "
+            "`--num_processes 1` trains in one process."
+        )
     if world_size() > 1 and not torch.accelerator.is_available():
         use_cpu = True
     if world_size() > 1 and not dist.is_initialized():
@@ -59,11 +82,17 @@ def init_distributed(use_cpu: bool = False) -> bool:
     return use_cpu
 
 
+def _single_process_cpu_launch() -> bool:
+    """Whether `accelerate launch --cpu` was asked for several processes and started one: it sets `MASTER_ADDR` only
+    for several processes, and a process started by MPI or torchrun carries the launcher's size as well."""
+    return os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and bool(os.environ.get("MASTER_ADDR"))
+
+
 def is_main_process() -> bool:
     """Whether this process writes the output folder and prints (rank 0; always true in a single-process run)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
+    return _launcher_value(_RANK_VARIABLES, 0) == 0
 
 
 def wait_for_everyone() -> None:

@@ -41,6 +41,7 @@ from transformers import set_seed
 from ..pipelines.hub_cache import cached_repo_path
 from ..pipelines.lora import ADAPTER_WEIGHTS_NAME, add_lora_adapter, save_lora_adapter
 from ..systems import get_system, system_for_pipeline
+from .distributed import init_distributed, is_main_process, wait_for_everyone
 from .stages import StageContext
 from .trainer_utils import load_pose_splits, train_with_resume
 
@@ -176,6 +177,7 @@ def finetune_pipeline(
     if spec is None:
         raise ValueError(f"System {system!r} has no LoRA fine-tuning (its registry entry has no `finetune`).")
     lora = lora if lora is not None else LoraArguments()
+    use_cpu = init_distributed()  # under a multi-process launch: DDP as in `hf-sign train`, the main process writes
     folder = _model_folder(model)
     found = system_for_pipeline(folder)
     if found is None:
@@ -219,7 +221,7 @@ def finetune_pipeline(
         with tempfile.TemporaryDirectory(prefix="hf-sign-finetune-") as work:
             # 2. the new corpus, checked against the config
             data = load_pose_splits(str(dataset_dir), cfg["data"]["max_frames"])
-            ctx = StageContext(config=cfg, data=data, output_dir=Path(work), base_pipeline=pipe)
+            ctx = StageContext(config=cfg, data=data, output_dir=Path(work), use_cpu=use_cpu, base_pipeline=pipe)
             prepare = spec.resolve("prepare")
             data_metrics = dict(prepare(ctx, [stage.name])) if prepare is not None else {}
             # 3. the adapter; 4. the stage's Trainer on the base components, only the adapter trainable
@@ -244,23 +246,27 @@ def finetune_pipeline(
 
     # 5. the adapter only, and its size against the base component's
     out = Path(output_dir)
+    # a local base as an absolute path, so that the adapter folder loads its base from anywhere (a repo id as given)
+    base_model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
     base_bytes = sum(f.stat().st_size for f in (folder / spec.component).glob("*.safetensors"))
     info = {
         "system": spec_system.name,
         "pipeline_class": type(pipe).__name__,
         "component": spec.component,
         "component_class": type(component).__name__,
-        "base_model": str(model),
+        "base_model": base_model,
         "stage": stage.name,
         "dataset": str(dataset_dir),
-        "lora": {**asdict(lora), "target_modules": list(lora.lora_config(spec.target_modules).target_modules)},
+        "lora": {**asdict(lora), "target_modules": sorted(lora.lora_config(spec.target_modules).target_modules)},
     }
-    save_lora_adapter(adapted, out, info)
+    if is_main_process():
+        save_lora_adapter(adapted, out, info)
+    wait_for_everyone()  # the other processes read the adapter's size from what the main one wrote
     adapter_bytes = (out / ADAPTER_WEIGHTS_NAME).stat().st_size
     metrics = {
         **data_metrics,
         "system": spec_system.name,
-        "base_model": str(model),
+        "base_model": base_model,
         "loss_before": round(loss_before, 6),
         "loss_after": round(loss_after, 6),
         "train_loss": result["train_loss"],
@@ -275,5 +281,6 @@ def finetune_pipeline(
         "base_component_bytes": base_bytes,
         "base_weights_unchanged": unchanged,
     }
-    (out / "finetune_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if is_main_process():
+        (out / "finetune_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return pipe, metrics

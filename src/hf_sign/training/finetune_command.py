@@ -41,6 +41,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.set),
         seed=args.seed,
     )
+    from .distributed import is_main_process
+
+    if not is_main_process():  # one report for a multi-process run
+        return 0
     print(json.dumps(metrics, indent=2, default=str))
     print(
         f"loss on the new train split (fixed draws): {metrics['loss_before']:.4f} -> {metrics['loss_after']:.4f}\n"
