@@ -10,7 +10,7 @@ import torch
 from accelerate.data_loader import BatchSamplerShard
 from torch.utils.data import BatchSampler
 
-from hf_sign.training import stages as stages_module
+from hf_sign.training import distributed, stages as stages_module
 from hf_sign.training.distributed import (
     SeededLengthGroupedSampler,
     init_distributed,
@@ -81,7 +81,8 @@ def test_single_process_helpers(monkeypatch):
 
 
 LAUNCHER_VARIABLES = ["WORLD_SIZE", "RANK", "PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-                      "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "ACCELERATE_USE_CPU", "MASTER_ADDR"]
+                      "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "ACCELERATE_USE_CPU", "MASTER_ADDR",
+                      "ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"]
 
 
 @pytest.fixture
@@ -111,6 +112,16 @@ def test_accelerate_cpu_launch_that_started_one_process_is_refused(no_launcher):
         init_distributed(True)
     no_launcher.delenv("MASTER_ADDR")  # `accelerate launch --cpu` with one process: trains alone, as asked
     assert init_distributed(True) is True
+
+
+def test_fsdp_or_deepspeed_launch_is_recognised(no_launcher):
+    """On CPU such a run trains with DDP: `init_distributed` warns, naming what was configured."""
+    assert distributed._sharded_launch() is None
+    no_launcher.setenv("ACCELERATE_USE_FSDP", "true")
+    assert distributed._sharded_launch() == "FSDP"
+    no_launcher.delenv("ACCELERATE_USE_FSDP")
+    no_launcher.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    assert distributed._sharded_launch() == "DeepSpeed"
 
 
 def _stage(calls):

@@ -20,13 +20,16 @@ process. What remains is here:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from typing import Dict, Iterator, List, Mapping
+from typing import Dict, Iterator, List, Mapping, Optional
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "world_size",
@@ -75,11 +78,26 @@ def init_distributed(use_cpu: bool = False) -> bool:
         )
     if world_size() > 1 and not torch.accelerator.is_available():
         use_cpu = True
+        sharded = _sharded_launch()
+        if sharded is not None and is_main_process():
+            logger.warning(
+                "accelerate was configured for %s, which shards over GPUs; without an accelerator every process "
+                "keeps the whole model and trains with DistributedDataParallel over gloo on CPU.",
+                sharded,
+            )
     if world_size() > 1 and not dist.is_initialized():
         from accelerate import PartialState
 
         PartialState(cpu=use_cpu)  # what `TrainingArguments` sets up too; the group it starts is reused
     return use_cpu
+
+
+def _sharded_launch() -> Optional[str]:
+    """`"FSDP"` or `"DeepSpeed"` when `accelerate launch` was configured for it (else `None`)."""
+    for name, variable in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED")):
+        if os.environ.get(variable, "").lower() == "true":
+            return name
+    return None
 
 
 def _single_process_cpu_launch() -> bool:
