@@ -47,9 +47,13 @@ def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0)
     cfg = full_config(config)
     tokenizer = build_text_tokenizer(TEXTS * 4, TextTokenizerArguments(vocab_size=cfg["text_tokenizer"]["vocab_size"]))
     vqvae = PartVQVAE(**cfg["part_vqvae"]).eval()
-    # room for the timed canvas: the position table is a shape, not something trained here
-    positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens)
-    lm_args = {**cfg["lm"], "bidirectional": bidirectional, "max_position_embeddings": positions}
+    # room for the timed canvas: the position table and the sign canvas are shapes, not something trained here (the
+    # pipeline refuses `num_frames` beyond `max_sign_tokens`)
+    positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens + 2)
+    canvas = max(cfg["lm"]["max_sign_tokens"], tokens)
+    lm_args = {
+        **cfg["lm"], "bidirectional": bidirectional, "max_position_embeddings": positions, "max_sign_tokens": canvas
+    }
     lm_config = MaDiSConfig(
         text_vocab_size=len(tokenizer),
         part_codebook_sizes=list(vqvae.config.codebook_sizes),
