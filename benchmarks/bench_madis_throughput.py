@@ -49,7 +49,7 @@ def build_pipeline(config: str, bidirectional: bool, tokens: int, seed: int = 0)
     vqvae = PartVQVAE(**cfg["part_vqvae"]).eval()
     # room for the timed canvas: the position table and the sign canvas are shapes, not something trained here (the
     # pipeline refuses `num_frames` beyond `max_sign_tokens`)
-    positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens + 2)
+    positions = max(cfg["lm"]["max_position_embeddings"], cfg["lm"]["max_text_tokens"] + tokens)
     canvas = max(cfg["lm"]["max_sign_tokens"], tokens)
     lm_args = {
         **cfg["lm"], "bidirectional": bidirectional, "max_position_embeddings": positions, "max_sign_tokens": canvas

@@ -169,26 +169,16 @@ def test_only_a_small_adapter_is_saved(tuned, name):
     assert json.loads((folder / "finetune_metrics.json").read_text()) == metrics
 
 
+def _finetune_argv(bases, new_signer, out):
+    """`hf-sign finetune sign-sald` of the tiny base on the new signer into `out`."""
+    model = str(bases["sign-sald"])
+    return ["finetune", "sign-sald", "--model", model, "--dataset", str(new_signer), "--output-dir", str(out)]
+
+
 def test_cli_finetune_and_generate_with_the_adapter(bases, new_signer, tmp_path, capsys):
     out = tmp_path / "adapter"
-    code = main(
-        [
-            "finetune",
-            "sign-sald",
-            "--model",
-            str(bases["sign-sald"]),
-            "--dataset",
-            str(new_signer),
-            "--output-dir",
-            str(out),
-            "--lora-r",
-            "2",
-            "--num-train-epochs",
-            "1",
-            "--set",
-            "num_threads=1",
-        ]
-    )
+    options = ["--lora-r", "2", "--num-train-epochs", "1", "--set", "num_threads=1"]
+    code = main([*_finetune_argv(bases, new_signer, out), *options])
     assert code == 0
     printed = capsys.readouterr().out
     assert "adapter: " in printed and "of the base component's" in printed
@@ -247,16 +237,7 @@ def test_bad_lora_arguments(kwargs, match):
 
 
 def test_bad_lora_arguments_from_the_cli(bases, new_signer, tmp_path, capsys):
-    args = [
-        "finetune",
-        "sign-sald",
-        "--model",
-        str(bases["sign-sald"]),
-        "--dataset",
-        str(new_signer),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
+    args = _finetune_argv(bases, new_signer, tmp_path / "out")
     assert main([*args, "--lora-r", "0"]) == 2
     assert "`lora_r` must be an integer > 0" in capsys.readouterr().err
     assert main([*args, "--target-modules", "no_such_layer"]) == 2

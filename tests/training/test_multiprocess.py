@@ -77,31 +77,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _child_env(**extra: str) -> dict:
+    """The environment of a launched run: one thread per process, no GPU, this checkout's sources first."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _accelerate(flags, num_processes: int, *target: str) -> list:
+    """`accelerate launch FLAGS` for `num_processes` processes on this machine, then the program and its arguments."""
+    launch = [*flags, "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
+    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    return [sys.executable, "-m", "accelerate.commands.launch", *launch, *target]
+
+
+def _run(cmd: list, env: dict) -> subprocess.CompletedProcess:
+    """Run a launch that must succeed with one report, printed by the main process alone."""
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1, "only the main process prints the report"
+    return done
+
+
 def _train(system: str, corpus: Path, out: Path, num_processes: int, launcher: str = "torchrun") -> Path:
     script = out.parent / f"{out.name}-cli.py"
     script.write_text(RECORDING_CLI)
     (out.parent / f"{out.name}-weights").mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "CUDA_VISIBLE_DEVICES": ""}
-    env["WEIGHTS_LOG"] = str(out.parent / f"{out.name}-weights")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
+    env = _child_env(ACCELERATE_USE_CPU="true", WEIGHTS_LOG=str(out.parent / f"{out.name}-weights"))
     args = ["train", system, "--dataset", str(corpus), "--output-dir", str(out), "--config", "tiny"]
     for section, batch_size in SYSTEMS[system][1].items():
         args += ["--set", f"{section}.per_device_train_batch_size={batch_size // num_processes}"]
-    launch = ["--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     if num_processes == 1:
         cmd = [sys.executable, str(script), *args]
     elif launcher == "mpi":
         hostfile = out.parent / f"{out.name}-hostfile"
         hostfile.write_text(f"localhost slots={num_processes}\n")
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")  # containers run as root
-        launch += ["--cpu", "--mpirun_hostfile", str(hostfile)]
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(script), *args]
+        cmd = _accelerate(["--cpu", "--mpirun_hostfile", str(hostfile)], num_processes, str(script), *args)
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", *launch, str(script), *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("wrote ") == 1, "only the main process prints the report"
+        cmd = _accelerate(["--multi_gpu"], num_processes, str(script), *args)
+    _run(cmd, env)
     return out
 
 
@@ -137,13 +152,9 @@ def test_two_processes_follow_the_one_process_loss_curve(system, launcher, corpu
 
 def test_accelerate_cpu_launch_without_mpi_is_refused(corpus, tmp_path):
     """`accelerate launch --cpu --num_processes 2` without a hostfile starts one process: it must not train alone."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
-    launch = ["--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     args = ["train", "sign-sald", "--dataset", str(corpus), "--output-dir", str(tmp_path / "out"), "--config", "tiny"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", "hf_sign.cli", *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd = _accelerate(["--cpu"], 2, "-m", "hf_sign.cli", *args)
+    done = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "hf-sign: error: `accelerate launch --cpu --num_processes N` started this single process" in done.stderr
     assert "--mpirun_hostfile" in done.stderr
@@ -158,17 +169,10 @@ def test_two_process_finetune_writes_one_adapter_that_learns(corpus, tmp_path):
 
     base = tmp_path / "base"
     get_system("sign-sald").run_training(corpus, base, config="tiny")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
-    launch = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     args = ["finetune", "sign-sald", "--model", str(base), "--dataset", str(corpus), "--output-dir",
             str(tmp_path / "lora"), "--lora-r", "2", "--num-train-epochs", "4", "--learning-rate", "0.01",
             "--set", "ldm_training.per_device_train_batch_size=4"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", "hf_sign.cli", *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("wrote ") == 1, "only the main process prints the report"
+    _run(_accelerate(["--multi_gpu"], 2, "-m", "hf_sign.cli", *args), _child_env())
     metrics = json.loads((tmp_path / "lora" / "finetune_metrics.json").read_text())
     assert metrics["loss_after"] < metrics["loss_before"] and metrics["base_weights_unchanged"] is True
     assert sorted(p.name for p in (tmp_path / "lora").iterdir()) == [
