@@ -14,9 +14,14 @@ The default variant (`+physical`, `uniform`, `mop`) is trained once and shared b
 scored by the benchmark harness on `--split` (validation by default: ablations inform choices, and choices are made on
 validation) with one evaluator folder. Writes `OUT/ablations.md` and `OUT/ablations.json`.
 
+`--default-run RUN` reuses a full MaDiS run (`hf-sign train madis --config CONFIG`) as the default variant: its
+pretrained LM is the `+physical` pretraining and the run itself is the `+physical / uniform` row, so that at `small`'s
+own budget Tables 3 and 4 need three fine-tunings rather than a pretraining and four. Its config must be `--config`'s
+with these epochs, and it supplies the tokenizers.
+
     python benchmarks/bench_madis_ablations.py --dataset DATA --tokenizers RUN --evaluators EVALS --out OUT
         [--config small] [--pretrain-epochs 4] [--sft-epochs 6] [--split validation] [--max-samples N]
-        [--tables 2 3 4]
+        [--tables 2 3 4] [--default-run RUN]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Dict
 
 from hf_sign.evaluation.harness import run_benchmark
 from hf_sign.systems import get_system
+from hf_sign.training.madis_trainer import full_config
 
 TOKENIZER_OUTPUTS = ("part_vqvae", "normalizer", "text_tokenizer", "madis_metrics.json")
 PRETRAINING = {
@@ -87,6 +93,41 @@ def seed_folder(tokenizers: Path, folder: Path) -> None:
             shutil.copy2(src, dst)
 
 
+def _config_differences(a: Any, b: Any, prefix: str = "") -> list:
+    """Dotted keys whose values differ between two resolved configs (`train_stages` aside: a stage list, not a
+    hyperparameter)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted((set(a) | set(b)) - {"train_stages"})
+        return [d for k in keys for d in _config_differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def adopt_default_run(args) -> None:
+    """Seed `OUT` with `--default-run`: its pretrained LM as the `+physical` pretraining and itself as the
+    `+physical / uniform` run. Refuses a run whose config is not `--config` at this budget (its row would not be
+    comparable) or that lacks a stage's output."""
+    run, out = Path(args.default_run), Path(args.out)
+    config_file = run / "madis_config.json"
+    for needed in (config_file, run / "pretrained_lm" / "config.json", run / "model_index.json"):
+        if not needed.is_file():
+            raise ValueError(f"`--default-run` {run} has no {needed.relative_to(run)}: pass a full MaDiS run folder.")
+    budget = {"pretraining.num_train_epochs": args.pretrain_epochs, "sft.num_train_epochs": args.sft_epochs}
+    expected = full_config(args.config, budget)
+    differ = _config_differences(json.loads(config_file.read_text(encoding="utf-8")), expected)
+    if differ:
+        raise ValueError(
+            f"`--default-run` {run} was not trained with the {args.config!r} config at {args.pretrain_epochs:g} + "
+            f"{args.sft_epochs:g} epochs: {', '.join(differ)} differ(s). Pass the epochs it used, or leave it out."
+        )
+    pre_dir = out / "pretrain" / "physical"
+    seed_folder(run, pre_dir)
+    if not (pre_dir / "pretrained_lm").exists():
+        shutil.copytree(run / "pretrained_lm", pre_dir / "pretrained_lm")
+    default = out / "runs" / "physical-uniform"
+    if not default.exists():
+        shutil.copytree(run, default, ignore=shutil.ignore_patterns("checkpoints"))
+
+
 def train_variants(args, tables) -> Dict[str, Path]:
     """Train what `tables` need; returns `{"<pretraining>/<fine-tuning>": pipeline folder}`."""
     system = get_system("madis")
@@ -132,7 +173,12 @@ def main() -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--tables", type=int, nargs="+", default=[2, 3, 4], choices=sorted(TABLES))
+    parser.add_argument("--default-run", default=None, help="a full MaDiS run to reuse as the default variant")
     args = parser.parse_args()
+    if args.default_run is not None:
+        if Path(args.tokenizers).resolve() != Path(args.default_run).resolve():
+            parser.error("`--default-run` supplies the tokenizers: pass the same folder as `--tokenizers`.")
+        adopt_default_run(args)
 
     folders = train_variants(args, args.tables)
     results = run_benchmark(

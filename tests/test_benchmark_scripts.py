@@ -27,3 +27,55 @@ def test_madis_throughput_runs_past_the_configs_canvas():
 def test_dtw_jpe_end_to_end_prints_both_ratios():
     out = _run("bench_dtw.py", "--jpe-only", "--pairs", "20", "--frames", "30", "--repeats", "1")
     assert "end to end / DP" in out and out.count("x\n") >= 2
+
+
+def _ablations_script():
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "bench_madis_ablations.py"
+    spec = importlib.util.spec_from_file_location("bench_madis_ablations", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_madis_ablations_reuse_a_default_run_only_at_its_own_budget(tmp_path):
+    import argparse
+    import json
+
+    import pytest
+
+    from hf_sign.training.madis_trainer import full_config
+
+    script = _ablations_script()
+    run = tmp_path / "run"
+    for folder in ("part_vqvae", "normalizer", "text_tokenizer", "pretrained_lm", "lm", "checkpoints/sft"):
+        (run / folder).mkdir(parents=True)
+        (run / folder / "config.json").write_text("{}")
+    (run / "model_index.json").write_text("{}")
+    (run / "madis_metrics.json").write_text(json.dumps({"tokenizer_seconds": 1.0, "sft_seconds": 2.0}))
+    config = full_config("tiny", {"pretraining.num_train_epochs": 3.0, "sft.num_train_epochs": 5.0})
+    (run / "madis_config.json").write_text(json.dumps({**config, "train_stages": ["sft"]}))
+
+    def args(out, pretrain_epochs=3.0, sft_epochs=5.0):
+        return argparse.Namespace(
+            default_run=str(run), out=str(out), config="tiny", pretrain_epochs=pretrain_epochs, sft_epochs=sft_epochs
+        )
+
+    with pytest.raises(ValueError, match=r"pretraining\.num_train_epochs"):
+        script.adopt_default_run(args(tmp_path / "other", pretrain_epochs=4.0))
+    assert not (tmp_path / "other").exists()
+
+    out = tmp_path / "out"
+    script.adopt_default_run(args(out))
+    pretrained = out / "pretrain" / "physical"
+    assert (pretrained / "pretrained_lm" / "config.json").is_file() and (pretrained / "part_vqvae").is_dir()
+    # the pretraining folder keeps the tokenizer stage's metrics only; the default row is the whole run, no checkpoints
+    assert json.loads((pretrained / "madis_metrics.json").read_text()) == {"tokenizer_seconds": 1.0}
+    default = out / "runs" / "physical-uniform"
+    assert (default / "model_index.json").is_file() and (default / "lm" / "config.json").is_file()
+    assert not (default / "checkpoints").exists()
+
+    (run / "model_index.json").unlink()
+    with pytest.raises(ValueError, match="model_index.json"):
+        script.adopt_default_run(args(tmp_path / "third"))
