@@ -64,13 +64,15 @@ TABLES = {
     ),
     4: ("Table 4: sign embedding", [("+physical", "average"), ("+physical", "uniform")]),
 }
-METRICS = (
-    ("dtw_jpe_body", "DTW-JPE Body ↓ (mm)"),
-    ("dtw_jpe_hands", "DTW-JPE Hands ↓ (mm)"),
-    ("sibleu_body", "SiBLEU Body ↑"),
-    ("sibleu_hands", "SiBLEU Hands ↑"),
-    ("siclip_r1", "SiCLIP R@1 ↑"),
-    ("bleu4", "BLEU-4 ↑"),
+METRICS = (  # (key, header, decimals)
+    ("dtw_jpe_body", "DTW-JPE Body ↓ (mm)", 2),
+    ("dtw_jpe_hands", "DTW-JPE Hands ↓ (mm)", 2),
+    ("sibleu_body", "SiBLEU Body ↑", 2),
+    ("sibleu_hands", "SiBLEU Hands ↑", 2),
+    ("siclip_r1", "SiCLIP R@1 ↑", 1),
+    ("bleu1", "BLEU-1 ↑", 2),
+    ("bleu4", "BLEU-4 ↑", 2),
+    ("fid", "FID ↓", 3),
 )
 
 
@@ -202,12 +204,12 @@ def main() -> None:
         lines += [
             title,
             "",
-            "| pretraining | unmasking / embedding | " + " | ".join(h for _, h in METRICS) + " |",
+            "| pretraining | unmasking / embedding | " + " | ".join(h for _, h, _ in METRICS) + " |",
             "|---|---|" + "---:|" * len(METRICS),
         ]
         for pre, ft in rows:
             m = scores[f"{pre}/{ft}"]
-            cells = ["–" if m.get(k) is None else f"{m[k]:.2f}" for k, _ in METRICS]
+            cells = ["–" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in METRICS]
             lines.append(f"| {pre} | {ft} | " + " | ".join(cells) + " |")
         lines.append("")
     Path(args.out, "ablations.md").write_text("\n".join(lines), encoding="utf-8")

@@ -29,11 +29,10 @@ def test_dtw_jpe_end_to_end_prints_both_ratios():
     assert "end to end / DP" in out and out.count("x\n") >= 2
 
 
-def _ablations_script():
+def _script(name: str):
     import importlib.util
 
-    path = ROOT / "benchmarks" / "bench_madis_ablations.py"
-    spec = importlib.util.spec_from_file_location("bench_madis_ablations", path)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -47,7 +46,7 @@ def test_madis_ablations_reuse_a_default_run_only_at_its_own_budget(tmp_path):
 
     from hf_sign.training.madis_trainer import full_config
 
-    script = _ablations_script()
+    script = _script("bench_madis_ablations")
     run = tmp_path / "run"
     for folder in ("part_vqvae", "normalizer", "text_tokenizer", "pretrained_lm", "lm", "checkpoints/sft"):
         (run / folder).mkdir(parents=True)
@@ -79,3 +78,33 @@ def test_madis_ablations_reuse_a_default_run_only_at_its_own_budget(tmp_path):
     (run / "model_index.json").unlink()
     with pytest.raises(ValueError, match="model_index.json"):
         script.adopt_default_run(args(tmp_path / "third"))
+
+
+def test_paired_bootstrap_of_bleu_between_two_systems(tmp_path):
+    import csv
+
+    import pytest
+
+    references = ["A B C D E", "F G H I", "J K L M N", "A C E G", "B D F H J"] * 4
+    wrong = ["X Y Z W"] * len(references)
+    half = [r if i % 2 else w for i, (r, w) in enumerate(zip(references, wrong))]
+    path = tmp_path / "per_sample.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["system", "index", "reference_gloss", "hypothesis_gloss"])
+        for name, hyps in (("wrong", wrong), ("right", references), ("half", half)):
+            for i in reversed(range(len(references))):  # the order of the file is not the samples' order
+                writer.writerow([name, i, references[i], hyps[i]])
+    script = _script("paired_bootstrap")
+    hyps, refs = script.read_glosses(path, "right")
+    assert hyps == refs == references
+
+    r = script.paired_bootstrap(wrong, references, references, samples=50)
+    assert r["a"] == 0 and r["b"] == pytest.approx(100) and r["ci_low"] > 50
+    assert r["p_b_below_a"] == 0 and r["p_b_above_a"] == 1
+    same = script.paired_bootstrap(half, half, references, samples=50)
+    assert same["mean_difference"] == same["ci_low"] == same["ci_high"] == 0
+    out = _run("paired_bootstrap.py", str(path), "half", "wrong", "--samples", "50")
+    assert "BLEU-4: A " in out and "B 0.00" in out and "B below A in 100.0%, above in 0.0%" in out
+    with pytest.raises(ValueError, match="no rows of system 'missing'"):
+        script.read_glosses(path, "missing")
