@@ -17,11 +17,11 @@ validation) with one evaluator folder. Writes `OUT/ablations.md` and `OUT/ablati
 `--default-run RUN` reuses a full MaDiS run (`hf-sign train madis --config CONFIG`) as the default variant: its
 pretrained LM is the `+physical` pretraining and the run itself is the `+physical / uniform` row, so that at `small`'s
 own budget Tables 3 and 4 need three fine-tunings rather than a pretraining and four. Its config must be `--config`'s
-with these epochs, and it supplies the tokenizers.
+with these epochs, and it supplies the tokenizers (`--tokenizers` may be left out).
 
-    python benchmarks/bench_madis_ablations.py --dataset DATA --tokenizers RUN --evaluators EVALS --out OUT
-        [--config small] [--pretrain-epochs 4] [--sft-epochs 6] [--split validation] [--max-samples N]
-        [--tables 2 3 4] [--default-run RUN]
+    python benchmarks/bench_madis_ablations.py --dataset DATA (--tokenizers RUN | --default-run RUN)
+        --evaluators EVALS --out OUT [--config small] [--pretrain-epochs 4] [--sft-epochs 6] [--split validation]
+        [--max-samples N] [--tables 2 3 4]
 """
 
 from __future__ import annotations
@@ -53,16 +53,18 @@ FINE_TUNING = {
     "contiguous": {"scheduler.pivot_mode": "contiguous"},
     "average": {"lm.sign_embedding": "average"},
 }
-TABLES = {
+TABLES = {  # rows: (pretraining, fine-tuning, what the row's second column shows)
     2: (
         "Table 2: pretraining levels",
-        [("token", "uniform"), ("+text", "uniform"), ("+latent", "uniform"), ("+physical", "uniform")],
+        [("token", "uniform", "UTC, MoP"), ("+text", "uniform", "UTC, MoP"), ("+latent", "uniform", "UTC, MoP"),
+         ("+physical", "uniform", "UTC, MoP")],
     ),
     3: (
         "Table 3: unmasking with temporal checkpoints",
-        [("+physical", "none"), ("+physical", "contiguous"), ("+physical", "uniform")],
+        [("+physical", "none", "none (vanilla)"), ("+physical", "contiguous", "contiguous"),
+         ("+physical", "uniform", "uniform (UTC)")],
     ),
-    4: ("Table 4: sign embedding", [("+physical", "average"), ("+physical", "uniform")]),
+    4: ("Table 4: sign embedding", [("+physical", "average", "average"), ("+physical", "uniform", "MoP")]),
 }
 METRICS = (  # (key, header, decimals)
     ("dtw_jpe_body", "DTW-JPE Body ↓ (mm)", 2),
@@ -135,7 +137,7 @@ def train_variants(args, tables) -> Dict[str, Path]:
     system = get_system("madis")
     out, tokenizers = Path(args.out), Path(args.tokenizers)
     budget = {"pretraining.num_train_epochs": args.pretrain_epochs, "sft.num_train_epochs": args.sft_epochs}
-    needed = sorted({pair for t in tables for pair in TABLES[t][1]})
+    needed = sorted({(pre, ft) for t in tables for pre, ft, _ in TABLES[t][1]})
     folders = {}
     for pre in sorted({p for p, _ in needed}):
         pre_dir = out / "pretrain" / pre.lstrip("+")
@@ -166,7 +168,7 @@ def train_variants(args, tables) -> Dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--tokenizers", required=True, help="a MaDiS run folder with the trained tokenizers")
+    parser.add_argument("--tokenizers", help="a MaDiS run folder with the trained tokenizers (default: --default-run)")
     parser.add_argument("--evaluators", required=True, help="trained evaluator folder (hf-sign train evaluator)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--config", default="small")
@@ -178,9 +180,13 @@ def main() -> None:
     parser.add_argument("--default-run", default=None, help="a full MaDiS run to reuse as the default variant")
     args = parser.parse_args()
     if args.default_run is not None:
-        if Path(args.tokenizers).resolve() != Path(args.default_run).resolve():
-            parser.error("`--default-run` supplies the tokenizers: pass the same folder as `--tokenizers`.")
+        if args.tokenizers is None:
+            args.tokenizers = args.default_run
+        elif Path(args.tokenizers).resolve() != Path(args.default_run).resolve():
+            parser.error("`--default-run` supplies the tokenizers: leave `--tokenizers` out or pass the same folder.")
         adopt_default_run(args)
+    elif args.tokenizers is None:
+        parser.error("pass `--tokenizers` (a MaDiS run with trained tokenizers) or `--default-run`.")
 
     folders = train_variants(args, args.tables)
     results = run_benchmark(
@@ -207,10 +213,10 @@ def main() -> None:
             "| pretraining | unmasking / embedding | " + " | ".join(h for _, h, _ in METRICS) + " |",
             "|---|---|" + "---:|" * len(METRICS),
         ]
-        for pre, ft in rows:
+        for pre, ft, shown in rows:
             m = scores[f"{pre}/{ft}"]
             cells = ["–" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in METRICS]
-            lines.append(f"| {pre} | {ft} | " + " | ".join(cells) + " |")
+            lines.append(f"| {pre} | {shown} | " + " | ".join(cells) + " |")
         lines.append("")
     Path(args.out, "ablations.md").write_text("\n".join(lines), encoding="utf-8")
     Path(args.out, "ablations.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
