@@ -1,5 +1,5 @@
-"""Speed benchmarks run end to end at tiny sizes: they import the library's public pieces, so a change there that
-breaks a script shows here rather than when someone next measures with it."""
+"""Benchmark scripts run end to end at tiny sizes, or their pieces on hand-made inputs: they import the library's
+public pieces, so a change there that breaks a script shows here rather than when someone next measures with it."""
 
 from __future__ import annotations
 
