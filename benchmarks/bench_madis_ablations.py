@@ -10,14 +10,15 @@ the same epochs (`--pretrain-epochs`, `--sft-epochs`) through the registry (`hf-
 * Table 3, unmasking, fine-tuned from the full pretraining: `uniform` (UTC), `none` (vanilla), `contiguous`;
 * Table 4, sign embedding, fine-tuned from the full pretraining: `mop`, `average`.
 
-The default variant (`+physical`, `uniform`, `mop`) is trained once and shared by the three tables. Each variant is
-scored by the benchmark harness on `--split` (validation by default: ablations inform choices, and choices are made on
-validation) with one evaluator folder. Writes `OUT/ablations.md` and `OUT/ablations.json`.
+The paper's default variant (`+physical`, `uniform`, `mop`) is trained once and shared by the three tables. Each
+level sets both pretraining weights explicitly, so the rows mean the same whatever `--config` pretrains with. Each
+variant is scored by the benchmark harness on `--split` (validation by default: ablations inform choices, and choices
+are made on validation) with one evaluator folder. Writes `OUT/ablations.md` and `OUT/ablations.json`.
 
-`--default-run RUN` reuses a full MaDiS run (`hf-sign train madis --config CONFIG`) as the default variant: its
-pretrained LM is the `+physical` pretraining and the run itself is the `+physical / uniform` row, so that at `small`'s
-own budget Tables 3 and 4 need three fine-tunings rather than a pretraining and four. Its config must be `--config`'s
-with these epochs, and it supplies the tokenizers (`--tokenizers` may be left out).
+`--default-run RUN` reuses a full MaDiS run (`hf-sign train madis --config CONFIG`): its pretrained LM is the
+pretraining of the level it was trained at (`+physical` for `paper`, `+latent` for `small`) and the run itself is that
+level's `uniform` row, so that at the config's own budget one pretraining and fine-tuning fewer are trained. Its config
+must be `--config`'s with these epochs, and it supplies the tokenizers (`--tokenizers` may be left out).
 
     python benchmarks/bench_madis_ablations.py --dataset DATA (--tokenizers RUN | --default-run RUN)
         --evaluators EVALS --out OUT [--config small] [--pretrain-epochs 4] [--sft-epochs 6] [--split validation]
@@ -37,15 +38,18 @@ from hf_sign.systems import get_system
 from hf_sign.training.madis_trainer import full_config
 
 TOKENIZER_OUTPUTS = ("part_vqvae", "normalizer", "text_tokenizer", "madis_metrics.json")
-PRETRAINING = {
-    "token": {
-        "pretraining.mask_text": False,
-        "pretraining.latent_loss_weight": 0.0,
-        "pretraining.physical_loss_weight": 0.0,
-    },
-    "+text": {"pretraining.latent_loss_weight": 0.0, "pretraining.physical_loss_weight": 0.0},
-    "+latent": {"pretraining.physical_loss_weight": 0.0},
-    "+physical": {},
+PRETRAINING = {  # (mask_text, latent_loss_weight, physical_loss_weight) of each level, Table 2 top to bottom
+    level: {
+        "pretraining.mask_text": mask_text,
+        "pretraining.latent_loss_weight": latent,
+        "pretraining.physical_loss_weight": physical,
+    }
+    for level, (mask_text, latent, physical) in {
+        "token": (False, 0.0, 0.0),
+        "+text": (True, 0.0, 0.0),
+        "+latent": (True, 1.0, 0.0),
+        "+physical": (True, 1.0, 1.0),
+    }.items()
 }
 FINE_TUNING = {
     "uniform": {},
@@ -106,30 +110,38 @@ def _config_differences(a: Any, b: Any, prefix: str = "") -> list:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def adopt_default_run(args) -> None:
-    """Seed `OUT` with `--default-run`: its pretrained LM as the `+physical` pretraining and itself as the
-    `+physical / uniform` run. Refuses a run whose config is not `--config` at this budget (its row would not be
-    comparable) or that lacks a stage's output."""
+def adopt_default_run(args) -> str:
+    """Seed `OUT` with `--default-run`: its pretrained LM as the pretraining of the level it was trained at and itself
+    as that level's `uniform` run; returns the level. Refuses a run whose config is not `--config` at this budget (its
+    row would not be comparable) or that lacks a stage's output."""
     run, out = Path(args.default_run), Path(args.out)
     config_file = run / "madis_config.json"
     for needed in (config_file, run / "pretrained_lm" / "config.json", run / "model_index.json"):
         if not needed.is_file():
             raise ValueError(f"`--default-run` {run} has no {needed.relative_to(run)}: pass a full MaDiS run folder.")
     budget = {"pretraining.num_train_epochs": args.pretrain_epochs, "sft.num_train_epochs": args.sft_epochs}
-    expected = full_config(args.config, budget)
-    differ = _config_differences(json.loads(config_file.read_text(encoding="utf-8")), expected)
+    trained = json.loads(config_file.read_text(encoding="utf-8"))
+    differ = _config_differences(trained, full_config(args.config, budget))
     if differ:
         raise ValueError(
             f"`--default-run` {run} was not trained with the {args.config!r} config at {args.pretrain_epochs:g} + "
             f"{args.sft_epochs:g} epochs: {', '.join(differ)} differ(s). Pass the epochs it used, or leave it out."
         )
-    pre_dir = out / "pretrain" / "physical"
+    levels = [
+        level
+        for level, overrides in PRETRAINING.items()
+        if not _config_differences(trained, full_config(args.config, {**budget, **overrides}))
+    ]
+    if not levels:
+        raise ValueError(f"`--default-run` {run} pretrains at none of Table 2's levels ({', '.join(PRETRAINING)}).")
+    pre_dir = out / "pretrain" / levels[0].lstrip("+")
     seed_folder(run, pre_dir)
     if not (pre_dir / "pretrained_lm").exists():
         shutil.copytree(run / "pretrained_lm", pre_dir / "pretrained_lm")
-    default = out / "runs" / "physical-uniform"
+    default = out / "runs" / f"{levels[0].lstrip('+')}-uniform"
     if not default.exists():
         shutil.copytree(run, default, ignore=shutil.ignore_patterns("checkpoints"))
+    return levels[0]
 
 
 def train_variants(args, tables) -> Dict[str, Path]:
@@ -177,7 +189,9 @@ def main() -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--tables", type=int, nargs="+", default=[2, 3, 4], choices=sorted(TABLES))
-    parser.add_argument("--default-run", default=None, help="a full MaDiS run to reuse as the default variant")
+    parser.add_argument(
+        "--default-run", default=None, help="a full MaDiS run to reuse as its pretraining level's `uniform` row"
+    )
     args = parser.parse_args()
     if args.default_run is not None:
         if args.tokenizers is None:

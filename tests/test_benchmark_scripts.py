@@ -66,7 +66,7 @@ def test_madis_ablations_reuse_a_default_run_only_at_its_own_budget(tmp_path):
     assert not (tmp_path / "other").exists()
 
     out = tmp_path / "out"
-    script.adopt_default_run(args(out))
+    assert script.adopt_default_run(args(out)) == "+physical"  # `tiny` pretrains as the paper
     pretrained = out / "pretrain" / "physical"
     assert (pretrained / "pretrained_lm" / "config.json").is_file() and (pretrained / "part_vqvae").is_dir()
     # the pretraining folder keeps the tokenizer stage's metrics only; the default row is the whole run, no checkpoints
@@ -74,6 +74,14 @@ def test_madis_ablations_reuse_a_default_run_only_at_its_own_budget(tmp_path):
     default = out / "runs" / "physical-uniform"
     assert (default / "model_index.json").is_file() and (default / "lm" / "config.json").is_file()
     assert not (default / "checkpoints").exists()
+
+    # `small` pretrains without the physical term: its run fills the `+latent` rows, not the paper's `+physical`
+    small = full_config("small", {"pretraining.num_train_epochs": 3.0, "sft.num_train_epochs": 5.0})
+    (run / "madis_config.json").write_text(json.dumps(small))
+    small_args = argparse.Namespace(**{**vars(args(tmp_path / "small")), "config": "small"})
+    assert script.adopt_default_run(small_args) == "+latent"
+    assert (tmp_path / "small" / "runs" / "latent-uniform" / "model_index.json").is_file()
+    assert not (tmp_path / "small" / "runs" / "physical-uniform").exists()
 
     (run / "model_index.json").unlink()
     with pytest.raises(ValueError, match="model_index.json"):

@@ -45,10 +45,14 @@ def test_registered_with_its_three_stages():
 
 
 def test_the_paper_config_keeps_the_paper_sampler():
-    """Options the paper lacks stay off in `paper`; `small` reads the length on the fully masked canvas."""
-    assert full_config("paper")["scheduler"]["length_mode"] == "eos"
-    assert full_config("paper")["scheduler"]["pivot_mode"] == "uniform"
-    assert full_config("small")["scheduler"]["length_mode"] == "first_step"
+    """Options the paper lacks stay off in `paper`; `small` reads the length on the fully masked canvas and pretrains
+    at Table 2's `+latent` level (its choices on validation)."""
+    paper, small = full_config("paper"), full_config("small")
+    assert paper["scheduler"]["length_mode"] == "eos"
+    assert paper["scheduler"]["pivot_mode"] == "uniform"
+    assert (paper["pretraining"]["latent_loss_weight"], paper["pretraining"]["physical_loss_weight"]) == (1.0, 1.0)
+    assert small["scheduler"]["length_mode"] == "first_step"
+    assert (small["pretraining"]["latent_loss_weight"], small["pretraining"]["physical_loss_weight"]) == (1.0, 0.0)
 
 
 # ------------------------------------------------------------------------------------------------ the run
