@@ -127,21 +127,25 @@ def adopt_default_run(args) -> str:
             f"`--default-run` {run} was not trained with the {args.config!r} config at {args.pretrain_epochs:g} + "
             f"{args.sft_epochs:g} epochs: {', '.join(differ)} differ(s). Pass the epochs it used, or leave it out."
         )
-    levels = [
-        level
-        for level, overrides in PRETRAINING.items()
-        if not _config_differences(trained, full_config(args.config, {**budget, **overrides}))
-    ]
-    if not levels:
+    pretraining = trained["pretraining"]
+    level = next(
+        (
+            name
+            for name, overrides in PRETRAINING.items()
+            if all(pretraining[key.split(".", 1)[1]] == value for key, value in overrides.items())
+        ),
+        None,
+    )
+    if level is None:
         raise ValueError(f"`--default-run` {run} pretrains at none of Table 2's levels ({', '.join(PRETRAINING)}).")
-    pre_dir = out / "pretrain" / levels[0].lstrip("+")
+    pre_dir = out / "pretrain" / level.lstrip("+")
     seed_folder(run, pre_dir)
     if not (pre_dir / "pretrained_lm").exists():
         shutil.copytree(run / "pretrained_lm", pre_dir / "pretrained_lm")
-    default = out / "runs" / f"{levels[0].lstrip('+')}-uniform"
+    default = out / "runs" / f"{level.lstrip('+')}-uniform"
     if not default.exists():
         shutil.copytree(run, default, ignore=shutil.ignore_patterns("checkpoints"))
-    return levels[0]
+    return level
 
 
 def train_variants(args, tables) -> Dict[str, Path]:
