@@ -138,11 +138,12 @@ def adopt_default_run(args) -> str:
     )
     if level is None:
         raise ValueError(f"`--default-run` {run} pretrains at none of Table 2's levels ({', '.join(PRETRAINING)}).")
-    pre_dir = out / "pretrain" / level.lstrip("+")
+    folder = level.lstrip("+")
+    pre_dir = out / "pretrain" / folder
     seed_folder(run, pre_dir)
     if not (pre_dir / "pretrained_lm").exists():
         shutil.copytree(run / "pretrained_lm", pre_dir / "pretrained_lm")
-    default = out / "runs" / f"{level.lstrip('+')}-uniform"
+    default = out / "runs" / f"{folder}-uniform"
     if not default.exists():
         shutil.copytree(run, default, ignore=shutil.ignore_patterns("checkpoints"))
     return level
